@@ -1,0 +1,63 @@
+# tokenlord — `make help` lists the targets. CI runs `make test` (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+export CARGO_TARGET_DIR ?= $(CURDIR)/var/cargo-target
+WHEELS := var/wheels
+
+DEMO_USERS ?= 300
+DEMO_DAYS ?= 7
+DEMO_GAMERS ?= 5
+
+.PHONY: help install venv build test test-rust test-py lint demo demo-run bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "maturin>=1.9,<2"
+	touch $@
+
+venv: $(VENV)/.created
+
+build: venv ## Build the release wheel (Rust extension included) into var/wheels
+	rm -rf $(WHEELS)
+	$(VENV)/bin/maturin build --release --quiet --out $(WHEELS) 2>&1 | grep -v '^📦\|^🍹\|^🔗\|^🐍' || true
+	@ls $(WHEELS)/tokenlord-*.whl >/dev/null
+
+install: build ## .venv/ with tokenlord and its native extension (release build)
+	$(PIP) install "$$(ls $(WHEELS)/tokenlord-*.whl)[dev]"
+	$(PIP) install --force-reinstall --no-deps "$$(ls $(WHEELS)/tokenlord-*.whl)"
+	@$(VENV)/bin/tokenlord --version
+
+test-rust: ## cargo test (the core's domain logic)
+	cargo test --quiet
+
+test-py: install ## pytest: unit and integration (starts a real local Kafka)
+	$(PY) -m pytest tests -q
+
+lint: install ## ruff, mypy (strict) and the native stub check
+	$(VENV)/bin/ruff check python streams tests benchmarks
+	$(VENV)/bin/mypy
+
+test: install test-rust ## Everything CI runs: build, cargo test, pytest unit + integration
+	$(PY) -m pytest tests -q
+
+demo: install ## Fresh machine -> local Kafka, a simulated week, a worker, the leaderboard
+	$(MAKE) --no-print-directory demo-run
+
+demo-run:
+	bash scripts/demo.sh $(DEMO_USERS) $(DEMO_DAYS) $(DEMO_GAMERS)
+
+bench: install ## Run the benchmarks; results in benchmarks/results/*.json
+	$(PY) benchmarks/core_throughput.py
+
+clean: ## Stop local Kafka and remove build outputs (keeps cached jars)
+	-$(VENV)/bin/tokenlord kafka-local stop
+	rm -rf $(WHEELS) var/tokenlord var/kafka

@@ -1,0 +1,839 @@
+//! The batch pipeline: split → validate → tokenize (parallel, pure) then the
+//! per-partition stream checks (future, duplicate, late) and windowing
+//! (sequential, in message order). See docs/semantics.md.
+
+use std::borrow::Cow;
+
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use crate::dedupe::Dedupe;
+use crate::error::{CoreError, Reason};
+use crate::event::{check_bounds, parse_event, split_message, Element, Event};
+use crate::time::week_start;
+use crate::tokenize::EncodingMap;
+use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
+
+/// Batches with at least this many messages are parsed on rayon's pool.
+const PARALLEL_MIN_MESSAGES: usize = 512;
+
+/// USD per 1M tokens: (input, cached input, output).
+pub type Price = (f64, f64, f64);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grace_ms: i64,
+    pub dedupe_horizon_ms: i64,
+    pub future_tolerance_ms: i64,
+    pub max_message_bytes: usize,
+    pub prices: Vec<(String, Price)>,
+    pub encodings: EncodingMap,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grace_ms: 3_600_000,
+            dedupe_horizon_ms: 86_400_000,
+            future_tolerance_ms: 600_000,
+            max_message_bytes: 1 << 20,
+            prices: Vec::new(),
+            encodings: EncodingMap::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if self.grace_ms < 0 || self.dedupe_horizon_ms < 0 || self.future_tolerance_ms < 0 {
+            return Err(CoreError::Config(
+                "grace, dedupe horizon and future tolerance must be >= 0".into(),
+            ));
+        }
+        for (model, (a, b, c)) in &self.prices {
+            if ![a, b, c].iter().all(|p| p.is_finite() && **p >= 0.0) {
+                return Err(CoreError::Config(format!(
+                    "price of {model:?} must be finite and >= 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn price(&self, model: &str) -> Price {
+        self.prices
+            .iter()
+            .filter(|(prefix, _)| model.starts_with(prefix.as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or((0.0, 0.0, 0.0), |(_, p)| *p)
+    }
+}
+
+/// One Kafka message handed to the core.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub value: &'a [u8],
+}
+
+/// An accepted event, as written to the `events` table (no text).
+#[derive(Debug, Clone)]
+pub struct EventRow<'a> {
+    pub event: Event<'a>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub reasoning_tokens: u64,
+    pub tokens_estimated: bool,
+    pub cost_usd: f64,
+    pub wasted_tokens: u64,
+    pub waste_reason: &'static str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl EventRow<'_> {
+    pub fn total_tokens(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rejection<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub idx: u32,
+    pub reason: Reason,
+    pub raw: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourlyRow {
+    pub partition: i32,
+    pub hour: i64,
+    pub user: String,
+    pub model: String,
+    pub cell: HourlyCell,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeeklyRow {
+    pub partition: i32,
+    pub week_start: i64,
+    pub user: String,
+    pub cell: WeeklyCell,
+    pub closed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasteRow {
+    pub partition: i32,
+    pub week_start: i64,
+    pub user: String,
+    pub reason: String,
+    pub cell: WasteCell,
+}
+
+/// Everything one call produces (CONTRACT §3 row shapes, columnar in py.rs).
+#[derive(Debug, Default)]
+pub struct BatchOut<'a> {
+    pub events: Vec<EventRow<'a>>,
+    pub rejected: Vec<Rejection<'a>>,
+    pub hourly: Vec<HourlyRow>,
+    pub weekly: Vec<WeeklyRow>,
+    pub waste: Vec<WasteRow>,
+    pub duplicates: u64,
+    pub version: u64,
+    pub watermarks: Vec<(i32, i64)>,
+}
+
+#[derive(Debug, Default)]
+struct PartitionState {
+    watermark: Option<i64>,
+    dedupe: Dedupe,
+    windows: Windows,
+}
+
+/// An element after the pure stage: an event with resolved counts, or a rejection.
+enum Parsed<'a> {
+    Ok(Box<Resolved<'a>>),
+    Rejected(Reason, &'a [u8]),
+}
+
+struct Resolved<'a> {
+    event: Event<'a>,
+    raw: &'a [u8],
+    input: u64,
+    output: u64,
+    estimated: bool,
+}
+
+/// Number of state entries, for metrics and tests of boundedness.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSize {
+    pub partitions: usize,
+    pub open_weeks: usize,
+    pub hourly_cells: usize,
+    pub weekly_cells: usize,
+    pub waste_cells: usize,
+    pub dedupe_ids: usize,
+}
+
+/// Stream state of all partitions this worker owns.
+#[derive(Debug)]
+pub struct Core {
+    cfg: Config,
+    parts: HashMap<i32, PartitionState>,
+    prices: HashMap<String, Price>,
+    stamp: u64,
+    last_version: u64,
+}
+
+fn resolve<'a>(raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
+    let mut event = match parse_event(raw) {
+        Ok(ev) => ev,
+        Err(r) => return Parsed::Rejected(r, raw),
+    };
+    let mut estimated = false;
+    let mut count = |text: &Option<Cow<'_, str>>| {
+        let (enc, fallback) = encodings.lookup(&event.model);
+        estimated |= fallback;
+        text.as_deref().map_or(0, |t| enc.count(t))
+    };
+    let input = match event.input_tokens {
+        Some(n) => n,
+        None if event.prompt.is_some() => count(&event.prompt),
+        None => 0,
+    };
+    let output = match event.output_tokens {
+        Some(n) => n,
+        None if event.output.is_some() => count(&event.output),
+        None => 0,
+    };
+    if let Err(r) = check_bounds(&event, input, output) {
+        return Parsed::Rejected(r, raw);
+    }
+    // Text is used for counting only, never kept.
+    event.prompt = None;
+    event.output = None;
+    Parsed::Ok(Box::new(Resolved {
+        event,
+        raw,
+        input,
+        output,
+        estimated,
+    }))
+}
+
+fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
+    split_message(m.value, cfg.max_message_bytes)
+        .into_iter()
+        .map(|el| match el {
+            Element::Event(raw) => resolve(raw, &cfg.encodings),
+            Element::Rejected(r, raw) => Parsed::Rejected(r, raw),
+        })
+        .collect()
+}
+
+impl Core {
+    pub fn new(cfg: Config) -> Result<Core, CoreError> {
+        cfg.validate()?;
+        Ok(Core {
+            cfg,
+            parts: HashMap::new(),
+            prices: HashMap::new(),
+            stamp: 0,
+            last_version: 0,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn next_version(&mut self, now_ms: i64) -> u64 {
+        let now_us = u64::try_from(now_ms).unwrap_or(0).saturating_mul(1000);
+        self.last_version = now_us.max(self.last_version.saturating_add(1));
+        self.last_version
+    }
+
+    fn price(&mut self, model: &str) -> Price {
+        if let Some(p) = self.prices.get(model) {
+            return *p;
+        }
+        let p = self.cfg.price(model);
+        self.prices.insert(model.to_owned(), p);
+        p
+    }
+
+    /// Processes one batch of messages (docs/semantics.md).
+    pub fn process<'a>(&mut self, msgs: &[Message<'a>], now_ms: i64) -> BatchOut<'a> {
+        let cfg = &self.cfg;
+        let parsed: Vec<Vec<Parsed<'a>>> = if msgs.len() >= PARALLEL_MIN_MESSAGES {
+            msgs.par_iter().map(|m| parse_message(m, cfg)).collect()
+        } else {
+            msgs.iter().map(|m| parse_message(m, cfg)).collect()
+        };
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let mut out = BatchOut {
+            version: self.next_version(now_ms),
+            ..BatchOut::default()
+        };
+        let mut touched: HashMap<i32, Touched> = HashMap::new();
+        for (m, elements) in msgs.iter().zip(parsed) {
+            for (idx, el) in elements.into_iter().enumerate() {
+                let reject = |reason, raw| Rejection {
+                    partition: m.partition,
+                    offset: m.offset,
+                    idx: u32::try_from(idx).unwrap_or(u32::MAX),
+                    reason,
+                    raw,
+                };
+                match el {
+                    Parsed::Rejected(r, raw) => out.rejected.push(reject(r, raw)),
+                    Parsed::Ok(res) => {
+                        let raw = res.raw;
+                        if let Err(r) = self.accept(m, *res, now_ms, stamp, &mut touched, &mut out)
+                        {
+                            out.rejected.push(reject(r, raw));
+                        }
+                    }
+                }
+            }
+        }
+        self.finish(touched, &mut out);
+        out
+    }
+
+    /// Stream checks and windowing of one valid event. `Err` = rejected.
+    fn accept<'a>(
+        &mut self,
+        m: &Message<'a>,
+        res: Resolved<'a>,
+        now_ms: i64,
+        stamp: u64,
+        touched: &mut HashMap<i32, Touched>,
+        out: &mut BatchOut<'a>,
+    ) -> Result<(), Reason> {
+        let ev = res.event;
+        if ev.ts > now_ms.saturating_add(self.cfg.future_tolerance_ms) {
+            return Err(Reason::FutureTimestamp);
+        }
+        let (grace, horizon) = (self.cfg.grace_ms, self.cfg.dedupe_horizon_ms);
+        let price = self.price(&ev.model);
+        let st = self.parts.entry(m.partition).or_default();
+        let floor = st.watermark.map_or(i64::MIN, |w| w.saturating_sub(horizon));
+        if st.dedupe.contains(&ev.event_id, floor) {
+            out.duplicates += 1;
+            return Ok(());
+        }
+        if Windows::is_late(ev.ts, st.watermark, grace) {
+            return Err(Reason::Late);
+        }
+        st.dedupe.insert(&ev.event_id, ev.ts);
+        st.watermark = Some(st.watermark.map_or(ev.ts, |w| w.max(ev.ts)));
+        let cached = ev.cached_input_tokens.unwrap_or(0);
+        let cost = ((res.input - cached) as f64 * price.0
+            + cached as f64 * price.1
+            + res.output as f64 * price.2)
+            / 1_000_000.0;
+        let (wasted, waste_reason) = if ev.is_error {
+            (res.input + res.output, "failed_request")
+        } else {
+            (0, "")
+        };
+        st.windows.add(
+            &Contribution {
+                ts: ev.ts,
+                user: &ev.user,
+                model: &ev.model,
+                team: &ev.team,
+                input_tokens: res.input,
+                output_tokens: res.output,
+                cached_input_tokens: cached,
+                wasted_tokens: wasted,
+                waste_reason,
+                cost_usd: cost,
+            },
+            stamp,
+            touched.entry(m.partition).or_default(),
+        );
+        out.events.push(EventRow {
+            reasoning_tokens: ev.reasoning_tokens.unwrap_or(0),
+            event: ev,
+            input_tokens: res.input,
+            output_tokens: res.output,
+            cached_input_tokens: cached,
+            tokens_estimated: res.estimated,
+            cost_usd: cost,
+            wasted_tokens: wasted,
+            waste_reason,
+            partition: m.partition,
+            offset: m.offset,
+        });
+        Ok(())
+    }
+
+    /// Closes weeks, restates touched cells, frees dedupe memory.
+    fn finish(&mut self, touched: HashMap<i32, Touched>, out: &mut BatchOut<'_>) {
+        let (grace, horizon) = (self.cfg.grace_ms, self.cfg.dedupe_horizon_ms);
+        let mut parts: Vec<(i32, Touched)> = touched.into_iter().collect();
+        parts.sort_by_key(|(p, _)| *p);
+        for (p, t) in parts {
+            let Some(st) = self.parts.get_mut(&p) else {
+                continue;
+            };
+            let Some(wm) = st.watermark else { continue };
+            let closed: HashMap<i64, Week> = st.windows.close(wm, grace).into_iter().collect();
+            let week = |wk: i64| st.windows.weeks.get(&wk).or_else(|| closed.get(&wk));
+            for (wk, hour, user, model) in t.hourly {
+                if let Some(cell) =
+                    week(wk).and_then(|w| w.hourly.get(&(hour, user.clone(), model.clone())))
+                {
+                    out.hourly.push(HourlyRow {
+                        partition: p,
+                        hour,
+                        user,
+                        model,
+                        cell: cell.clone(),
+                    });
+                }
+            }
+            for (wk, user, reason) in t.waste {
+                if let Some(cell) =
+                    week(wk).and_then(|w| w.waste.get(&(user.clone(), reason.clone())))
+                {
+                    out.waste.push(WasteRow {
+                        partition: p,
+                        week_start: wk,
+                        user,
+                        reason,
+                        cell: cell.clone(),
+                    });
+                }
+            }
+            for (wk, user) in t.weekly {
+                if let Some(cell) = st.windows.weeks.get(&wk).and_then(|w| w.weekly.get(&user)) {
+                    out.weekly.push(WeeklyRow {
+                        partition: p,
+                        week_start: wk,
+                        user,
+                        cell: cell.clone(),
+                        closed: false,
+                    });
+                }
+            }
+            let mut closed: Vec<(i64, Week)> = closed.into_iter().collect();
+            closed.sort_by_key(|(wk, _)| *wk);
+            for (wk, w) in closed {
+                let mut users: Vec<(String, WeeklyCell)> = w.weekly.into_iter().collect();
+                users.sort_by(|a, b| a.0.cmp(&b.0));
+                for (user, cell) in users {
+                    out.weekly.push(WeeklyRow {
+                        partition: p,
+                        week_start: wk,
+                        user,
+                        cell,
+                        closed: true,
+                    });
+                }
+            }
+            st.dedupe.evict(wm.saturating_sub(horizon));
+            out.watermarks.push((p, wm));
+        }
+    }
+
+    /// Rebuilds a partition's state from its stored events (the worker's
+    /// source of truth after a restart or rebalance) and restates every open
+    /// cell. `events` must be the partition's accepted events with
+    /// `ts >= min(oldest open week, watermark - horizon)`.
+    pub fn restore(
+        &mut self,
+        partition: i32,
+        watermark: Option<i64>,
+        min_version: u64,
+        events: &[StoredEvent<'_>],
+    ) -> BatchOut<'static> {
+        self.parts.remove(&partition);
+        self.last_version = self.last_version.max(min_version);
+        self.stamp += 1;
+        let stamp = self.stamp;
+        let mut out = BatchOut {
+            version: self.last_version + 1,
+            ..BatchOut::default()
+        };
+        self.last_version = out.version;
+        let grace = self.cfg.grace_ms;
+        let wm = watermark.or_else(|| events.iter().map(|e| e.ts).max());
+        let st = self.parts.entry(partition).or_default();
+        st.watermark = wm;
+        let mut touched = Touched::default();
+        for e in events {
+            st.dedupe.insert(e.event_id, e.ts);
+            if !Windows::is_late(e.ts, wm, grace) {
+                st.windows.add(&e.contribution(), stamp, &mut touched);
+            }
+        }
+        let mut map = HashMap::new();
+        if wm.is_some() {
+            map.insert(partition, touched);
+            self.finish(map, &mut out);
+        }
+        out
+    }
+
+    pub fn drop_partition(&mut self, partition: i32) {
+        self.parts.remove(&partition);
+    }
+
+    pub fn partitions(&self) -> Vec<i32> {
+        let mut v: Vec<i32> = self.parts.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn watermark(&self, partition: i32) -> Option<i64> {
+        self.parts.get(&partition).and_then(|s| s.watermark)
+    }
+
+    pub fn state_size(&self) -> StateSize {
+        let mut s = StateSize {
+            partitions: self.parts.len(),
+            ..StateSize::default()
+        };
+        for st in self.parts.values() {
+            let (h, w, x) = st.windows.cell_counts();
+            s.open_weeks += st.windows.weeks.len();
+            s.hourly_cells += h;
+            s.weekly_cells += w;
+            s.waste_cells += x;
+            s.dedupe_ids += st.dedupe.len();
+        }
+        s
+    }
+}
+
+/// An accepted event read back from the store, for [`Core::restore`].
+#[derive(Debug, Clone)]
+pub struct StoredEvent<'a> {
+    pub event_id: &'a str,
+    pub ts: i64,
+    pub user: &'a str,
+    pub team: &'a str,
+    pub model: &'a str,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_input_tokens: u64,
+    pub wasted_tokens: u64,
+    pub waste_reason: &'a str,
+    pub cost_usd: f64,
+}
+
+impl<'a> StoredEvent<'a> {
+    fn contribution(&self) -> Contribution<'a> {
+        Contribution {
+            ts: self.ts,
+            user: self.user,
+            model: self.model,
+            team: self.team,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cached_input_tokens: self.cached_input_tokens,
+            wasted_tokens: self.wasted_tokens,
+            waste_reason: self.waste_reason,
+            cost_usd: self.cost_usd,
+        }
+    }
+}
+
+/// Week start of `ts`, re-exported for the binding.
+pub fn week_of(ts: i64) -> i64 {
+    week_start(ts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::{parse_rfc3339, DAY_MS, HOUR_MS, WEEK_MS};
+
+    const MON: i64 = 1_704_067_200_000; // 2024-01-01T00:00:00Z, a Monday
+    const FAR_FUTURE: i64 = 4_000_000_000_000;
+
+    fn ev(id: &str, ts: i64, user: &str, tokens: u64) -> Vec<u8> {
+        format!(r#"{{"event_id":"{id}","ts":{ts},"user":"{user}","model":"gpt-4o","input_tokens":{tokens},"output_tokens":0}}"#)
+            .into_bytes()
+    }
+
+    fn run(
+        core: &mut Core,
+        partition: i32,
+        values: &[Vec<u8>],
+    ) -> (usize, Vec<String>, u64, Vec<WeeklyRow>) {
+        let msgs: Vec<Message<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message {
+                partition,
+                offset: i as i64,
+                value: v,
+            })
+            .collect();
+        let out = core.process(&msgs, FAR_FUTURE);
+        (
+            out.events.len(),
+            out.rejected.iter().map(|r| r.reason.to_string()).collect(),
+            out.duplicates,
+            out.weekly,
+        )
+    }
+
+    #[test]
+    fn duplicates_are_counted_once_within_the_horizon() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let (n, rej, dups, weekly) = run(
+            &mut core,
+            0,
+            &[
+                ev("a", MON, "u", 10),
+                ev("a", MON, "u", 10),
+                ev("b", MON + 1, "u", 5),
+            ],
+        );
+        assert_eq!((n, rej.len(), dups), (2, 0, 1));
+        assert_eq!(weekly.len(), 1);
+        assert_eq!(weekly[0].cell.input_tokens, 15);
+        // Another batch: still a duplicate.
+        let (n, _, dups, _) = run(&mut core, 0, &[ev("a", MON, "u", 10)]);
+        assert_eq!((n, dups), (0, 1));
+        // Past the horizon (24 h of event time) the id is forgotten.
+        run(&mut core, 0, &[ev("c", MON + DAY_MS + 1, "u", 1)]);
+        let (n, _, dups, _) = run(&mut core, 0, &[ev("a", MON, "u", 10)]);
+        assert_eq!((n, dups), (1, 0));
+        // Partitions are independent.
+        let (n, _, _, _) = run(&mut core, 1, &[ev("b", MON + 1, "u", 5)]);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn weeks_close_after_grace_and_late_events_are_rejected() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let sunday_last = parse_rfc3339("2024-01-07T23:59:59.999Z").unwrap();
+        run(&mut core, 0, &[ev("a", sunday_last, "u", 7)]);
+        // Next week, inside the grace hour: the old week still takes events.
+        let (n, rej, _, weekly) = run(
+            &mut core,
+            0,
+            &[
+                ev("b", MON + WEEK_MS + HOUR_MS - 1, "u", 1),
+                ev("c", MON, "u", 2),
+            ],
+        );
+        assert_eq!((n, rej.len()), (2, 0));
+        assert!(weekly.iter().all(|w| !w.closed));
+        // The watermark reaches week end + grace: week 1 closes, final rows once.
+        let (_, _, _, weekly) = run(&mut core, 0, &[ev("d", MON + WEEK_MS + HOUR_MS, "v", 1)]);
+        let finals: Vec<&WeeklyRow> = weekly.iter().filter(|w| w.closed).collect();
+        assert_eq!(finals.len(), 1);
+        assert_eq!(
+            (
+                finals[0].week_start,
+                finals[0].cell.input_tokens,
+                finals[0].cell.requests
+            ),
+            (MON, 9, 2)
+        );
+        let (n, rej, _, _) = run(&mut core, 0, &[ev("e", MON + 5, "u", 1)]);
+        assert_eq!((n, rej), (0, vec!["late".to_owned()]));
+        assert_eq!(
+            core.state_size().open_weeks,
+            1,
+            "closed week state is dropped"
+        );
+    }
+
+    #[test]
+    fn future_events_are_rejected_against_the_batch_clock() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let v = ev("a", MON + 600_001, "u", 1);
+        let out = core.process(
+            &[Message {
+                partition: 0,
+                offset: 0,
+                value: &v,
+            }],
+            MON,
+        );
+        assert_eq!(out.rejected[0].reason, Reason::FutureTimestamp);
+        let v = ev("a", MON + 600_000, "u", 1);
+        let out = core.process(
+            &[Message {
+                partition: 0,
+                offset: 1,
+                value: &v,
+            }],
+            MON,
+        );
+        assert_eq!(out.events.len(), 1);
+    }
+
+    #[test]
+    fn hourly_rollover_and_restatement() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let msgs = [
+            ev("a", MON + HOUR_MS - 1, "u", 1),
+            ev("b", MON + HOUR_MS, "u", 2),
+        ];
+        let m: Vec<Message<'_>> = msgs
+            .iter()
+            .map(|v| Message {
+                partition: 0,
+                offset: 0,
+                value: v,
+            })
+            .collect();
+        let out = core.process(&m, FAR_FUTURE);
+        let mut hours: Vec<(i64, u64)> = out
+            .hourly
+            .iter()
+            .map(|h| (h.hour, h.cell.input_tokens))
+            .collect();
+        hours.sort_unstable();
+        assert_eq!(hours, vec![(MON, 1), (MON + HOUR_MS, 2)]);
+        let v = ev("c", MON + HOUR_MS + 5, "u", 3);
+        let out2 = core.process(
+            &[Message {
+                partition: 0,
+                offset: 2,
+                value: &v,
+            }],
+            FAR_FUTURE,
+        );
+        assert_eq!(out2.hourly.len(), 1, "only touched cells are restated");
+        assert_eq!(
+            out2.hourly[0].cell.input_tokens, 5,
+            "restatements are cumulative"
+        );
+        assert!(out2.version > out.version);
+    }
+
+    #[test]
+    fn state_is_bounded_by_open_weeks_and_horizon() {
+        let mut core = Core::new(Config::default()).unwrap();
+        for day in 0..120 {
+            let batch: Vec<Vec<u8>> = (0..50)
+                .map(|u| {
+                    ev(
+                        &format!("{day}-{u}"),
+                        MON + day * DAY_MS,
+                        &format!("user{u}"),
+                        1,
+                    )
+                })
+                .collect();
+            run(&mut core, 0, &batch);
+        }
+        let s = core.state_size();
+        assert!(s.open_weeks <= 2, "{s:?}");
+        assert!(s.weekly_cells <= 100, "{s:?}");
+        assert!(s.dedupe_ids <= 100, "{s:?}");
+    }
+
+    #[test]
+    fn restore_rebuilds_dedupe_and_windows() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let stored = [StoredEvent {
+            event_id: "a",
+            ts: MON,
+            user: "u",
+            team: "t",
+            model: "m",
+            input_tokens: 4,
+            output_tokens: 1,
+            cached_input_tokens: 0,
+            wasted_tokens: 0,
+            waste_reason: "",
+            cost_usd: 0.5,
+        }];
+        let out = core.restore(3, Some(MON), 41, &stored);
+        assert_eq!(out.weekly.len(), 1);
+        assert_eq!(out.weekly[0].cell.team, "t");
+        assert!(out.version > 41);
+        let (n, _, dups, weekly) = run(&mut core, 3, &[ev("a", MON, "u", 4), ev("b", MON, "u", 1)]);
+        assert_eq!((n, dups), (1, 1));
+        assert_eq!(weekly[0].cell.input_tokens, 5);
+    }
+
+    #[test]
+    fn errors_are_waste_and_cost_uses_longest_prefix() {
+        let cfg = Config {
+            prices: vec![
+                ("gpt-4".into(), (1.0, 0.5, 2.0)),
+                ("gpt-4o".into(), (10.0, 5.0, 20.0)),
+            ],
+            ..Config::default()
+        };
+        let mut core = Core::new(cfg).unwrap();
+        let v = format!(
+            r#"{{"event_id":"x","ts":{MON},"user":"u","model":"gpt-4o-mini","input_tokens":1000000,"cached_input_tokens":500000,"output_tokens":1000000,"status":"error"}}"#
+        );
+        let out = core.process(
+            &[Message {
+                partition: 0,
+                offset: 0,
+                value: v.as_bytes(),
+            }],
+            FAR_FUTURE,
+        );
+        let e = &out.events[0];
+        assert!((e.cost_usd - (5.0 + 2.5 + 20.0)).abs() < 1e-9);
+        assert_eq!(
+            (e.wasted_tokens, e.waste_reason),
+            (2_000_000, "failed_request")
+        );
+        assert_eq!(out.waste.len(), 1);
+    }
+
+    #[test]
+    fn text_is_tokenized_when_counts_are_missing() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let v = format!(
+            r#"{{"event_id":"x","ts":{MON},"user":"u","model":"gpt-4o","prompt":"hello world","output":"hi"}}"#
+        );
+        let w = format!(
+            r#"{{"event_id":"y","ts":{MON},"user":"u","model":"mystery-1","prompt":"hello world","output_tokens":3}}"#
+        );
+        let out = core.process(
+            &[
+                Message {
+                    partition: 0,
+                    offset: 0,
+                    value: v.as_bytes(),
+                },
+                Message {
+                    partition: 0,
+                    offset: 1,
+                    value: w.as_bytes(),
+                },
+            ],
+            FAR_FUTURE,
+        );
+        assert_eq!(
+            (
+                out.events[0].input_tokens,
+                out.events[0].output_tokens,
+                out.events[0].tokens_estimated
+            ),
+            (2, 1, false)
+        );
+        assert_eq!(
+            (
+                out.events[1].input_tokens,
+                out.events[1].output_tokens,
+                out.events[1].tokens_estimated
+            ),
+            (2, 3, true)
+        );
+    }
+}

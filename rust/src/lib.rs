@@ -1,0 +1,13 @@
+//! tokenlord's native core. Pure-Rust domain modules, one concept each; the
+//! Python binding is `py.rs`, compiled with the `python` feature.
+
+pub mod core;
+pub mod dedupe;
+pub mod error;
+pub mod event;
+pub mod time;
+pub mod tokenize;
+pub mod window;
+
+#[cfg(feature = "python")]
+mod py;

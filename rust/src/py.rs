@@ -1,0 +1,464 @@
+//! The Python binding (`tokenlord._core`): the only file that knows PyO3.
+//! One call per batch; the GIL is released while the core works; results go
+//! back as columns (dicts of lists), never as one dict per row.
+
+use std::collections::HashMap as StdHashMap;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use rayon::prelude::*;
+
+use crate::core::{BatchOut, Config, Core as RustCore, Message, StoredEvent};
+use crate::error::CoreError;
+use crate::tokenize::{Encoding, EncodingMap};
+
+create_exception!(
+    _core,
+    TokenlordError,
+    PyException,
+    "Base class of every error raised by the native core."
+);
+create_exception!(
+    _core,
+    ConfigError,
+    TokenlordError,
+    "A bad setting handed to the core."
+);
+create_exception!(
+    _core,
+    InputError,
+    TokenlordError,
+    "Arguments of one call do not fit together."
+);
+
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        match e {
+            CoreError::Config(_) => ConfigError::new_err(e.to_string()),
+            CoreError::Input(_) => InputError::new_err(e.to_string()),
+        }
+    }
+}
+
+/// Columnar result of one call; see `_core.pyi` for the columns.
+#[pyclass(module = "tokenlord._core", frozen)]
+struct Batch {
+    #[pyo3(get)]
+    events: Py<PyDict>,
+    #[pyo3(get)]
+    hourly: Py<PyDict>,
+    #[pyo3(get)]
+    weekly: Py<PyDict>,
+    #[pyo3(get)]
+    waste: Py<PyDict>,
+    #[pyo3(get)]
+    rejected: Py<PyDict>,
+    #[pyo3(get)]
+    duplicates: u64,
+    #[pyo3(get)]
+    accepted: usize,
+    #[pyo3(get)]
+    watermarks: Py<PyDict>,
+    #[pyo3(get)]
+    version: u64,
+}
+
+#[pymethods]
+impl Batch {
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Batch(accepted={}, rejected={}, duplicates={}, hourly={}, weekly={}, version={})",
+            self.accepted,
+            self.rejected
+                .bind(py)
+                .get_item("reason")
+                .ok()
+                .flatten()
+                .map_or(0, |l| l.len().unwrap_or(0)),
+            self.duplicates,
+            self.hourly
+                .bind(py)
+                .get_item("user")
+                .ok()
+                .flatten()
+                .map_or(0, |l| l.len().unwrap_or(0)),
+            self.weekly
+                .bind(py)
+                .get_item("user")
+                .ok()
+                .flatten()
+                .map_or(0, |l| l.len().unwrap_or(0)),
+            self.version,
+        )
+    }
+}
+
+fn col<'py, T, I>(d: &Bound<'py, PyDict>, name: &str, items: I) -> PyResult<()>
+where
+    I: IntoIterator<Item = T>,
+    I::IntoIter: ExactSizeIterator,
+    T: IntoPyObject<'py>,
+{
+    d.set_item(name, PyList::new(d.py(), items)?)
+}
+
+fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
+    let ev = PyDict::new(py);
+    let e = &out.events;
+    col(&ev, "event_id", e.iter().map(|r| r.event.event_id.as_ref()))?;
+    col(&ev, "ts", e.iter().map(|r| r.event.ts))?;
+    col(&ev, "user", e.iter().map(|r| r.event.user.as_ref()))?;
+    col(&ev, "team", e.iter().map(|r| r.event.team.as_ref()))?;
+    col(&ev, "app", e.iter().map(|r| r.event.app.as_ref()))?;
+    col(&ev, "model", e.iter().map(|r| r.event.model.as_ref()))?;
+    col(&ev, "provider", e.iter().map(|r| r.event.provider.as_ref()))?;
+    col(
+        &ev,
+        "session_id",
+        e.iter().map(|r| r.event.session_id.as_ref()),
+    )?;
+    col(&ev, "input_tokens", e.iter().map(|r| r.input_tokens))?;
+    col(&ev, "output_tokens", e.iter().map(|r| r.output_tokens))?;
+    col(
+        &ev,
+        "cached_input_tokens",
+        e.iter().map(|r| r.cached_input_tokens),
+    )?;
+    col(
+        &ev,
+        "reasoning_tokens",
+        e.iter().map(|r| r.reasoning_tokens),
+    )?;
+    col(&ev, "total_tokens", e.iter().map(|r| r.total_tokens()))?;
+    col(
+        &ev,
+        "tokens_estimated",
+        e.iter().map(|r| u8::from(r.tokens_estimated)),
+    )?;
+    col(
+        &ev,
+        "status",
+        e.iter()
+            .map(|r| if r.event.is_error { "error" } else { "ok" }),
+    )?;
+    col(
+        &ev,
+        "finish_reason",
+        e.iter().map(|r| r.event.finish_reason.as_ref()),
+    )?;
+    col(&ev, "latency_ms", e.iter().map(|r| r.event.latency_ms))?;
+    col(&ev, "cost_usd", e.iter().map(|r| r.cost_usd))?;
+    col(&ev, "wasted_tokens", e.iter().map(|r| r.wasted_tokens))?;
+    col(&ev, "waste_reason", e.iter().map(|r| r.waste_reason))?;
+    col(&ev, "src_partition", e.iter().map(|r| r.partition))?;
+    col(&ev, "src_offset", e.iter().map(|r| r.offset))?;
+
+    let hr = PyDict::new(py);
+    let h = &out.hourly;
+    col(&hr, "src_partition", h.iter().map(|r| r.partition))?;
+    col(&hr, "hour", h.iter().map(|r| r.hour))?;
+    col(&hr, "user", h.iter().map(|r| r.user.as_str()))?;
+    col(&hr, "model", h.iter().map(|r| r.model.as_str()))?;
+    col(&hr, "requests", h.iter().map(|r| r.cell.requests))?;
+    col(&hr, "input_tokens", h.iter().map(|r| r.cell.input_tokens))?;
+    col(&hr, "output_tokens", h.iter().map(|r| r.cell.output_tokens))?;
+    col(
+        &hr,
+        "cached_input_tokens",
+        h.iter().map(|r| r.cell.cached_input_tokens),
+    )?;
+    col(
+        &hr,
+        "total_tokens",
+        h.iter().map(|r| r.cell.input_tokens + r.cell.output_tokens),
+    )?;
+    col(&hr, "wasted_tokens", h.iter().map(|r| r.cell.wasted_tokens))?;
+    col(&hr, "cost_usd", h.iter().map(|r| r.cell.cost_usd))?;
+    col(&hr, "version", h.iter().map(|_| out.version))?;
+
+    let wk = PyDict::new(py);
+    let w = &out.weekly;
+    col(&wk, "src_partition", w.iter().map(|r| r.partition))?;
+    col(&wk, "week_start", w.iter().map(|r| r.week_start))?;
+    col(&wk, "user", w.iter().map(|r| r.user.as_str()))?;
+    col(&wk, "team", w.iter().map(|r| r.cell.team.as_str()))?;
+    col(&wk, "team_ts", w.iter().map(|r| r.cell.team_ts))?;
+    col(&wk, "requests", w.iter().map(|r| r.cell.requests))?;
+    col(&wk, "input_tokens", w.iter().map(|r| r.cell.input_tokens))?;
+    col(&wk, "output_tokens", w.iter().map(|r| r.cell.output_tokens))?;
+    col(
+        &wk,
+        "total_tokens",
+        w.iter().map(|r| r.cell.input_tokens + r.cell.output_tokens),
+    )?;
+    col(&wk, "wasted_tokens", w.iter().map(|r| r.cell.wasted_tokens))?;
+    col(&wk, "cost_usd", w.iter().map(|r| r.cell.cost_usd))?;
+    col(&wk, "final", w.iter().map(|r| u8::from(r.closed)))?;
+    col(&wk, "version", w.iter().map(|_| out.version))?;
+
+    let ws = PyDict::new(py);
+    let x = &out.waste;
+    col(&ws, "src_partition", x.iter().map(|r| r.partition))?;
+    col(&ws, "week_start", x.iter().map(|r| r.week_start))?;
+    col(&ws, "user", x.iter().map(|r| r.user.as_str()))?;
+    col(&ws, "reason", x.iter().map(|r| r.reason.as_str()))?;
+    col(&ws, "requests", x.iter().map(|r| r.cell.requests))?;
+    col(&ws, "wasted_tokens", x.iter().map(|r| r.cell.wasted_tokens))?;
+    col(&ws, "version", x.iter().map(|_| out.version))?;
+
+    let rj = PyDict::new(py);
+    let r = &out.rejected;
+    col(&rj, "src_partition", r.iter().map(|r| r.partition))?;
+    col(&rj, "src_offset", r.iter().map(|r| r.offset))?;
+    col(&rj, "idx", r.iter().map(|r| r.idx))?;
+    col(&rj, "reason", r.iter().map(|r| r.reason.to_string()))?;
+    col(&rj, "raw", r.iter().map(|r| PyBytes::new(py, r.raw)))?;
+
+    let wm = PyDict::new(py);
+    for (p, t) in &out.watermarks {
+        wm.set_item(p, t)?;
+    }
+    Ok(Batch {
+        events: ev.unbind(),
+        hourly: hr.unbind(),
+        weekly: wk.unbind(),
+        waste: ws.unbind(),
+        rejected: rj.unbind(),
+        duplicates: out.duplicates,
+        accepted: out.events.len(),
+        watermarks: wm.unbind(),
+        version: out.version,
+    })
+}
+
+/// The stream state of the partitions one worker owns.
+#[pyclass(module = "tokenlord._core")]
+struct Core {
+    inner: RustCore,
+}
+
+fn encoding_map(
+    rules: Option<Vec<(String, String)>>,
+    fallback: &str,
+) -> Result<EncodingMap, CoreError> {
+    match rules {
+        Some(r) => EncodingMap::new(&r, fallback),
+        None => {
+            let default = EncodingMap::default();
+            if fallback == "o200k_base" {
+                Ok(default)
+            } else {
+                Err(CoreError::Config(
+                    "a custom fallback_encoding needs model_encodings too".into(),
+                ))
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Core {
+    #[new]
+    #[pyo3(signature = (*, grace_ms=3_600_000, dedupe_horizon_ms=86_400_000, future_tolerance_ms=600_000,
+                        max_message_bytes=1_048_576, prices=None, model_encodings=None,
+                        fallback_encoding="o200k_base"))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        grace_ms: i64,
+        dedupe_horizon_ms: i64,
+        future_tolerance_ms: i64,
+        max_message_bytes: usize,
+        prices: Option<StdHashMap<String, (f64, f64, f64)>>,
+        model_encodings: Option<Vec<(String, String)>>,
+        fallback_encoding: &str,
+    ) -> PyResult<Self> {
+        let mut prices: Vec<(String, (f64, f64, f64))> =
+            prices.unwrap_or_default().into_iter().collect();
+        prices.sort_by(|a, b| a.0.cmp(&b.0));
+        let cfg = Config {
+            grace_ms,
+            dedupe_horizon_ms,
+            future_tolerance_ms,
+            max_message_bytes,
+            prices,
+            encodings: encoding_map(model_encodings, fallback_encoding)?,
+        };
+        Ok(Core {
+            inner: RustCore::new(cfg)?,
+        })
+    }
+
+    /// Processes one batch of Kafka messages (GIL released while working).
+    fn process(
+        &mut self,
+        py: Python<'_>,
+        partitions: Vec<i32>,
+        offsets: Vec<i64>,
+        values: Vec<PyBackedBytes>,
+        now_ms: i64,
+    ) -> PyResult<Batch> {
+        if partitions.len() != offsets.len() || offsets.len() != values.len() {
+            return Err(CoreError::Input(format!(
+                "partitions, offsets and values differ in length ({}, {}, {})",
+                partitions.len(),
+                offsets.len(),
+                values.len()
+            ))
+            .into());
+        }
+        let msgs: Vec<Message<'_>> = partitions
+            .iter()
+            .zip(&offsets)
+            .zip(&values)
+            .map(|((p, o), v)| Message {
+                partition: *p,
+                offset: *o,
+                value: v.as_ref(),
+            })
+            .collect();
+        let inner = &mut self.inner;
+        let out = py.detach(|| inner.process(&msgs, now_ms));
+        to_batch(py, &out)
+    }
+
+    /// Rebuilds a partition's state from its stored events; restates its open cells.
+    fn restore(
+        &mut self,
+        py: Python<'_>,
+        partition: i32,
+        watermark_ms: Option<i64>,
+        min_version: u64,
+        events: &Bound<'_, PyDict>,
+    ) -> PyResult<Batch> {
+        fn get<'py, T: for<'a> FromPyObject<'a, 'py>>(
+            d: &Bound<'py, PyDict>,
+            k: &str,
+        ) -> PyResult<T> {
+            match d.get_item(k)? {
+                Some(v) => v.extract().map_err(Into::into),
+                None => Err(InputError::new_err(format!(
+                    "restore: events column {k:?} is missing"
+                ))),
+            }
+        }
+        let ids: Vec<String> = get(events, "event_id")?;
+        let ts: Vec<i64> = get(events, "ts")?;
+        let users: Vec<String> = get(events, "user")?;
+        let teams: Vec<String> = get(events, "team")?;
+        let models: Vec<String> = get(events, "model")?;
+        let input: Vec<u64> = get(events, "input_tokens")?;
+        let output: Vec<u64> = get(events, "output_tokens")?;
+        let cached: Vec<u64> = get(events, "cached_input_tokens")?;
+        let wasted: Vec<u64> = get(events, "wasted_tokens")?;
+        let reasons: Vec<String> = get(events, "waste_reason")?;
+        let cost: Vec<f64> = get(events, "cost_usd")?;
+        let n = ids.len();
+        let lens = [
+            ts.len(),
+            users.len(),
+            teams.len(),
+            models.len(),
+            input.len(),
+            output.len(),
+            cached.len(),
+            wasted.len(),
+            reasons.len(),
+            cost.len(),
+        ];
+        if lens.iter().any(|l| *l != n) {
+            return Err(CoreError::Input("restore: events columns differ in length".into()).into());
+        }
+        let stored: Vec<StoredEvent<'_>> = (0..n)
+            .map(|i| StoredEvent {
+                event_id: &ids[i],
+                ts: ts[i],
+                user: &users[i],
+                team: &teams[i],
+                model: &models[i],
+                input_tokens: input[i],
+                output_tokens: output[i],
+                cached_input_tokens: cached[i],
+                wasted_tokens: wasted[i],
+                waste_reason: &reasons[i],
+                cost_usd: cost[i],
+            })
+            .collect();
+        let inner = &mut self.inner;
+        let out = py.detach(|| inner.restore(partition, watermark_ms, min_version, &stored));
+        to_batch(py, &out)
+    }
+
+    /// Forgets a partition (revoked from this worker).
+    fn drop_partition(&mut self, partition: i32) {
+        self.inner.drop_partition(partition);
+    }
+
+    fn partitions(&self) -> Vec<i32> {
+        self.inner.partitions()
+    }
+
+    fn watermark(&self, partition: i32) -> Option<i64> {
+        self.inner.watermark(partition)
+    }
+
+    fn state_size(&self) -> StdHashMap<&'static str, usize> {
+        let s = self.inner.state_size();
+        StdHashMap::from([
+            ("partitions", s.partitions),
+            ("open_weeks", s.open_weeks),
+            ("hourly_cells", s.hourly_cells),
+            ("weekly_cells", s.weekly_cells),
+            ("waste_cells", s.waste_cells),
+            ("dedupe_ids", s.dedupe_ids),
+        ])
+    }
+}
+
+/// Token counts of `texts` with `encoding` (GIL released, parallel for big batches).
+#[pyfunction]
+fn count_tokens(py: Python<'_>, texts: Vec<String>, encoding: &str) -> PyResult<Vec<u64>> {
+    let enc = Encoding::from_name(encoding)?;
+    Ok(py.detach(|| {
+        let total: usize = texts.iter().map(String::len).sum();
+        if texts.len() > 1 && total > 64 * 1024 {
+            texts.par_iter().map(|t| enc.count(t)).collect()
+        } else {
+            texts.iter().map(|t| enc.count(t)).collect()
+        }
+    }))
+}
+
+/// `(encoding, is_fallback)` for a model under the given rules.
+#[pyfunction]
+#[pyo3(signature = (model, model_encodings=None, fallback_encoding="o200k_base"))]
+fn encoding_for(
+    model: &str,
+    model_encodings: Option<Vec<(String, String)>>,
+    fallback_encoding: &str,
+) -> PyResult<(&'static str, bool)> {
+    let (enc, fallback) = encoding_map(model_encodings, fallback_encoding)?.lookup(model);
+    Ok((enc.name(), fallback))
+}
+
+/// Names of the encodings compiled in.
+#[pyfunction]
+fn encodings() -> Vec<&'static str> {
+    Encoding::ALL.iter().map(|e| e.name()).collect()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("TokenlordError", m.py().get_type::<TokenlordError>())?;
+    m.add("ConfigError", m.py().get_type::<ConfigError>())?;
+    m.add("InputError", m.py().get_type::<InputError>())?;
+    m.add_class::<Core>()?;
+    m.add_class::<Batch>()?;
+    m.add_function(wrap_pyfunction!(count_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(encoding_for, m)?)?;
+    m.add_function(wrap_pyfunction!(encodings, m)?)?;
+    Ok(())
+}
