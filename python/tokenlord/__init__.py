@@ -1,0 +1,39 @@
+"""tokenlord — the honest LLM token leaderboard.
+
+Kafka → Faust → Rust core → ClickHouse. The public Python API is small:
+
+- :func:`count_tokens` — token counts of many texts for a model, in one call
+  (GIL released, parallel for large batches);
+- :func:`encoding_for` — which encoding tokenlord counts a model's text with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tokenlord import _core
+from tokenlord.errors import ConfigError, StoreError, TokenlordError
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "ConfigError",
+    "StoreError",
+    "TokenlordError",
+    "__version__",
+    "count_tokens",
+    "encoding_for",
+]
+
+
+def encoding_for(model: str) -> str:
+    """The encoding used for ``model`` (see ``TOKENLORD_MODEL_ENCODINGS``)."""
+    from tokenlord.settings import Settings
+
+    s = Settings.from_env()
+    return _core.encoding_for(model, s.model_encodings_list(), s.fallback_encoding)[0]
+
+
+def count_tokens(texts: Sequence[str], model: str) -> list[int]:
+    """Token counts of ``texts`` with ``model``'s tokenizer, as ordinary text."""
+    return _core.count_tokens(list(texts), encoding_for(model))

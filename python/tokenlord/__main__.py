@@ -1,0 +1,3 @@
+from tokenlord.cli import main
+
+raise SystemExit(main())

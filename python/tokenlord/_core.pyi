@@ -1,0 +1,76 @@
+"""Typed stub of the native module ``tokenlord._core`` (built from rust/src/py.rs)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+__version__: str
+
+class TokenlordError(Exception):
+    """Base class of every error raised by the native core."""
+
+class ConfigError(TokenlordError, ValueError):
+    """A bad setting handed to the core (unknown encoding, bad price...)."""
+
+Columns = dict[str, list[Any]]
+
+class Batch:
+    """Columnar result of one ``Core.process`` / ``Core.restore`` call.
+
+    events   : event_id, ts (epoch ms), user, team, app, model, provider,
+               session_id, input_tokens, output_tokens, cached_input_tokens,
+               reasoning_tokens, total_tokens, tokens_estimated (0/1), status,
+               finish_reason, latency_ms (int or None), cost_usd, wasted_tokens,
+               waste_reason, src_partition, src_offset
+    hourly   : src_partition, hour (epoch ms), user, model, requests,
+               input_tokens, output_tokens, cached_input_tokens, total_tokens,
+               wasted_tokens, cost_usd, version
+    weekly   : src_partition, week_start (epoch ms), user, team, team_ts,
+               requests, input_tokens, output_tokens, total_tokens,
+               wasted_tokens, cost_usd, final (0/1), version
+    waste    : src_partition, week_start, user, reason, requests,
+               wasted_tokens, version
+    rejected : src_partition, src_offset, idx, reason, raw (bytes)
+    """
+
+    events: Columns
+    hourly: Columns
+    weekly: Columns
+    waste: Columns
+    rejected: Columns
+    duplicates: int
+    accepted: int
+    watermarks: dict[int, int]
+    version: int
+
+class Core:
+    def __init__(
+        self,
+        *,
+        grace_ms: int = 3_600_000,
+        dedupe_horizon_ms: int = 86_400_000,
+        future_tolerance_ms: int = 600_000,
+        max_message_bytes: int = 1_048_576,
+        prices: dict[str, tuple[float, float, float]] | None = None,
+        model_encodings: Sequence[tuple[str, str]] | None = None,
+        fallback_encoding: str = "o200k_base",
+    ) -> None: ...
+    def process(
+        self,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        values: Sequence[bytes],
+        now_ms: int,
+    ) -> Batch: ...
+    def restore(
+        self,
+        partition: int,
+        watermark_ms: int | None,
+        min_version: int,
+        events: Columns,
+    ) -> Batch: ...
+    def drop_partition(self, partition: int) -> None: ...
+    def partitions(self) -> list[int]: ...
+    def state_size(self) -> dict[str, int]: ...
+
+def count_tokens(texts: Sequence[str], encoding: str) -> list[int]: ...
+def encodings() -> list[str]: ...

@@ -1,0 +1,284 @@
+"""``tokenlord`` command line (CONTRACT §4). ``tokenlord --help`` lists commands.
+
+Every command accepts every setting as a flag (``--kafka-brokers``...) on top
+of the ``TOKENLORD_*`` environment. Errors print one line saying what is wrong
+and how to fix it, and exit with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tokenlord.errors import TokenlordError
+from tokenlord.settings import FIELDS, Settings, configuration_markdown
+
+LEADERBOARD_COLUMNS = (
+    "week_start", "user", "team", "requests", "input_tokens", "output_tokens", "total_tokens",
+    "wasted_tokens", "effective_tokens", "waste_ratio", "cost_usd", "outcomes", "rank",
+    "effective_rank", "title", "final",
+)
+
+
+def _settings_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (each also TOKENLORD_<NAME>; see `tokenlord config`)")
+    for f in FIELDS:
+        group.add_argument(f.flag, dest=f"setting_{f.name}", metavar=f.name.upper(), default=None, help=argparse.SUPPRESS)
+    return parent
+
+
+def _parser() -> argparse.ArgumentParser:
+    from tokenlord import __version__
+
+    parent = _settings_parent()
+    p = argparse.ArgumentParser(
+        prog="tokenlord",
+        description="The honest LLM token leaderboard: Kafka -> Faust -> Rust core -> ClickHouse.",
+        parents=[parent],
+    )
+    p.add_argument("--version", action="version", version=f"tokenlord {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    w = sub.add_parser("worker", parents=[parent], help="run a Faust worker on the events topic")
+    w.add_argument("--stop-at-end", action="store_true",
+                   help="consume up to the end offsets seen at start, flush, commit, exit 0")
+
+    pr = sub.add_parser("produce", parents=[parent], help="send JSONL / JSONL.gz events to Kafka ('-' = stdin)")
+    pr.add_argument("files", nargs="+", metavar="FILE")
+    pr.add_argument("--topic", help="target topic (default: the events topic)")
+    pr.add_argument("--per-message", type=_positive, default=1, metavar="N",
+                    help="pack N events per Kafka message as a JSON array (default 1)")
+    pr.add_argument("--rate", type=_positive, default=None, metavar="EVENTS_PER_S", help="limit the send rate")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sm = sub.add_parser("simulate", parents=[parent], help="generate realistic traffic (honest users and token-maxxers)")
+    sm.add_argument("--users", type=_positive, required=True)
+    sm.add_argument("--days", type=_positive_float, required=True)
+    sm.add_argument("--gamers", type=_non_negative, default=0)
+    sm.add_argument("--seed", type=int, default=42)
+    sm.add_argument("--text-share", type=_fraction, default=0.0, help="share of events carrying text instead of counts")
+    sm.add_argument("--out", help="write JSONL(.gz) here instead of producing to Kafka")
+    sm.add_argument("--per-message", type=_positive, default=1, metavar="N")
+    sm.add_argument("--quiet", action="store_true")
+
+    lb = sub.add_parser("leaderboard", parents=[parent], help="print a week's ranking")
+    lb.add_argument("--week", default="current", help="current | last | YYYY-MM-DD (any day of the week)")
+    lb.add_argument("--top", type=_positive, default=100)
+    lb.add_argument("--by", choices=("raw", "effective"), default="raw")
+    lb.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    sub.add_parser("init-db", parents=[parent], help="create the ClickHouse database, tables and views")
+
+    kl = sub.add_parser("kafka-local", parents=[parent], help="a real single-node Kafka on 127.0.0.1 for dev and tests")
+    kl.add_argument("action", choices=("start", "stop", "status"))
+
+    cf = sub.add_parser("config", parents=[parent], help="print the effective settings (secrets masked)")
+    cf.add_argument("--markdown", action="store_true", help="print docs/configuration.md")
+    return p
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return v
+
+
+def _non_negative(text: str) -> int:
+    return 0 if text.strip() == "0" else _positive(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be > 0")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be between 0 and 1")
+    return v
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {f.name: getattr(args, f"setting_{f.name}", None) for f in FIELDS}
+    return Settings.from_env(overrides)
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+        return int(_dispatch(args, settings) or 0)
+    except TokenlordError as exc:
+        print(f"tokenlord {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
+    cmd = args.command
+    if cmd == "config":
+        return _cmd_config(args, settings)
+    if cmd == "kafka-local":
+        return _cmd_kafka_local(args, settings)
+    if cmd == "init-db":
+        from tokenlord.store import open_store
+
+        store = open_store(settings)
+        store.init_db(settings.title_list())
+        print(f"database {settings.database!r} ready at {settings.effective()[1][1]}")
+        return 0
+    if cmd == "leaderboard":
+        return _cmd_leaderboard(args, settings)
+    if cmd == "produce":
+        from tokenlord.kafka.produce import produce_files
+
+        produce_files(settings, args.files, topic=args.topic or settings.events_topic,
+                      per_message=args.per_message, rate=args.rate, progress=not args.quiet)
+        return 0
+    if cmd == "simulate":
+        return _cmd_simulate(args, settings)
+    if cmd == "worker":
+        from tokenlord.worker import run_worker
+
+        _setup_logging(settings)
+        return run_worker(settings, stop_at_end=args.stop_at_end)
+    raise AssertionError(cmd)
+
+
+def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        sys.stdout.write(configuration_markdown())
+        return 0
+    rows = settings.effective()
+    width = max(len(env) for env, _, _ in rows)
+    for env, value, _ in rows:
+        print(f"{env.ljust(width)}  {value}")
+    return 0
+
+
+def _cmd_kafka_local(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from tokenlord.kafka import local
+
+    home = Path(settings.kafka_home)
+    port = settings.kafka_port
+    try:
+        if args.action == "start":
+            print(local.start(home, port=port))
+        elif args.action == "stop":
+            print(local.stop(home))
+        else:
+            running, message = local.status(home, port=port)
+            print(message)
+            return 0 if running else 1
+    except local.KafkaLocalError as exc:
+        raise TokenlordError(str(exc)) from None
+    return 0
+
+
+def resolve_week(text: str, today: dt.date | None = None) -> dt.date | None:
+    """``current`` → None (latest week with data), ``last``, or a date's Monday."""
+    from tokenlord.time_utils import week_start
+
+    today = today or dt.datetime.now(tz=dt.UTC).date()
+    if text == "current":
+        return None
+    if text == "last":
+        return week_start(today) - dt.timedelta(days=7)
+    try:
+        return week_start(dt.date.fromisoformat(text))
+    except ValueError:
+        raise TokenlordError(f"--week {text!r}: use current, last or a date like 2026-11-16") from None
+
+
+def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from tokenlord.store import open_store
+
+    store = open_store(settings)
+    rows = store.leaderboard(resolve_week(args.week), args.top, args.by)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif args.format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(LEADERBOARD_COLUMNS), extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(r)
+        sys.stdout.write(out.getvalue())
+    else:
+        sys.stdout.write(format_table(rows, args.by))
+    return 0
+
+
+def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
+    if not rows:
+        return "no data for that week yet (run a worker, or pick --week)\n"
+    week = rows[0]["week_start"]
+    final = all(r["final"] for r in rows)
+    head = f"Leaderboard — week of {week} ({'final' if final else 'open'}), ranked by {by} tokens\n"
+    cols = [("#", 4), ("user", 24), ("team", 14), ("tokens", 14), ("effective", 14), ("waste", 7),
+            ("cost $", 10), ("eff#", 5), ("title", 16)]
+    lines = [head, "  ".join(name.rjust(w) if name not in ("user", "team", "title") else name.ljust(w) for name, w in cols)]
+    for r in rows:
+        position = r["rank"] if by == "raw" else r["effective_rank"]
+        cells = [
+            str(position).rjust(4),
+            str(r["user"])[:24].ljust(24),
+            str(r["team"])[:14].ljust(14),
+            f"{r['total_tokens']:,}".rjust(14),
+            f"{r['effective_tokens']:,}".rjust(14),
+            f"{100 * r['waste_ratio']:.1f}%".rjust(7),
+            f"{r['cost_usd']:,.2f}".rjust(10),
+            str(r["effective_rank"]).rjust(5),
+            str(r["title"])[:16].ljust(16),
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from tokenlord import simulate
+
+    events = simulate.generate(users=args.users, days=args.days, gamers=args.gamers, seed=args.seed,
+                               text_share=args.text_share)
+    if args.out:
+        n = simulate.write_jsonl(events, args.out)
+        print(f"wrote {n:,} events to {args.out}", file=sys.stderr)
+        return 0
+    from tokenlord.kafka.produce import produce_events
+
+    produce_events(settings, events, topic=settings.events_topic, per_message=args.per_message,
+                   progress=not args.quiet)
+    return 0

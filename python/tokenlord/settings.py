@@ -1,0 +1,304 @@
+"""One settings object for every command and the worker.
+
+Each field comes from a ``TOKENLORD_*`` environment variable or the matching
+command-line flag (``--kafka-brokers`` for ``TOKENLORD_KAFKA_BROKERS``); a
+flag wins over the environment. ``tokenlord config`` prints the effective
+values with secrets masked. docs/configuration.md is generated from
+:data:`FIELDS` (``tokenlord config --markdown``) and a test keeps it in sync.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from tokenlord.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+DEFAULT_MODEL_ENCODINGS = (
+    "gpt-4o=o200k_base,gpt-4.1=o200k_base,gpt-4.5=o200k_base,gpt-5=o200k_base,"
+    "o1=o200k_base,o3=o200k_base,o4=o200k_base,gpt-4=cl100k_base,gpt-3.5=cl100k_base"
+)
+
+
+def parse_duration_ms(text: str) -> int:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``, ``"500ms"``; a bare number is seconds."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise ValueError("not a duration (examples: 500ms, 90s, 15m, 1h, 2d)")
+    return int(float(m.group(1)) * _UNIT_MS[m.group(2) or "s"])
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError("not an integer") from None
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise ValueError("not a TCP port (1-65535)")
+    return value
+
+
+def _identifier(text: str) -> str:
+    if not _IDENT.match(text):
+        raise ValueError("must be letters, digits and _ (not starting with a digit), at most 64")
+    return text
+
+
+def _topic(text: str) -> str:
+    if not _TOPIC.match(text):
+        raise ValueError("not a Kafka topic name (letters, digits, '.', '_', '-'; 1-249 chars)")
+    return text
+
+
+def _clickhouse_url(text: str) -> str:
+    scheme = urlsplit(text).scheme
+    if scheme not in ("chdb", "http", "https"):
+        raise ValueError(
+            "must start with chdb:// (embedded, e.g. chdb://./var/tokenlord) "
+            "or http(s):// (a ClickHouse server, e.g. http://user:pass@host:8123)"
+        )
+    return text
+
+
+def _brokers(text: str) -> str:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or any(not re.match(r"^[\w.\-\[\]:]+:\d+$", p) for p in parts):
+        raise ValueError("must be host:port[,host:port...] (e.g. localhost:9092)")
+    return ",".join(parts)
+
+
+def _level(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be one of debug, info, warning, error")
+    return value
+
+
+def _encoding_rules(text: str) -> str:
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        if "=" not in item:
+            raise ValueError("must be prefix=encoding[,prefix=encoding...]")
+    return text
+
+
+def _str(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    default: str
+    doc: str
+    parse: Callable[[str], Any] = _str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return "TOKENLORD_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("kafka_brokers", "localhost:9092", "Kafka bootstrap servers, comma-separated.", _brokers),
+    Field(
+        "clickhouse_url",
+        "chdb://./var/tokenlord",
+        "Where results go: `chdb://DIR` (embedded ClickHouse, one process per DIR) or "
+        "`http(s)://user:pass@host:8123` (a ClickHouse server). The password is masked.",
+        _clickhouse_url,
+        secret=True,
+    ),
+    Field("database", "tokenlord", "ClickHouse database of the tables and views.", _identifier),
+    Field("events_topic", "tokenlord.events", "Topic of usage events.", _topic),
+    Field("dlq_topic", "tokenlord.events.dlq", "Dead-letter topic for rejected input.", _topic),
+    Field("outcomes_topic", "tokenlord.outcomes", "Topic of outcome events.", _topic),
+    Field("group_id", "tokenlord", "Kafka consumer group (and Faust app id) of the workers.", _topic),
+    Field("partitions", "3", "Partitions of the topics tokenlord creates.", _positive_int),
+    Field("grace", "1h", "How long after its end a week still takes late events.", parse_duration_ms),
+    Field("dedupe_horizon", "24h", "Event-time horizon within which a repeated event_id is counted once.", parse_duration_ms),
+    Field("future_tolerance", "10m", "Events further ahead of the worker's clock are rejected (future_timestamp).", parse_duration_ms),
+    Field("batch_size", "20000", "Max Kafka messages per core call and store write.", _positive_int),
+    Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
+    Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
+    Field("titles", "Token Lord,AI Grandmaster,Token Overlord", "Titles by effective rank, comma-separated (rank 1 first)."),
+    Field("prices_file", "", "JSON price table (USD per 1M tokens per model prefix); empty = the bundled table."),
+    Field("model_encodings", DEFAULT_MODEL_ENCODINGS, "Model-name prefix → encoding rules (longest prefix wins).", _encoding_rules),
+    Field("fallback_encoding", "o200k_base", "Encoding for models no rule matches; such counts are marked tokens_estimated."),
+    Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
+    Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
+    Field("web_port", "6066", "Port of the worker's web server (Faust).", _port),
+    Field("store_retry_max", "60s", "Longest backoff between retries of a failed store write.", parse_duration_ms),
+    Field("log_level", "info", "debug, info, warning or error.", _level),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_brokers: str = "localhost:9092"
+    clickhouse_url: str = "chdb://./var/tokenlord"
+    database: str = "tokenlord"
+    events_topic: str = "tokenlord.events"
+    dlq_topic: str = "tokenlord.events.dlq"
+    outcomes_topic: str = "tokenlord.outcomes"
+    group_id: str = "tokenlord"
+    partitions: int = 3
+    grace: int = 3_600_000
+    dedupe_horizon: int = 86_400_000
+    future_tolerance: int = 600_000
+    batch_size: int = 20_000
+    flush_interval: int = 1000
+    max_message_bytes: int = 1_048_576
+    titles: str = "Token Lord,AI Grandmaster,Token Overlord"
+    prices_file: str = ""
+    model_encodings: str = DEFAULT_MODEL_ENCODINGS
+    fallback_encoding: str = "o200k_base"
+    kafka_home: str = "./var/kafka"
+    kafka_port: int = 9092
+    web_port: int = 6066
+    store_retry_max: int = 60_000
+    log_level: str = "info"
+    raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, overrides: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (default ``os.environ``), then ``overrides`` (flags)."""
+        env = os.environ if environ is None else environ
+        raw: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for f in FIELDS:
+            text, source = f.default, "default"
+            if f.env in env:
+                text, source = env[f.env], f.env
+            if overrides and overrides.get(f.name) is not None:
+                text, source = str(overrides[f.name]), f.flag
+            try:
+                values[f.name] = f.parse(text)
+            except ValueError as exc:
+                shown = mask(text) if f.secret else text
+                raise ConfigError(
+                    f"{source}={shown!r}: {exc}. Set {f.env} or pass {f.flag} "
+                    f"(default: {f.default!r})."
+                ) from None
+            raw[f.name] = text
+        return cls(**values, raw=raw)
+
+    # Derived views of the settings ------------------------------------------------
+
+    def title_list(self) -> list[str]:
+        return [t.strip() for t in self.titles.split(",") if t.strip()]
+
+    def model_encodings_list(self) -> list[tuple[str, str]]:
+        rules = []
+        for item in (i.strip() for i in self.model_encodings.split(",") if i.strip()):
+            prefix, _, enc = item.partition("=")
+            rules.append((prefix.strip(), enc.strip()))
+        return rules
+
+    def prices(self) -> dict[str, tuple[float, float, float]]:
+        """The price table: model prefix → (input, cached input, output) USD per 1M tokens."""
+        if self.prices_file:
+            path = Path(self.prices_file)
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise ConfigError(f"TOKENLORD_PRICES_FILE={self.prices_file!r}: cannot read it ({exc.strerror}).") from None
+            where = str(path)
+        else:
+            text = resources.files("tokenlord").joinpath("data/prices.json").read_text()
+            where = "bundled prices.json"
+        try:
+            doc = json.loads(text)
+            return {
+                model: (float(p["input"]), float(p.get("cached_input", p["input"])), float(p["output"]))
+                for model, p in doc.items()
+                if not model.startswith("_")
+            }
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(
+                f"{where}: not a price table ({exc!r}); expected "
+                '{"model-prefix": {"input": 2.5, "cached_input": 1.25, "output": 10.0}, ...}'
+            ) from None
+
+    def core_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``tokenlord._core.Core``."""
+        return {
+            "grace_ms": self.grace,
+            "dedupe_horizon_ms": self.dedupe_horizon,
+            "future_tolerance_ms": self.future_tolerance,
+            "max_message_bytes": self.max_message_bytes,
+            "prices": self.prices(),
+            "model_encodings": self.model_encodings_list(),
+            "fallback_encoding": self.fallback_encoding,
+        }
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def effective(self, *, masked: bool = True) -> list[tuple[str, str, str]]:
+        """``(env var, value, doc)`` for every field, secrets masked."""
+        rows = []
+        for f in FIELDS:
+            value = self.raw.get(f.name, f.default)
+            rows.append((f.env, mask(value) if (masked and f.secret) else value, f.doc))
+        return rows
+
+
+def mask(value: str) -> str:
+    """Hides the password of a URL (``http://u:***@host``) and any ``password=`` query."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = re.sub(r"(?i)(password|secret|token)=[^&]*", r"\1=***", parts.query)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def configuration_markdown() -> str:
+    """docs/configuration.md, generated from :data:`FIELDS`."""
+    lines = [
+        "# Configuration",
+        "",
+        "Generated from `python/tokenlord/settings.py` by `tokenlord config --markdown`;",
+        "a test fails when this file and the code disagree.",
+        "",
+        "Every setting is an environment variable or the matching flag of any",
+        "`tokenlord` command (flags win). Durations take `ms`, `s`, `m`, `h`, `d`, `w`",
+        "(a bare number is seconds). `tokenlord config` prints the effective values,",
+        "secrets masked.",
+        "",
+        "| variable | flag | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for f in FIELDS:
+        default = f.default.replace(",", ", ") if len(f.default) > 60 else f.default
+        lines.append(f"| `{f.env}` | `{f.flag}` | `{default}` | {f.doc} |")
+    return "\n".join(lines) + "\n"

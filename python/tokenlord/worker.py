@@ -1,0 +1,50 @@
+"""``tokenlord worker``: one Faust worker process of the consumer group.
+
+Scale out by starting more processes with the same ``TOKENLORD_GROUP_ID``:
+Kafka's group protocol spreads the events topic's partitions over them, and
+each partition's state lives with its owner (restored from the store when a
+partition moves).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from streams.app import create_app
+from streams.events import register
+from tokenlord.kafka.admin import end_offsets, ensure_topics
+from tokenlord.kafka.dlq import DeadLetters
+from tokenlord.pipeline import Pipeline
+from tokenlord.settings import Settings
+from tokenlord.store import open_store
+
+log = logging.getLogger("tokenlord.worker")
+
+
+def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
+    ensure_topics(
+        settings.kafka_brokers,
+        {settings.events_topic: settings.partitions, settings.dlq_topic: settings.partitions,
+         settings.outcomes_topic: settings.partitions},
+    )
+    store = open_store(settings)
+    store.init_db(settings.title_list())
+    stop_at = end_offsets(settings.kafka_brokers, settings.events_topic) if stop_at_end else None
+    if stop_at is not None:
+        log.info("--stop-at-end: will stop at offsets %s", dict(sorted(stop_at.items())))
+    app = create_app(settings)
+    dlq = DeadLetters(settings.kafka_brokers, settings.dlq_topic)
+    pipeline = Pipeline(settings, store, dlq)
+    register(app, settings, pipeline, stop_at=stop_at)
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    code = 0
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        pipeline.stopping.set()
+        dlq.close()
+    return code

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make demo`: real local Kafka -> simulated week of traffic -> one worker -> leaderboard.
+# Each run uses its own topic, consumer group and embedded ClickHouse directory,
+# so it can be repeated; the Kafka broker stays up (`tokenlord kafka-local stop`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=${1:-300}
+DAYS=${2:-7}
+GAMERS=${3:-5}
+TL=.venv/bin/tokenlord
+RUN=$(date +%Y%m%d%H%M%S)
+export TOKENLORD_EVENTS_TOPIC="tokenlord.events.demo-$RUN"
+export TOKENLORD_DLQ_TOPIC="tokenlord.events.dlq.demo-$RUN"
+export TOKENLORD_GROUP_ID="tokenlord-demo-$RUN"
+export TOKENLORD_CLICKHOUSE_URL="chdb://./var/demo/$RUN"
+export TOKENLORD_LOG_LEVEL=${TOKENLORD_LOG_LEVEL:-warning}
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "Starting a real Apache Kafka (KRaft, 127.0.0.1:${TOKENLORD_KAFKA_PORT:-9092})"
+$TL kafka-local start
+
+step "Simulating $DAYS days of traffic: $USERS users, $GAMERS token-maxxers -> $TOKENLORD_EVENTS_TOPIC"
+$TL simulate --users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7
+
+step "Running a worker until it has consumed everything (Faust + Rust core -> ClickHouse)"
+time $TL worker --stop-at-end
+
+step "This week's leaderboard (raw tokens)"
+$TL leaderboard --top 10 --by raw
+
+step "The same week, ranked by effective tokens (total - wasted)"
+$TL leaderboard --top 10 --by effective
+
+printf '\nData: %s  (query it: tokenlord leaderboard --clickhouse-url %s)\n' "$TOKENLORD_CLICKHOUSE_URL" "$TOKENLORD_CLICKHOUSE_URL"

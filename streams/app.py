@@ -1,0 +1,38 @@
+"""The Faust app of a tokenlord worker."""
+
+from __future__ import annotations
+
+import faust
+
+from tokenlord.settings import Settings
+
+
+def broker_urls(brokers: str) -> list[str]:
+    return [f"kafka://{b.strip()}" for b in brokers.split(",") if b.strip()]
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app: raw bytes in (the Rust core parses), manual acks, no tables.
+
+    Faust windowed tables expire by wall clock and have no grace period, so
+    event-time windows live in the Rust core and in ClickHouse instead.
+    """
+    return faust.App(
+        settings.group_id,
+        broker=broker_urls(settings.kafka_brokers),
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_bind="127.0.0.1",
+        web_enabled=True,
+        store="memory://",
+        stream_buffer_maxsize=max(4096, settings.batch_size * 2),
+        broker_max_poll_records=max(500, settings.batch_size),
+        broker_commit_every=max(1000, settings.batch_size),
+        broker_commit_interval=1.0,
+        producer_max_request_size=16 * 1024 * 1024,
+        consumer_max_fetch_size=16 * 1024 * 1024,
+        datadir="var/faust",
+    )
