@@ -11,7 +11,8 @@ Write order per batch, and why a crash anywhere is safe:
 
 1. DLQ messages (produced and flushed),
 2. ``_rejected`` rows (idempotent: keyed by source offset),
-3. ``_events`` rows (idempotent: keyed by event_id) — the commit point,
+3. ``_events`` rows (idempotent: keyed by source partition/offset/event_id) —
+   the commit point,
 4. restated ``_hourly`` / ``_weekly`` / ``_waste`` rows (versioned).
 
 On (re)assignment a partition's window and dedupe state is rebuilt from

@@ -1,0 +1,215 @@
+"""Small confluent-kafka admin helpers: topics, end offsets, reading a whole topic.
+
+Used by the CLI (creating topics), the worker (``--stop-at-end`` end offsets)
+and the tests (reading the DLQ). ``brokers`` is a ``bootstrap.servers`` string,
+e.g. ``"127.0.0.1:9092"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # the same class confluent_kafka.admin exports
+
+__all__ = [
+    "KafkaAdminError",
+    "consume_all",
+    "delete_topics",
+    "end_offsets",
+    "ensure_topics",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class KafkaAdminError(RuntimeError):
+    """A Kafka admin operation failed or did not finish in time."""
+
+
+def _admin(brokers: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": brokers}, logger=_log)
+
+
+def _consumer(brokers: str) -> Consumer:
+    """A consumer that never joins its (unique) group and commits nothing."""
+    conf: dict[str, Any] = {
+        "bootstrap.servers": brokers,
+        "group.id": f"tokenlord-admin-{uuid.uuid4().hex}",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        "logger": _log,
+    }
+    return Consumer(conf)
+
+
+def _end_offsets(
+    consumer: Consumer, topic: str, parts: list[int], deadline: float
+) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for p in parts:
+        try:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=_remaining(deadline), cached=False
+            )
+        except KafkaException as exc:
+            raise KafkaAdminError(
+                f"cannot read the end offset of {topic!r} partition {p}: {exc}"
+            ) from exc
+        out[p] = high
+    return out
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.1, deadline - time.monotonic())
+
+
+def _partitions(admin: AdminClient, brokers: str, topic: str, deadline: float) -> list[int]:
+    """Partition ids of ``topic`` once every partition has a leader."""
+    last_error = "no metadata"
+    while True:
+        try:
+            md = admin.list_topics(topic=topic, timeout=min(5.0, _remaining(deadline)))
+        except KafkaException as exc:
+            last_error = str(exc)
+        else:
+            tmd = md.topics.get(topic)
+            if tmd is not None and tmd.error is None and tmd.partitions:
+                if all(p.error is None and p.leader >= 0 for p in tmd.partitions.values()):
+                    return sorted(tmd.partitions)
+                last_error = "partitions without a leader"
+            elif tmd is not None and tmd.error is not None:
+                last_error = str(tmd.error)
+        if time.monotonic() >= deadline:
+            raise KafkaAdminError(f"topic {topic!r} not ready on {brokers}: {last_error}")
+        time.sleep(0.1)
+
+
+def ensure_topics(
+    brokers: str,
+    topics: Mapping[str, int],
+    timeout: float = 30,
+    replication_factor: int = -1,
+    config: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Create the topics that are missing (``{name: partitions}``); idempotent.
+
+    Existing topics are left as they are (even with another partition count).
+    Waits until every partition of every topic has a leader. Returns the names
+    this call created. ``replication_factor=-1`` takes the broker's default.
+    """
+    deadline = time.monotonic() + timeout
+    admin = _admin(brokers)
+    try:
+        md = admin.list_topics(timeout=_remaining(deadline))
+    except KafkaException as exc:
+        raise KafkaAdminError(f"cannot reach Kafka at {brokers}: {exc}") from exc
+    missing = [
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=dict(config or {}),
+        )
+        for name, partitions in topics.items()
+        if name not in md.topics
+    ]
+    created: list[str] = []
+    if missing:
+        futures = admin.create_topics(missing, request_timeout=_remaining(deadline))
+        for name, fut in futures.items():
+            try:
+                fut.result(timeout=_remaining(deadline))
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                    continue  # created concurrently by someone else: fine
+                raise KafkaAdminError(f"cannot create topic {name!r}: {exc}") from exc
+            created.append(name)
+    for name in topics:
+        _partitions(admin, brokers, name, deadline)
+    return created
+
+
+def end_offsets(brokers: str, topic: str, timeout: float = 30) -> dict[int, int]:
+    """High watermark (offset of the next message) of every partition of ``topic``."""
+    deadline = time.monotonic() + timeout
+    parts = _partitions(_admin(brokers), brokers, topic, deadline)
+    consumer = _consumer(brokers)
+    try:
+        return _end_offsets(consumer, topic, parts, deadline)
+    finally:
+        consumer.close()
+
+
+def consume_all(brokers: str, topic: str, timeout: float = 30) -> list[Message]:
+    """Every message of ``topic`` from the beginning up to the end offsets seen at the start.
+
+    Partitions are assigned directly (no group rebalance) with a unique group id
+    and nothing is committed. Returns messages ordered by (partition, offset).
+    """
+    deadline = time.monotonic() + timeout
+    parts = _partitions(_admin(brokers), brokers, topic, deadline)
+    consumer = _consumer(brokers)
+    out: list[Message] = []
+    try:
+        ends = {p: h for p, h in _end_offsets(consumer, topic, parts, deadline).items() if h > 0}
+        pending = dict(ends)
+        if pending:
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+        while pending:
+            if time.monotonic() >= deadline:
+                raise KafkaAdminError(
+                    f"consume_all({topic!r}) timed out after {timeout:.0f}s; "
+                    f"{len(out)} messages read, still waiting for partitions "
+                    f"{sorted(pending)}"
+                )
+            batch = consumer.consume(num_messages=1000, timeout=min(0.5, _remaining(deadline)))
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise KafkaAdminError(f"error reading {topic!r}: {err}")
+                part, offset = msg.partition(), msg.offset()
+                if part is not None and offset is not None and offset < ends.get(part, 0):
+                    out.append(msg)
+            for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
+                if tp.offset >= pending[tp.partition]:
+                    del pending[tp.partition]
+    finally:
+        consumer.close()
+    out.sort(key=lambda m: (m.partition() or 0, m.offset() or 0))
+    return out
+
+
+def delete_topics(brokers: str, topics: Iterable[str], timeout: float = 30) -> None:
+    """Delete the topics; ones that do not exist are ignored."""
+    names = list(topics)
+    if not names:
+        return
+    deadline = time.monotonic() + timeout
+    admin = _admin(brokers)
+    futures = admin.delete_topics(names, request_timeout=_remaining(deadline))
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=_remaining(deadline))
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue
+            raise KafkaAdminError(f"cannot delete topic {name!r}: {exc}") from exc

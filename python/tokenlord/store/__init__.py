@@ -1,0 +1,32 @@
+"""ClickHouse store of tokenlord (embedded chDB or a server, via clickhouse-connect)."""
+
+from .client import (
+    RAW_MAX_BYTES,
+    RESTORE_COLUMNS,
+    BatchLike,
+    Columns,
+    Store,
+    StoreError,
+    StoreSettings,
+    open_store,
+    parse_url,
+)
+from .schema import DEFAULT_DATABASE, DEFAULT_TITLES, PUBLIC_VIEWS, check_ident, ddl, quote_ident
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_TITLES",
+    "PUBLIC_VIEWS",
+    "RAW_MAX_BYTES",
+    "RESTORE_COLUMNS",
+    "BatchLike",
+    "Columns",
+    "Store",
+    "StoreError",
+    "StoreSettings",
+    "check_ident",
+    "ddl",
+    "open_store",
+    "parse_url",
+    "quote_ident",
+]

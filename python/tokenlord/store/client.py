@@ -1,0 +1,496 @@
+"""The ClickHouse store: one code path (clickhouse-connect) for embedded chDB and a server.
+
+URLs (``TOKENLORD_CLICKHOUSE_URL``):
+
+- ``chdb://./var/tokenlord`` — embedded chDB, data directory relative to the
+  current directory; ``chdb:///abs/path`` for an absolute one; ``chdb://memory``
+  (or ``chdb://:memory:``) for a throw-away in-memory engine.
+- ``http://user:pass@host:8123[/db]`` or ``https://...:8443[/db]`` — a
+  ClickHouse server over HTTP(S); user and password are percent-decoded.
+
+chDB hosts one engine (one data directory) per process, so the embedded clients
+are cached per directory inside this module and shared by every ``Store`` on
+it (reference counted; the last ``close()`` closes the client).
+
+Every insert is an acknowledged, synchronous write (``async_insert=0``), sent
+column-oriented with explicit column types (no DESCRIBE round trip).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
+
+from . import schema
+from .schema import check_ident, quote_ident
+
+try:
+    from tokenlord.errors import StoreError
+except ImportError:  # the native core is not built: the store works without it
+
+    class StoreError(Exception):  # type: ignore[no-redef]
+        """A bad URL, a bad batch, or a chDB directory conflict."""
+
+
+__all__ = [
+    "BatchLike",
+    "Columns",
+    "Store",
+    "StoreError",
+    "StoreSettings",
+    "open_store",
+    "parse_url",
+]
+
+Columns = Mapping[str, Sequence[Any]]
+
+RAW_MAX_BYTES: Final = 4096
+_MS_PER_DAY: Final = 86_400_000
+# Acknowledged writes: 26.x enables async_insert by default, which would
+# acknowledge an insert before it is in a part.
+_INSERT_SETTINGS: Final[dict[str, Any]] = {"async_insert": 0}
+
+RESTORE_COLUMNS: Final = (
+    "event_id", "ts", "user", "team", "model", "input_tokens", "output_tokens",
+    "cached_input_tokens", "total_tokens", "wasted_tokens", "waste_reason", "cost_usd",
+)  # fmt: skip
+
+
+class BatchLike(Protocol):
+    """What ``write_batch`` reads: ``tokenlord._core.Batch`` or any look-alike."""
+
+    @property
+    def events(self) -> Columns: ...
+    @property
+    def hourly(self) -> Columns: ...
+    @property
+    def weekly(self) -> Columns: ...
+    @property
+    def waste(self) -> Columns: ...
+    @property
+    def rejected(self) -> Columns: ...
+
+
+class StoreSettings(Protocol):
+    """The fields of ``tokenlord.settings.Settings`` the store reads."""
+
+    @property
+    def clickhouse_url(self) -> str: ...
+    @property
+    def database(self) -> str: ...
+
+
+def open_store(settings: StoreSettings) -> Store:
+    """``Store.connect(settings.clickhouse_url, settings.database)``."""
+    return Store.connect(settings.clickhouse_url, settings.database)
+
+
+# ---- URL parsing -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChdbTarget:
+    path: str  # absolute, symlinks resolved; or ":memory:"
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    host: str
+    port: int
+    secure: bool
+    username: str | None
+    password: str
+    database: str | None
+
+
+def parse_url(url: str) -> ChdbTarget | HttpTarget:
+    """Parse a ``chdb://`` or ``http(s)://`` URL (see the module docstring)."""
+    if url.startswith("chdb:"):
+        rest = url[len("chdb:") :]
+        if rest.startswith("//"):
+            rest = rest[2:]
+        if "?" in rest or "#" in rest:
+            raise StoreError(f"chdb URL takes no query or fragment: {url!r}")
+        if rest in ("", "memory", ":memory:"):
+            return ChdbTarget(":memory:")
+        return ChdbTarget(os.path.realpath(os.path.abspath(unquote(rest))))
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise StoreError(f"unsupported ClickHouse URL scheme {parts.scheme!r} (chdb, http, https)")
+    if parts.query or parts.fragment:
+        raise StoreError("ClickHouse URL takes no query string or fragment")
+    if not parts.hostname:
+        raise StoreError("ClickHouse URL has no host")
+    secure = parts.scheme == "https"
+    try:
+        port = parts.port or (8443 if secure else 8123)
+    except ValueError as exc:
+        raise StoreError(f"bad port in ClickHouse URL: {exc}") from None
+    path = parts.path.strip("/")
+    database = unquote(path) if path else None
+    if database is not None:
+        check_ident(database)
+    return HttpTarget(
+        host=parts.hostname,
+        port=port,
+        secure=secure,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else "",
+        database=database,
+    )
+
+
+# ---- chDB client cache ---------------------------------------------------------
+
+
+@dataclass
+class _Shared:
+    client: Client
+    refs: int
+
+
+_CHDB_LOCK = threading.Lock()
+_CHDB_CLIENTS: dict[str, _Shared] = {}
+
+
+def _acquire_chdb(path: str) -> Client:
+    with _CHDB_LOCK:
+        shared = _CHDB_CLIENTS.get(path)
+        if shared is not None:
+            shared.refs += 1
+            return shared.client
+        others = [p for p in _CHDB_CLIENTS if p != path]
+        if others:
+            raise StoreError(
+                f"chDB allows one data directory per process: {others[0]!r} is open, "
+                f"cannot also open {path!r}"
+            )
+        if path != ":memory:":
+            os.makedirs(path, exist_ok=True)
+        try:
+            client = clickhouse_connect.get_client(interface="chdb", path=path)
+        except DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the chDB data directory {path!r}: {exc}. chDB allows one "
+                "process per directory: is a worker (or another tokenlord command) using "
+                "it? Stop it, or point TOKENLORD_CLICKHOUSE_URL at a ClickHouse server."
+            ) from exc
+        _CHDB_CLIENTS[path] = _Shared(client, 1)
+        return client
+
+
+def _release_chdb(path: str) -> None:
+    with _CHDB_LOCK:
+        shared = _CHDB_CLIENTS.get(path)
+        if shared is None:
+            return
+        shared.refs -= 1
+        if shared.refs <= 0:
+            del _CHDB_CLIENTS[path]
+            shared.client.close()
+
+
+# ---- batch helpers ---------------------------------------------------------------
+
+
+def _section(batch: BatchLike | Mapping[str, Columns], name: str) -> Columns:
+    if isinstance(batch, Mapping):
+        section = batch.get(name)
+        return section if section is not None else {}
+    cols: Columns | None = getattr(batch, name, None)
+    return cols if cols is not None else {}
+
+
+def _rows(section: Columns, name: str, wanted: Sequence[str]) -> int:
+    """Row count of a section; checks every wanted column is there with that length."""
+    if not section:
+        return 0
+    missing = [c for c in wanted if c not in section]
+    if missing:
+        raise StoreError(f"batch.{name} lacks columns {missing}")
+    n = len(section[wanted[0]])
+    bad = [c for c in wanted if len(section[c]) != n]
+    if bad:
+        raise StoreError(f"batch.{name}: columns {bad} do not have {n} rows")
+    return n
+
+
+def _ms_to_days(values: Sequence[int]) -> list[int]:
+    # Date is days since 1970-01-01 as UInt16; the Monday before 1970-01-05 is
+    # 1969-12-29, which Date cannot hold: clamp it to day 0 instead of failing.
+    return [d if d > 0 else 0 for d in (v // _MS_PER_DAY for v in values)]
+
+
+def _ms_to_seconds(values: Sequence[int]) -> list[int]:
+    return [v // 1000 for v in values]
+
+
+def _raw_bytes(value: bytes | bytearray | memoryview | str) -> bytes:
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    return bytes(value[:RAW_MAX_BYTES])
+
+
+# ---- the store ---------------------------------------------------------------------
+
+
+class Store:
+    """Writes core batches and serves the reads the worker and the CLI need."""
+
+    def __init__(self, client: Client, database: str, *, chdb_path: str | None = None) -> None:
+        self._client = client
+        self._db_name = check_ident(database)
+        self._db = quote_ident(database)
+        self._chdb_path = chdb_path
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str, database: str | None = None) -> Store:
+        """Open a store. Database: the argument, else the URL's ``/db``, else ``tokenlord``."""
+        target = parse_url(url)
+        if isinstance(target, ChdbTarget):
+            db = check_ident(database or schema.DEFAULT_DATABASE)
+            return cls(_acquire_chdb(target.path), db, chdb_path=target.path)
+        db = check_ident(database or target.database or schema.DEFAULT_DATABASE)
+        try:
+            client = clickhouse_connect.get_client(
+                host=target.host,
+                port=target.port,
+                secure=target.secure,
+                username=target.username,
+                password=target.password,
+                # No server session: a session serializes requests and the store
+                # may be used from several threads.
+                autogenerate_session_id=False,
+            )
+        except ClickHouseError as exc:
+            scheme = "https" if target.secure else "http"
+            raise StoreError(
+                f"cannot reach ClickHouse at {scheme}://{target.host}:{target.port}: {exc}"
+            ) from exc
+        return cls(client, db)
+
+    @property
+    def database(self) -> str:
+        return self._db_name
+
+    @property
+    def client(self) -> Client:
+        """The underlying clickhouse-connect client (for diagnostics)."""
+        return self._client
+
+    def table(self, name: str) -> str:
+        """Quoted ``db.name`` for ad-hoc SQL."""
+        return f"{self._db}.{quote_ident(name)}"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._chdb_path is not None:
+            _release_chdb(self._chdb_path)
+        else:
+            self._client.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema --------------------------------------------------------------------
+
+    def init_db(self, titles: Sequence[str] = schema.DEFAULT_TITLES) -> None:
+        """Create the database, tables and views (idempotent) and refill the titles."""
+        if isinstance(titles, str):
+            raise TypeError("titles must be a sequence of strings, not one string")
+        for stmt in schema.ddl(self._db_name):
+            self._client.command(stmt)
+        self._client.command(f"TRUNCATE TABLE IF EXISTS {self.table('_titles')}")
+        if titles:
+            self._client.insert(
+                "_titles",
+                [list(range(1, len(titles) + 1)), [str(t) for t in titles]],
+                column_names=[c for c, _ in schema.TITLES_COLUMNS],
+                column_type_names=[t for _, t in schema.TITLES_COLUMNS],
+                database=self._db_name,
+                column_oriented=True,
+                settings=_INSERT_SETTINGS,
+            )
+
+    # -- writes ----------------------------------------------------------------------
+
+    def _insert(self, table: str, columns: schema.Columns, data: list[Sequence[Any]]) -> None:
+        self._client.insert(
+            table,
+            data,
+            column_names=[c for c, _ in columns],
+            column_type_names=[t for _, t in columns],
+            database=self._db_name,
+            column_oriented=True,
+            settings=_INSERT_SETTINGS,
+        )
+
+    def write_batch(
+        self, batch: BatchLike | Mapping[str, Columns], src_topic: str, now_ms: int
+    ) -> dict[str, int]:
+        """Insert one core batch: rejected, events, hourly, weekly, waste (one INSERT
+        each, empty ones skipped). Idempotent: writing the same batch again changes
+        nothing the views show. Returns the rows written per table."""
+        written: dict[str, int] = {}
+
+        rej = _section(batch, "rejected")
+        rej_cols = ("src_partition", "src_offset", "idx", "reason", "raw")
+        n = _rows(rej, "rejected", rej_cols)
+        if n:
+            self._insert(
+                "_rejected",
+                schema.REJECTED_COLUMNS,
+                [
+                    [now_ms] * n,
+                    rej["reason"],
+                    [src_topic] * n,
+                    rej["src_partition"],
+                    rej["src_offset"],
+                    rej["idx"],
+                    [_raw_bytes(r) for r in rej["raw"]],
+                ],
+            )
+            written["rejected"] = n
+
+        ev = _section(batch, "events")
+        names = [c for c, _ in schema.EVENTS_COLUMNS]
+        n = _rows(ev, "events", names)
+        if n:
+            # DateTime64(3) takes the epoch-ms ints as they are (raw ticks).
+            self._insert("_events", schema.EVENTS_COLUMNS, [ev[c] for c in names])
+            written["events"] = n
+
+        hr = _section(batch, "hourly")
+        names = [c for c, _ in schema.HOURLY_COLUMNS]
+        n = _rows(hr, "hourly", names)
+        if n:
+            data: list[Sequence[Any]] = [hr[c] for c in names]
+            data[names.index("hour")] = _ms_to_seconds(hr["hour"])
+            self._insert("_hourly", schema.HOURLY_COLUMNS, data)
+            written["hourly"] = n
+
+        wk = _section(batch, "weekly")
+        names = [c for c, _ in schema.WEEKLY_COLUMNS]
+        n = _rows(wk, "weekly", names)
+        if n:
+            data = [wk[c] for c in names]
+            data[names.index("week_start")] = _ms_to_days(wk["week_start"])
+            data[names.index("team_ts")] = [t if t is not None else 0 for t in wk["team_ts"]]
+            self._insert("_weekly", schema.WEEKLY_COLUMNS, data)
+            written["weekly"] = n
+
+        ws = _section(batch, "waste")
+        names = [c for c, _ in schema.WASTE_COLUMNS]
+        n = _rows(ws, "waste", names)
+        if n:
+            data = [ws[c] for c in names]
+            data[names.index("week_start")] = _ms_to_days(ws["week_start"])
+            self._insert("_waste", schema.WASTE_COLUMNS, data)
+            written["waste"] = n
+        return written
+
+    # -- reads -------------------------------------------------------------------------
+
+    def query_rows(
+        self, sql: str, parameters: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Run a SELECT with bound parameters (``{name:Type}``); rows as dicts."""
+        result = self._client.query(sql, parameters=dict(parameters or {}))
+        return list(result.named_results())
+
+    def restore_partition(
+        self, partition: int, since_ms: int | None
+    ) -> tuple[int | None, int, dict[str, list[Any]]]:
+        """What a worker needs to rebuild the core state of one Kafka partition.
+
+        Returns ``(watermark, max_version, events)``: the max event ts (epoch ms)
+        stored for the partition or None; the highest aggregate version written
+        for it (0 if none); and its events with ``ts >= since_ms`` as columns
+        (``RESTORE_COLUMNS``, ts in epoch ms), in Kafka offset order
+        (``since_ms=None``: no events, empty columns).
+        """
+        params = {"p": partition, "since": since_ms}
+        wm_rows = self._client.query(
+            "SELECT maxOrNull(toUnixTimestamp64Milli(ts)) AS wm "
+            f"FROM {self.table('_events')} WHERE src_partition = {{p:Int32}}",
+            parameters=params,
+        ).result_rows
+        watermark = wm_rows[0][0] if wm_rows else None
+        version_sql = " UNION ALL ".join(
+            f"SELECT max(version) AS v FROM {self.table(t)} WHERE src_partition = {{p:Int32}}"
+            for t in ("_hourly", "_weekly", "_waste")
+        )
+        v_rows = self._client.query(
+            f"SELECT max(v) AS version FROM ({version_sql})", parameters=params
+        ).result_rows
+        max_version = int(v_rows[0][0]) if v_rows and v_rows[0][0] is not None else 0
+
+        events: dict[str, list[Any]] = {c: [] for c in RESTORE_COLUMNS}
+        if since_ms is None:
+            return (None if watermark is None else int(watermark)), max_version, events
+        select = ", ".join(
+            "toUnixTimestamp64Milli(ts) AS x_ts_ms" if c == "ts" else quote_ident(c)
+            for c in RESTORE_COLUMNS
+        )
+        result = self._client.query(
+            f"SELECT {select} FROM {self.table('_events')} FINAL "
+            "WHERE src_partition = {p:Int32} "
+            "AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+            "ORDER BY src_offset, x_ts_ms, event_id "
+            "SETTINGS do_not_merge_across_partitions_select_final = 1",
+            parameters=params,
+            column_oriented=True,
+        )
+        cols = result.result_columns
+        if cols and len(cols) == len(RESTORE_COLUMNS):
+            events = {c: list(col) for c, col in zip(RESTORE_COLUMNS, cols, strict=True)}
+        return (None if watermark is None else int(watermark)), max_version, events
+
+    def weeks(self) -> list[date]:
+        """Weeks (Monday dates) with leaderboard data, oldest first."""
+        rows = self._client.query(
+            f"SELECT DISTINCT week_start FROM {self.table('_weekly')} ORDER BY week_start"
+        ).result_rows
+        return [r[0] for r in rows]
+
+    def leaderboard(
+        self,
+        week: date | None = None,
+        top: int = 100,
+        by: Literal["raw", "effective"] = "raw",
+    ) -> list[dict[str, Any]]:
+        """Rows of ``leaderboard_weekly`` for one week (None: the latest week
+        present), ordered by ``rank`` (by="raw") or ``effective_rank``."""
+        if by not in ("raw", "effective"):
+            raise ValueError(f"by must be 'raw' or 'effective', not {by!r}")
+        if top < 0:
+            raise ValueError("top must be >= 0")
+        if week is None:
+            known = self.weeks()
+            if not known:
+                return []
+            week = known[-1]
+        order = "`rank`" if by == "raw" else "effective_rank"
+        cols = ", ".join(quote_ident(c) for c in schema.LEADERBOARD_VIEW_COLUMNS)
+        return self.query_rows(
+            f"SELECT {cols} FROM {self.table('leaderboard_weekly')} "
+            f"WHERE week_start = {{week:Date}} ORDER BY {order} LIMIT {{top:UInt64}}",
+            {"week": week, "top": top},
+        )

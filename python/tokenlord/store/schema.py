@@ -1,0 +1,343 @@
+"""ClickHouse DDL of the ``tokenlord`` database (see docs/schema.md).
+
+Internal tables are prefixed ``_`` and hold the raw rows written by the
+worker, possibly several times (replays) and possibly several versions of an
+aggregate cell (restatements). They are all ``ReplacingMergeTree``: a row
+with the same sorting key replaces an older one (the highest ``version``, or
+the last inserted when there is no version column).
+
+The public objects (``events``, ``usage_hourly``, ``leaderboard_weekly``,
+``waste_weekly``, ``rejected``) are plain views that read the internal
+tables ``FINAL`` and, for the aggregates, sum the per-Kafka-partition rows,
+so a plain ``SELECT`` from a BI tool gets correct, deduplicated numbers.
+
+Every identifier that is not a literal of this module (the database name
+comes from settings) goes through :func:`quote_ident`, which only accepts
+``[A-Za-z_][A-Za-z0-9_]*``. No value is ever formatted into SQL: values are
+bound as query parameters or sent through ``client.insert``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+IDENT_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+DEFAULT_DATABASE: Final = "tokenlord"
+DEFAULT_TITLES: Final = ("Token Lord", "AI Grandmaster", "Token Overlord")
+
+# (column, ClickHouse type) in table order. The insert path sends exactly these
+# columns with these type names, so no DESCRIBE round trip is needed per insert.
+Columns = tuple[tuple[str, str], ...]
+
+EVENTS_COLUMNS: Final[Columns] = (
+    ("event_id", "String"),
+    ("ts", "DateTime64(3, 'UTC')"),
+    ("user", "String"),
+    ("team", "LowCardinality(String)"),
+    ("app", "LowCardinality(String)"),
+    ("model", "LowCardinality(String)"),
+    ("provider", "LowCardinality(String)"),
+    ("session_id", "String"),
+    ("input_tokens", "UInt64"),
+    ("output_tokens", "UInt64"),
+    ("cached_input_tokens", "UInt64"),
+    ("reasoning_tokens", "UInt64"),
+    ("total_tokens", "UInt64"),
+    ("tokens_estimated", "UInt8"),
+    ("status", "LowCardinality(String)"),
+    ("finish_reason", "LowCardinality(String)"),
+    ("latency_ms", "Nullable(UInt32)"),
+    ("cost_usd", "Float64"),
+    ("wasted_tokens", "UInt64"),
+    ("waste_reason", "LowCardinality(String)"),
+    ("src_partition", "Int32"),
+    ("src_offset", "Int64"),
+)
+
+HOURLY_COLUMNS: Final[Columns] = (
+    ("src_partition", "Int32"),
+    ("hour", "DateTime('UTC')"),
+    ("user", "String"),
+    ("model", "LowCardinality(String)"),
+    ("requests", "UInt64"),
+    ("input_tokens", "UInt64"),
+    ("output_tokens", "UInt64"),
+    ("cached_input_tokens", "UInt64"),
+    ("total_tokens", "UInt64"),
+    ("wasted_tokens", "UInt64"),
+    ("cost_usd", "Float64"),
+    ("version", "UInt64"),
+)
+
+WEEKLY_COLUMNS: Final[Columns] = (
+    ("src_partition", "Int32"),
+    ("week_start", "Date"),
+    ("user", "String"),
+    ("team", "LowCardinality(String)"),
+    ("team_ts", "DateTime64(3, 'UTC')"),
+    ("requests", "UInt64"),
+    ("input_tokens", "UInt64"),
+    ("output_tokens", "UInt64"),
+    ("total_tokens", "UInt64"),
+    ("wasted_tokens", "UInt64"),
+    ("cost_usd", "Float64"),
+    ("final", "UInt8"),
+    ("version", "UInt64"),
+)
+
+WASTE_COLUMNS: Final[Columns] = (
+    ("src_partition", "Int32"),
+    ("week_start", "Date"),
+    ("user", "String"),
+    ("reason", "LowCardinality(String)"),
+    ("requests", "UInt64"),
+    ("wasted_tokens", "UInt64"),
+    ("version", "UInt64"),
+)
+
+REJECTED_COLUMNS: Final[Columns] = (
+    ("at", "DateTime64(3, 'UTC')"),
+    ("reason", "LowCardinality(String)"),
+    ("src_topic", "String"),
+    ("src_partition", "Int32"),
+    ("src_offset", "Int64"),
+    ("idx", "UInt32"),
+    ("raw", "String"),
+)
+
+TITLES_COLUMNS: Final[Columns] = (
+    ("rank", "UInt32"),
+    ("title", "String"),
+)
+
+# Public column lists, in the order of CONTRACT.md section 3.
+EVENTS_VIEW_COLUMNS: Final = tuple(name for name, _ in EVENTS_COLUMNS)
+USAGE_HOURLY_VIEW_COLUMNS: Final = (
+    "hour", "user", "model", "requests", "input_tokens", "output_tokens",
+    "cached_input_tokens", "total_tokens", "wasted_tokens", "cost_usd",
+)  # fmt: skip
+LEADERBOARD_VIEW_COLUMNS: Final = (
+    "week_start", "user", "team", "requests", "input_tokens", "output_tokens",
+    "total_tokens", "wasted_tokens", "effective_tokens", "waste_ratio", "cost_usd",
+    "outcomes", "rank", "effective_rank", "title", "final",
+)  # fmt: skip
+WASTE_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted_tokens")
+REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
+
+PUBLIC_VIEWS: Final = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected")
+INTERNAL_TABLES: Final = ("_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles")
+
+
+def check_ident(name: str) -> str:
+    """Return ``name`` if it is a plain identifier, else raise ``ValueError``."""
+    if not isinstance(name, str) or IDENT_RE.fullmatch(name) is None:
+        raise ValueError(f"invalid ClickHouse identifier: {name!r} (want [A-Za-z_][A-Za-z0-9_]*)")
+    return name
+
+
+def quote_ident(name: str) -> str:
+    """Validate and backtick-quote one identifier."""
+    return f"`{check_ident(name)}`"
+
+
+def _cols(columns: Columns) -> str:
+    return ",\n    ".join(f"{quote_ident(name)} {type_}" for name, type_ in columns)
+
+
+def _q(names: tuple[str, ...]) -> str:
+    return ", ".join(quote_ident(n) for n in names)
+
+
+def ddl(database: str) -> list[str]:
+    """Every statement of ``init_db``, in order; each one is idempotent."""
+    db = quote_ident(database)
+
+    def t(name: str) -> str:
+        return f"{db}.{quote_ident(name)}"
+
+    stmts = [f"CREATE DATABASE IF NOT EXISTS {db}"]
+
+    # One row per accepted event occurrence. The key is the Kafka position plus
+    # the id: a replay of the same offsets rewrites the same keys (collapsed by
+    # FINAL), while an event_id the core accepted twice (a resend after the
+    # dedupe horizon) stays twice, like it is counted in the aggregates.
+    # Duplicates always have the same ts, hence the same partition, so FINAL
+    # never needs to merge across partitions.
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_events")} (
+    {_cols(EVENTS_COLUMNS)},
+    INDEX idx_event_id event_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_user `user` TYPE bloom_filter(0.01) GRANULARITY 4
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toMonday(ts, 'UTC')
+ORDER BY (src_partition, src_offset, event_id)"""
+    )
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_hourly")} (
+    {_cols(HOURLY_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY toMonday(hour, 'UTC')
+ORDER BY (hour, `user`, model, src_partition)"""
+    )
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_weekly")} (
+    {_cols(WEEKLY_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY week_start
+ORDER BY (week_start, `user`, src_partition)"""
+    )
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_waste")} (
+    {_cols(WASTE_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree(version)
+PARTITION BY week_start
+ORDER BY (week_start, `user`, reason, src_partition)"""
+    )
+    # Not partitioned by `at`: a replay writes the same keys with a later `at`,
+    # and both copies must land in the same partition to be collapsed.
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_rejected")} (
+    {_cols(REJECTED_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (src_topic, src_partition, src_offset, idx)"""
+    )
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_titles")} (
+    {_cols(TITLES_COLUMNS)}
+)
+ENGINE = MergeTree
+ORDER BY `rank`"""
+    )
+
+    # ---- views ------------------------------------------------------------
+    # Aggregating views compute into distinct inner names (x_*) and rename only
+    # in the outermost SELECT: an alias that equals a column name (e.g.
+    # `sum(total_tokens) AS total_tokens`, `... AS rank`) can shadow the column
+    # in other expressions of the same query.
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("events")} AS
+SELECT {_q(EVENTS_VIEW_COLUMNS)}
+FROM {t("_events")} FINAL"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("usage_hourly")} AS
+SELECT
+    x_hour AS hour,
+    x_user AS `user`,
+    x_model AS model,
+    x_requests AS requests,
+    x_input AS input_tokens,
+    x_output AS output_tokens,
+    x_cached AS cached_input_tokens,
+    x_total AS total_tokens,
+    x_wasted AS wasted_tokens,
+    x_cost AS cost_usd
+FROM (
+    SELECT
+        h.hour AS x_hour,
+        h.`user` AS x_user,
+        h.model AS x_model,
+        sum(h.requests) AS x_requests,
+        sum(h.input_tokens) AS x_input,
+        sum(h.output_tokens) AS x_output,
+        sum(h.cached_input_tokens) AS x_cached,
+        sum(h.total_tokens) AS x_total,
+        sum(h.wasted_tokens) AS x_wasted,
+        sum(h.cost_usd) AS x_cost
+    FROM {t("_hourly")} AS h FINAL
+    GROUP BY x_hour, x_user, x_model
+)"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("leaderboard_weekly")} AS
+SELECT
+    x_week AS week_start,
+    x_user AS `user`,
+    x_team AS team,
+    x_requests AS requests,
+    x_input AS input_tokens,
+    x_output AS output_tokens,
+    x_total AS total_tokens,
+    x_wasted AS wasted_tokens,
+    x_effective AS effective_tokens,
+    x_waste_ratio AS waste_ratio,
+    x_cost AS cost_usd,
+    x_outcomes AS outcomes,
+    x_rank AS `rank`,
+    x_effective_rank AS effective_rank,
+    x_title AS title,
+    x_final AS `final`
+FROM (
+    SELECT
+        r.*,
+        ifNull(tt.x_title_name, '') AS x_title
+    FROM (
+        SELECT
+            e.*,
+            row_number() OVER (PARTITION BY e.x_week ORDER BY e.x_total DESC, e.x_user ASC)
+                AS x_rank,
+            row_number() OVER (PARTITION BY e.x_week ORDER BY e.x_effective DESC, e.x_user ASC)
+                AS x_effective_rank
+        FROM (
+            SELECT
+                a.*,
+                toUInt64(a.x_total - least(a.x_wasted, a.x_total)) AS x_effective,
+                if(a.x_total = 0, 0., a.x_wasted / a.x_total) AS x_waste_ratio,
+                toUInt64(0) AS x_outcomes
+            FROM (
+                SELECT
+                    w.week_start AS x_week,
+                    w.`user` AS x_user,
+                    toString(argMaxIf(w.team, (w.team_ts, w.team), w.team != '')) AS x_team,
+                    sum(w.requests) AS x_requests,
+                    sum(w.input_tokens) AS x_input,
+                    sum(w.output_tokens) AS x_output,
+                    sum(w.total_tokens) AS x_total,
+                    sum(w.wasted_tokens) AS x_wasted,
+                    sum(w.cost_usd) AS x_cost,
+                    min(w.`final`) AS x_final
+                FROM {t("_weekly")} AS w FINAL
+                GROUP BY x_week, x_user
+            ) AS a
+        ) AS e
+    ) AS r
+    LEFT JOIN (
+        SELECT toUInt64(`rank`) AS x_title_rank, any(title) AS x_title_name
+        FROM {t("_titles")}
+        GROUP BY x_title_rank
+    ) AS tt ON tt.x_title_rank = r.x_effective_rank
+)
+ORDER BY week_start DESC, `rank` ASC"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("waste_weekly")} AS
+SELECT
+    x_week AS week_start,
+    x_user AS `user`,
+    x_reason AS reason,
+    x_requests AS requests,
+    x_wasted AS wasted_tokens
+FROM (
+    SELECT
+        w.week_start AS x_week,
+        w.`user` AS x_user,
+        w.reason AS x_reason,
+        sum(w.requests) AS x_requests,
+        sum(w.wasted_tokens) AS x_wasted
+    FROM {t("_waste")} AS w FINAL
+    GROUP BY x_week, x_user, x_reason
+)"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("rejected")} AS
+SELECT {_q(REJECTED_VIEW_COLUMNS)}
+FROM {t("_rejected")} FINAL"""
+    )
+    return stmts

@@ -1,0 +1,70 @@
+"""CLI and settings: clear errors without tracebacks, masked secrets, docs in sync."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokenlord.cli import main, resolve_week
+from tokenlord.errors import ConfigError
+from tokenlord.settings import Settings, configuration_markdown, mask, parse_duration_ms
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_durations() -> None:
+    assert parse_duration_ms("90s") == 90_000
+    assert parse_duration_ms("1h") == 3_600_000
+    assert parse_duration_ms("500ms") == 500
+    assert parse_duration_ms("2") == 2000
+    with pytest.raises(ValueError):
+        parse_duration_ms("soon")
+
+
+def test_env_then_flags() -> None:
+    s = Settings.from_env({"grace": "2h"}, environ={"TOKENLORD_GRACE": "5m", "TOKENLORD_BATCH_SIZE": "7"})
+    assert s.grace == 7_200_000 and s.batch_size == 7
+    with pytest.raises(ConfigError, match=r"TOKENLORD_BATCH_SIZE='zero'.*not an integer.*--batch-size"):
+        Settings.from_env(environ={"TOKENLORD_BATCH_SIZE": "zero"})
+    with pytest.raises(ConfigError, match="chdb://"):
+        Settings.from_env(environ={"TOKENLORD_CLICKHOUSE_URL": "mysql://x"})
+    with pytest.raises(ConfigError, match="Kafka topic"):
+        Settings.from_env(environ={"TOKENLORD_EVENTS_TOPIC": "bad topic!"})
+
+
+def test_secrets_are_masked(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert mask("https://bi:hunter2@ch.example:8443/db?password=x") == "https://bi:***@ch.example:8443/db?password=***"
+    monkeypatch.setenv("TOKENLORD_CLICKHOUSE_URL", "http://admin:s3cret@localhost:8123")
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out and "admin:***@localhost:8123" in out
+    monkeypatch.setenv("TOKENLORD_CLICKHOUSE_URL", "ftp://admin:s3cret@x")
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and "TOKENLORD_CLICKHOUSE_URL" in err
+
+
+def test_bad_flag_exits_2_without_traceback() -> None:
+    for args in (["leaderboard", "--by", "loudest"], ["config", "--grace", "soon"], ["leaderboard", "--week", "someday"]):
+        proc = subprocess.run([sys.executable, "-m", "tokenlord", *args], capture_output=True, text=True, check=False,
+                              env={"PATH": "/usr/bin:/bin", "TOKENLORD_CLICKHOUSE_URL": "chdb:///tmp/tokenlord-cli-test"})
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        assert "error" in proc.stderr
+
+
+def test_week_resolution() -> None:
+    import datetime as dt
+
+    today = dt.date(2026, 11, 25)  # a Wednesday
+    assert resolve_week("current", today) is None
+    assert resolve_week("last", today) == dt.date(2026, 11, 16)
+    assert resolve_week("2026-11-22", today) == dt.date(2026, 11, 16)  # a Sunday belongs to the week before
+
+
+def test_configuration_doc_is_generated_from_the_code() -> None:
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    assert doc == configuration_markdown(), "run: .venv/bin/tokenlord config --markdown > docs/configuration.md"

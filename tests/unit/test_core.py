@@ -1,0 +1,81 @@
+"""The native core through its Python binding: shapes, errors, API."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import tokenlord
+from tokenlord import _core
+
+MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
+NOW = MON + 86_400_000
+
+
+def ev(i: int, **kw: object) -> bytes:
+    base = {"event_id": f"e{i}", "ts": MON + i, "user": f"u{i % 3}", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}
+    base.update(kw)
+    return orjson.dumps(base)
+
+
+def test_batch_is_columnar_and_complete() -> None:
+    core = _core.Core()
+    values = [ev(1), ev(2, team="red"), ev(1), b"nope", orjson.dumps([orjson.loads(ev(3)), 7])]
+    out = core.process([0, 0, 0, 1, 1], [10, 11, 12, 5, 6], values, NOW)
+    assert out.accepted == 3 and out.duplicates == 1
+    assert set(out.events) >= {"event_id", "ts", "total_tokens", "src_partition", "src_offset", "cost_usd"}
+    assert out.events["event_id"] == ["e1", "e2", "e3"]
+    assert out.events["src_offset"] == [10, 11, 6]
+    assert out.events["total_tokens"] == [15, 15, 15]
+    assert out.rejected["reason"] == ["invalid_json", "not_an_object"]
+    assert out.rejected["raw"] == [b"nope", b"7"]
+    assert out.rejected["idx"] == [0, 1]
+    assert sorted(out.watermarks) == [0, 1]
+    weekly = dict(zip(out.weekly["user"], out.weekly["total_tokens"], strict=True))
+    assert weekly == {"u1": 15, "u2": 15, "u0": 15}
+    assert set(out.weekly["version"]) == {out.version}
+    assert "Batch(accepted=3" in repr(out)
+
+
+def test_no_text_is_kept() -> None:
+    core = _core.Core()
+    out = core.process([0], [0], [ev(1, prompt="secret prompt", output="secret answer", input_tokens=None, output_tokens=None)], NOW)
+    flat = repr({k: v for k, v in out.events.items()})
+    assert "secret" not in flat
+    assert out.events["input_tokens"] == [2] and out.events["output_tokens"] == [2]
+
+
+def test_config_and_input_errors_are_typed() -> None:
+    with pytest.raises(_core.ConfigError, match="unknown encoding"):
+        _core.Core(model_encodings=[("gpt", "nope")])
+    with pytest.raises(_core.ConfigError, match="price"):
+        _core.Core(prices={"m": (float("nan"), 0.0, 0.0)})
+    with pytest.raises(_core.InputError, match="differ in length"):
+        _core.Core().process([0], [0, 1], [b"{}"], NOW)
+    assert issubclass(_core.ConfigError, _core.TokenlordError)
+    assert issubclass(tokenlord.ConfigError, _core.TokenlordError)
+
+
+def test_public_token_api() -> None:
+    assert tokenlord.encoding_for("gpt-4o-mini") == "o200k_base"
+    assert tokenlord.encoding_for("gpt-4-turbo") == "cl100k_base"
+    assert tokenlord.count_tokens(["hello world", "", "<|endoftext|>"], "gpt-4") == [2, 0, 7]
+    assert set(_core.encodings()) == {"o200k_base", "cl100k_base"}
+
+
+def test_restore_then_dedupe() -> None:
+    core = _core.Core()
+    cols = {
+        "event_id": ["e1"], "ts": [MON + 1], "user": ["u1"], "team": ["t"], "model": ["gpt-4o"],
+        "input_tokens": [10], "output_tokens": [5], "cached_input_tokens": [0], "total_tokens": [15],
+        "wasted_tokens": [0], "waste_reason": [""], "cost_usd": [0.0],
+    }
+    restored = core.restore(4, MON + 1, 1000, cols)
+    assert restored.weekly["total_tokens"] == [15] and restored.version > 1000
+    out = core.process([4, 4], [0, 1], [ev(1), ev(2)], NOW)
+    assert out.duplicates == 1 and out.accepted == 1
+    assert core.partitions() == [4]
+    core.drop_partition(4)
+    assert core.partitions() == []
+    with pytest.raises(_core.InputError, match="missing"):
+        core.restore(1, None, 0, {"event_id": []})
