@@ -8,8 +8,11 @@ __version__: str
 class TokenlordError(Exception):
     """Base class of every error raised by the native core."""
 
-class ConfigError(TokenlordError, ValueError):
+class ConfigError(TokenlordError):
     """A bad setting handed to the core (unknown encoding, bad price...)."""
+
+class InputError(TokenlordError):
+    """Arguments of one call do not fit together (column lengths differ...)."""
 
 Columns = dict[str, list[Any]]
 
@@ -69,8 +72,14 @@ class Core:
         events: Columns,
     ) -> Batch: ...
     def drop_partition(self, partition: int) -> None: ...
+    def watermark(self, partition: int) -> int | None: ...
     def partitions(self) -> list[int]: ...
     def state_size(self) -> dict[str, int]: ...
 
 def count_tokens(texts: Sequence[str], encoding: str) -> list[int]: ...
+def encoding_for(
+    model: str,
+    model_encodings: Sequence[tuple[str, str]] | None = None,
+    fallback_encoding: str = "o200k_base",
+) -> tuple[str, bool]: ...
 def encodings() -> list[str]: ...
