@@ -190,8 +190,8 @@ pub struct Core {
     last_version: u64,
 }
 
-fn resolve<'a>(raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
-    let mut event = match parse_event(raw) {
+fn resolve<'a>(json: &'a [u8], raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
+    let mut event = match parse_event(json) {
         Ok(ev) => ev,
         Err(r) => return Parsed::Rejected(r, raw),
     };
@@ -230,7 +230,7 @@ fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
     split_message(m.value, cfg.max_message_bytes)
         .into_iter()
         .map(|el| match el {
-            Element::Event(raw) => resolve(raw, &cfg.encodings),
+            Element::Event { json, raw } => resolve(json, raw, &cfg.encodings),
             Element::Rejected(r, raw) => Parsed::Rejected(r, raw),
         })
         .collect()

@@ -23,8 +23,19 @@ const MAX_LATENCY: i128 = i32::MAX as i128;
 /// One element of a message: the bytes of an event object, or a rejection.
 #[derive(Debug)]
 pub enum Element<'a> {
-    Event(&'a [u8]),
+    /// `json` is what to parse; `raw` what a rejection reports (the original
+    /// bytes: for a whole-message object, including a leading BOM).
+    Event {
+        json: &'a [u8],
+        raw: &'a [u8],
+    },
     Rejected(Reason, &'a [u8]),
+}
+
+impl<'a> Element<'a> {
+    fn event(json: &'a [u8]) -> Self {
+        Element::Event { json, raw: json }
+    }
 }
 
 fn is_ws(c: u8) -> bool {
@@ -54,7 +65,7 @@ pub fn split_message(value: &[u8], max_bytes: usize) -> Vec<Element<'_>> {
                     .map(|item| {
                         let raw = item.get().as_bytes();
                         if raw.first() == Some(&b'{') {
-                            Element::Event(raw)
+                            Element::event(raw)
                         } else {
                             Element::Rejected(Reason::NotAnObject, raw)
                         }
@@ -65,7 +76,10 @@ pub fn split_message(value: &[u8], max_bytes: usize) -> Vec<Element<'_>> {
         // An object is validated by `parse_event` (one pass); other values here.
         Some(b'{') => {
             if serde_json::from_slice::<&RawValue>(body).is_ok() {
-                return vec![Element::Event(body)];
+                return vec![Element::Event {
+                    json: body,
+                    raw: value,
+                }];
             }
         }
         Some(_) => {
@@ -88,7 +102,7 @@ fn split_ndjson<'a>(value: &'a [u8], body: &'a [u8]) -> Vec<Element<'a>> {
     let out: Vec<Element<'a>> = lines
         .into_iter()
         .map(|line| match serde_json::from_slice::<Skip>(line) {
-            Ok(Skip(true)) => Element::Event(line),
+            Ok(Skip(true)) => Element::event(line),
             Ok(Skip(false)) => Element::Rejected(Reason::NotAnObject, line),
             Err(_) => Element::Rejected(Reason::InvalidJson, line),
         })
@@ -658,7 +672,7 @@ mod tests {
         split_message(v, 1 << 20)
             .into_iter()
             .map(|e| match e {
-                Element::Event(raw) => format!("event:{}", String::from_utf8_lossy(raw)),
+                Element::Event { json, .. } => format!("event:{}", String::from_utf8_lossy(json)),
                 Element::Rejected(r, _) => r.to_string(),
             })
             .collect()

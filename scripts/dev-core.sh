@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Fast inner loop: rebuild only the native module (release) and drop it into the
+# installed package. `make install` is the real build; this is for iteration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/var/cargo-target}
+PYO3_PYTHON=$PWD/.venv/bin/python cargo build --release --features python --lib --quiet
+site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
+cp "$CARGO_TARGET_DIR/release/libtokenlord_core.so" "$site/tokenlord/_core.abi3.so"
+echo "updated $site/tokenlord/_core.abi3.so"

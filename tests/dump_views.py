@@ -1,0 +1,48 @@
+"""Prints the public views of a tokenlord database as JSON (used by tests).
+
+Runs in its own process: chDB allows one data directory per process, and a
+BI tool reading the views is another process too.
+usage: python tests/dump_views.py CLICKHOUSE_URL DATABASE
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from typing import Any
+
+import orjson
+
+from tokenlord.store import Store
+
+QUERIES = {
+    "leaderboard_weekly": "SELECT * FROM {db}.leaderboard_weekly ORDER BY week_start, `rank`",
+    "usage_hourly": "SELECT * FROM {db}.usage_hourly ORDER BY hour, user, model",
+    "waste_weekly": "SELECT * FROM {db}.waste_weekly ORDER BY week_start, user, reason",
+    "rejected": "SELECT reason, src_topic, src_partition, src_offset, raw FROM {db}.rejected "
+    "ORDER BY src_partition, src_offset",
+    "events": "SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, user, model, input_tokens, output_tokens, "
+    "total_tokens, tokens_estimated, cost_usd, src_partition, src_offset FROM {db}.events ORDER BY event_id",
+}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray):
+        return {"b64": base64.b64encode(bytes(v)).decode()}
+    return v
+
+
+def main() -> None:
+    url, db = sys.argv[1], sys.argv[2]
+    store = Store.connect(url, db)
+    client = store.client
+    out = {}
+    for name, sql in QUERIES.items():
+        formats = {"raw": "bytes"} if name == "rejected" else None
+        result = client.query(sql.format(db=db), column_formats=formats)
+        out[name] = [{k: _plain(v) for k, v in row.items()} for row in result.named_results()]
+    sys.stdout.buffer.write(orjson.dumps(out, default=str))
+
+
+if __name__ == "__main__":
+    main()
