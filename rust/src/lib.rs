@@ -11,3 +11,4 @@ pub mod window;
 
 #[cfg(feature = "python")]
 mod py;
+
