@@ -1,0 +1,779 @@
+"""Plain-Python reference implementation of docs/semantics.md.
+
+Slow and simple on purpose: every rule of the normative spec is written out
+once, in the order the spec gives it, with no caching or cleverness, so the
+Rust core (``tokenlord._core``) can be checked against it on random and
+hostile streams. Only the standard library is used.
+
+Choices where docs/semantics.md leaves room (keep in sync with the core):
+
+- RFC 3339: ``YYYY-MM-DD``, separator ``T``, ``t`` or one space, ``HH:MM:SS``,
+  optional ``.`` + 1 or more ASCII digits (truncated, never rounded, to ms),
+  then ``Z``, ``z`` or ``±HH:MM`` (``-00:00`` is accepted as UTC). Only ASCII
+  digits; no surrounding whitespace; no leap second (``:60``); years
+  ``0000`` to ``9999`` with proleptic-Gregorian calendar validation (``0000`` is
+  a leap year). A syntactically valid, calendar-valid time outside
+  ``[1970-01-01T00:00:00.000Z, 9999-12-31T23:59:59.999Z]`` (after applying the
+  offset) is ``out_of_range:ts``; anything else malformed is ``invalid_field:ts``.
+- JSON: strict UTF-8 (``bytes.decode("utf-8")``, so encoded surrogates and
+  overlongs are invalid); RFC 8259 grammar (Python's C scanner); NaN/Infinity
+  rejected; lone UTF-16 surrogate escapes anywhere (keys, values, and values
+  that a later duplicate key overrides) make the text unparsable; nesting depth
+  (arrays + objects) of at most 127 is fine, 128 is unparsable (serde_json's
+  limit) — also when the deep part sits in a value a later duplicate key overrides.
+- Numbers: a literal without fraction and exponent is an integer literal (but
+  ``-0`` reads as a float, as in serde_json); in ``[-2^63, 2^64-1]`` it is a JSON integer, otherwise a
+  non-integer number (unparsable if it does not fit an f64). Any literal with
+  a fraction or exponent is a float (``1.0``, ``1e2``); one that overflows f64
+  (``1e309``) makes the text unparsable.
+- ``raw`` of a rejection: whole-message rejections (``too_large``, whole
+  ``invalid_json``, a top-level scalar's ``not_an_object``) and every rejection
+  of a single-object message carry the original value, BOM and surrounding
+  whitespace included. Rejections of an array item (``not_an_object`` or any
+  validation/stream reason) carry that item's exact source text; of an NDJSON
+  line, the line's bytes as split (after the BOM was skipped; ``\\r`` kept).
+- Missing optional strings (team, app, provider, session_id, finish_reason)
+  are ``""`` in the events output; a missing ``latency_ms`` is ``None``.
+- A weekly cell with no non-empty team has ``team = ""`` and ``team_ts = 0``.
+- ``finish_reason`` / ``gen_ai.response.finish_reasons``: the first key whose
+  value is not null is used; if that is ``[]`` the finish reason is missing
+  (``""``): we do not fall through to the alias.
+- Aliases are flat keys (``"enduser.id"``), never nested objects.
+- ``tokens_estimated`` is 1 whenever the fallback encoding was asked for a
+  count, even of an empty ``prompt``; text next to a reported count is never
+  tokenized.
+- ``status: "error"`` with 0 tokens: ``wasted_tokens = 0`` but ``waste_reason =
+  "failed_request"`` on the event; no waste cell (it needs wasted > 0).
+- Closing a week re-emits only its weekly cells (``final = 1``); hourly and
+  waste cells of that week are dropped without another row. The ``final`` flag
+  on ``waste()`` cells is this reference's own bookkeeping (no such column).
+- ``process`` returns a ``RefBatch`` like ``Core.process`` (no ``version``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+TS_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+TOKENS_MAX = 10**9
+LATENCY_MAX = 2**31 - 1
+MAX_DEPTH = 127
+BOM = b"\xef\xbb\xbf"
+JSON_WS = " \t\r\n"
+
+CountTokens = Callable[[str, str], tuple[int, bool]]
+Rejection = tuple[int, int, int, str, bytes]
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+class _Unparsable(Exception):
+    """The JSON text is not acceptable under the strict rules."""
+
+
+class NonInteger:
+    """A JSON integer literal outside the 64-bit range: a number, not an integer."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"NonInteger({self.text})"
+
+
+def _parse_int(text: str) -> int | NonInteger:
+    try:
+        n = int(text)
+    except ValueError:  # more digits than Python converts: far beyond f64 anyway
+        raise _Unparsable(f"integer literal too long: {text[:20]}...") from None
+    if text.startswith("-0"):  # "-0" reads as a float (-0.0), like the core's serde_json
+        return NonInteger(text)
+    if -(2**63) <= n <= 2**64 - 1:
+        return n
+    if float(text) in (float("inf"), float("-inf")):  # float(str) never raises on overflow
+        raise _Unparsable(f"integer literal too large for f64: {text[:20]}...")
+    return NonInteger(text)
+
+
+def _parse_float(text: str) -> float:
+    f = float(text)
+    if f in (float("inf"), float("-inf")):
+        raise _Unparsable(f"number too large for f64: {text}")
+    return f
+
+
+def _parse_constant(name: str) -> Any:
+    raise _Unparsable(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+)
+
+# A JSON string literal (in text that is already known to be valid JSON).
+_STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+
+
+def _max_depth(text: str) -> int:
+    """Max nesting of arrays/objects, string contents ignored (text may be invalid)."""
+    depth = best = 0
+    for m in _BRACKET_RE.finditer(_STRING_RE.sub('""', text)):
+        if m.group() in "[{":
+            depth += 1
+            best = max(best, depth)
+        else:
+            depth -= 1
+    return best
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    """Whether any string literal (key or value) decodes to a lone surrogate."""
+    if "\\u" not in text:
+        return False
+    return any(_SURROGATE_RE.search(json.loads(m.group())) for m in _STRING_RE.finditer(text))
+
+
+def parse_json(data: bytes) -> Any:
+    """One JSON value from ``data`` under the strict rules; raises ``_Unparsable``."""
+    try:
+        text = data.decode("utf-8")  # strict: invalid UTF-8 -> unparsable
+    except UnicodeDecodeError as exc:
+        raise _Unparsable("invalid UTF-8") from exc
+    if _max_depth(text) > MAX_DEPTH:
+        raise _Unparsable("nesting too deep")
+    try:
+        value = _DECODER.decode(text)  # json's whitespace is exactly JSON's: space, tab, CR, LF
+    except (ValueError, RecursionError) as exc:
+        raise _Unparsable(str(exc)) from exc
+    if _has_lone_surrogate(text):
+        raise _Unparsable("lone surrogate escape")
+    return value
+
+
+def _array_item_texts(text: str) -> list[str]:
+    """Source text of each item of the (valid) top-level JSON array ``text``."""
+    i = 0
+    n = len(text)
+
+    def skip_ws(j: int) -> int:
+        while j < n and text[j] in JSON_WS:
+            j += 1
+        return j
+
+    i = skip_ws(i)
+    assert text[i] == "["
+    i = skip_ws(i + 1)
+    items: list[str] = []
+    if text[i] == "]":
+        return items
+    while True:
+        _, end = _DECODER.raw_decode(text, i)
+        items.append(text[i:end])
+        i = skip_ws(end)
+        if text[i] == "]":
+            return items
+        assert text[i] == ","
+        i = skip_ws(i + 1)
+
+
+# --------------------------------------------------------------------------- RFC 3339
+
+# Separator: 'T', 't' or a single space, as RFC 3339 section 5.6 (NOTE) allows.
+_RFC3339_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if _is_leap(year) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+class _OutOfRange(Exception):
+    pass
+
+
+def parse_rfc3339(s: str) -> int:
+    """Epoch ms of a strict RFC 3339 string.
+
+    Raises ValueError if malformed, _OutOfRange if valid but outside 1970..9999."""
+    m = _RFC3339_RE.fullmatch(s)
+    if m is None:
+        raise ValueError(f"not RFC 3339: {s!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    frac, zulu, sign, off_h, off_m = m.group(7, 8, 9, 10, 11)
+    if not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
+        raise ValueError(f"no such date: {s!r}")
+    if hour > 23 or minute > 59 or second > 59:
+        raise ValueError(f"no such time: {s!r}")
+    offset_ms = 0
+    if not zulu:
+        oh, om = int(off_h), int(off_m)
+        if oh > 23 or om > 59:
+            raise ValueError(f"bad offset: {s!r}")
+        offset_ms = (oh * 60 + om) * 60_000 * (1 if sign == "+" else -1)
+    if year == 0:  # valid date, but far before 1970 whatever the offset (datetime has no year 0)
+        raise _OutOfRange(s)
+    local = dt.datetime(year, month, day, hour, minute, second)
+    ms = (local - _EPOCH) // dt.timedelta(milliseconds=1)
+    ms += int((frac or "0")[:3].ljust(3, "0"))  # truncate to milliseconds
+    ms -= offset_ms  # local = UTC + offset
+    if not 0 <= ms <= TS_MAX_MS:
+        raise _OutOfRange(s)
+    return ms
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def hour_of(ts: int) -> int:
+    return ts // HOUR_MS * HOUR_MS
+
+
+def week_start_of(ts: int) -> int:
+    day = ts // DAY_MS
+    return (day - (day + 3) % 7) * DAY_MS
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class Reject(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int  # bool is not an integer; NonInteger / float are not
+
+
+def _lookup(obj: dict[str, Any], *keys: str) -> Any:
+    """Value of the first key whose value is not null; None if all missing/null."""
+    for k in keys:
+        v = obj.get(k)
+        if v is not None:
+            return v
+    return None
+
+
+def _string(
+    obj: dict[str, Any], name: str, keys: tuple[str, ...], min_len: int, required: bool
+) -> str | None:
+    v = _lookup(obj, *keys)
+    if v is None:
+        if required:
+            raise Reject(f"missing_field:{name}")
+        return None
+    max_len = 128 if name == "event_id" else 256
+    if not isinstance(v, str) or not min_len <= len(v) <= max_len:
+        raise Reject(f"invalid_field:{name}")
+    return v
+
+
+def _count(obj: dict[str, Any], name: str, keys: tuple[str, ...]) -> int | None:
+    v = _lookup(obj, *keys)
+    if v is None:
+        return None
+    if not _is_int(v):
+        raise Reject(f"invalid_field:{name}")
+    if not 0 <= v <= TOKENS_MAX:
+        raise Reject(f"out_of_range:{name}")
+    assert isinstance(v, int)
+    return v
+
+
+@dataclass
+class Event:
+    event_id: str
+    ts: int
+    user: str
+    model: str
+    team: str
+    app: str
+    provider: str
+    session_id: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    reasoning_tokens: int
+    tokens_estimated: int
+    status: str
+    finish_reason: str
+    latency_ms: int | None
+
+
+def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
+    """The event of one element, or ``Reject`` with the first failing check's reason."""
+    event_id = _string(obj, "event_id", ("event_id",), 1, True)
+    assert event_id is not None
+
+    raw_ts = _lookup(obj, "ts")
+    if raw_ts is None:
+        raise Reject("missing_field:ts")
+    if _is_int(raw_ts):
+        if not 0 <= raw_ts <= TS_MAX_MS:
+            raise Reject("out_of_range:ts")
+        ts = int(raw_ts)
+    elif isinstance(raw_ts, str):
+        try:
+            ts = parse_rfc3339(raw_ts)
+        except _OutOfRange:
+            raise Reject("out_of_range:ts") from None
+        except ValueError:
+            raise Reject("invalid_field:ts") from None
+    else:
+        raise Reject("invalid_field:ts")
+
+    user = _string(obj, "user", ("user", "user_id", "enduser.id"), 1, True)
+    model = _string(
+        obj, "model", ("model", "gen_ai.request.model", "gen_ai.response.model"), 1, True
+    )
+    team = _string(obj, "team", ("team",), 0, False)
+    app = _string(obj, "app", ("app",), 0, False)
+    provider = _string(obj, "provider", ("provider", "gen_ai.provider.name"), 0, False)
+    session_id = _string(obj, "session_id", ("session_id", "gen_ai.conversation.id"), 0, False)
+    assert user is not None and model is not None
+
+    input_tokens = _count(obj, "input_tokens", ("input_tokens", "gen_ai.usage.input_tokens"))
+    output_tokens = _count(obj, "output_tokens", ("output_tokens", "gen_ai.usage.output_tokens"))
+
+    prompt = _lookup(obj, "prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise Reject("invalid_field:prompt")
+    output = _lookup(obj, "output")
+    if output is not None and not isinstance(output, str):
+        raise Reject("invalid_field:output")
+
+    cached = _count(
+        obj, "cached_input_tokens", ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens")
+    )
+    reasoning = _count(obj, "reasoning_tokens", ("reasoning_tokens",))
+
+    status = _lookup(obj, "status")
+    if status is None:
+        status = "ok"
+    elif status not in ("ok", "error"):  # also catches non-strings
+        raise Reject("invalid_field:status")
+
+    fr = _lookup(obj, "finish_reason", "gen_ai.response.finish_reasons")
+    if fr is None:
+        finish_reason = ""
+    elif isinstance(fr, str):
+        finish_reason = fr
+    elif isinstance(fr, list):
+        if not fr:
+            finish_reason = ""
+        elif isinstance(fr[0], str):
+            finish_reason = fr[0]
+        else:
+            raise Reject("invalid_field:finish_reason")
+    else:
+        raise Reject("invalid_field:finish_reason")
+
+    latency = _lookup(obj, "latency_ms")
+    if latency is not None:
+        if not _is_int(latency):
+            raise Reject("invalid_field:latency_ms")
+        if not 0 <= latency <= LATENCY_MAX:
+            raise Reject("out_of_range:latency_ms")
+
+    if input_tokens is None and output_tokens is None and prompt is None and output is None:
+        raise Reject("missing_usage")
+
+    estimated = False
+    if input_tokens is None:
+        if prompt is not None:
+            input_tokens, est = count_tokens(prompt, model)
+            estimated = estimated or est
+        else:
+            input_tokens = 0
+    if output_tokens is None:
+        if output is not None:
+            output_tokens, est = count_tokens(output, model)
+            estimated = estimated or est
+        else:
+            output_tokens = 0
+
+    cached = 0 if cached is None else cached
+    reasoning = 0 if reasoning is None else reasoning
+    if cached > input_tokens:
+        raise Reject("out_of_range:cached_input_tokens")
+    if reasoning > output_tokens:
+        raise Reject("out_of_range:reasoning_tokens")
+
+    return Event(
+        event_id=event_id,
+        ts=ts,
+        user=user,
+        model=model,
+        team=team or "",
+        app=app or "",
+        provider=provider or "",
+        session_id=session_id or "",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cached_input_tokens=cached,
+        reasoning_tokens=reasoning,
+        tokens_estimated=int(estimated),
+        status=status,
+        finish_reason=finish_reason,
+        latency_ms=latency,
+    )
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+@dataclass
+class Element:
+    idx: int
+    raw: bytes
+    obj: dict[str, Any] | None  # None: rejected while splitting, see reason
+    reason: str = ""
+
+
+def split_message(value: bytes, max_message_bytes: int) -> list[Element]:
+    """The elements (and splitting rejections) of one message, in order."""
+    if len(value) > max_message_bytes:
+        return [Element(0, value, None, "too_large")]
+    body = value[3:] if value.startswith(BOM) else value
+    try:
+        whole = parse_json(body)
+    except _Unparsable:
+        pass
+    else:
+        if isinstance(whole, dict):
+            return [Element(0, value, whole)]  # raw: the original bytes, BOM included
+        if isinstance(whole, list):
+            texts = _array_item_texts(body.decode("utf-8"))
+            assert len(texts) == len(whole)
+            out = []
+            for i, (item, text) in enumerate(zip(whole, texts, strict=True)):
+                raw = text.encode("utf-8")
+                if isinstance(item, dict):
+                    out.append(Element(i, raw, item))
+                else:
+                    out.append(Element(i, raw, None, "not_an_object"))
+            return out
+        return [Element(0, value, None, "not_an_object")]
+
+    # NDJSON
+    lines = [ln for ln in body.split(b"\n") if ln.strip(b" \t\r")]
+    if len(lines) <= 1:
+        return [Element(0, value, None, "invalid_json")]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            item = parse_json(line)
+        except _Unparsable:
+            out.append(Element(i, line, None, "invalid_json"))
+            continue
+        if isinstance(item, dict):
+            out.append(Element(i, line, item))
+        else:
+            out.append(Element(i, line, None, "not_an_object"))
+    if all(e.reason == "invalid_json" for e in out):
+        return [Element(0, value, None, "invalid_json")]
+    return out
+
+
+# --------------------------------------------------------------------------- the reference
+
+
+def _zero_hourly() -> dict[str, Any]:
+    return {
+        "requests": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_input_tokens": 0,
+        "total_tokens": 0,
+        "wasted_tokens": 0,
+        "cost_usd": 0.0,
+    }
+
+
+def _zero_weekly() -> dict[str, Any]:
+    return {
+        "requests": 0,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+        "wasted_tokens": 0,
+        "cost_usd": 0.0,
+        "team": "",
+        "team_ts": 0,
+        "final": False,
+    }
+
+
+def _zero_waste() -> dict[str, Any]:
+    return {"requests": 0, "wasted_tokens": 0, "final": False}
+
+
+@dataclass
+class RefBatch:
+    """What one ``process`` call produced (rows are cumulative cell values)."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    hourly: dict[tuple[int, int, str, str], dict[str, Any]] = field(default_factory=dict)
+    weekly: dict[tuple[int, int, str], dict[str, Any]] = field(default_factory=dict)
+    waste: dict[tuple[int, int, str, str], dict[str, Any]] = field(default_factory=dict)
+    duplicates: int = 0
+    watermarks: dict[int, int] = field(default_factory=dict)
+
+
+class Reference:
+    """docs/semantics.md, literally. Keeps every cell ever created (closed ones with final=True)."""
+
+    def __init__(
+        self,
+        *,
+        grace_ms: int = 3_600_000,
+        dedupe_horizon_ms: int = 86_400_000,
+        future_tolerance_ms: int = 600_000,
+        max_message_bytes: int = 1_048_576,
+        prices: dict[str, tuple[float, float, float]] | None = None,
+        count_tokens: CountTokens,
+    ) -> None:
+        self.grace_ms = grace_ms
+        self.dedupe_horizon_ms = dedupe_horizon_ms
+        self.future_tolerance_ms = future_tolerance_ms
+        self.max_message_bytes = max_message_bytes
+        self.prices = dict(prices or {})
+        self.count_tokens = count_tokens
+        self.watermarks: dict[int, int] = {}
+        self.duplicates = 0
+        self._seen: dict[
+            int, dict[str, int]
+        ] = {}  # partition -> event_id -> ts of the accepted copy
+        self._events: list[dict[str, Any]] = []
+        self._rejected: list[Rejection] = []
+        self._hourly: dict[tuple[int, int, str, str], dict[str, Any]] = {}
+        self._weekly: dict[tuple[int, int, str], dict[str, Any]] = {}
+        self._waste: dict[tuple[int, int, str, str], dict[str, Any]] = {}
+        # Keys of the cells of still-open weeks, per partition (an index to keep closing cheap).
+        self._open_weekly: dict[int, set[tuple[int, int, str]]] = {}
+        self._open_waste: dict[int, set[tuple[int, int, str, str]]] = {}
+        self._seen_prune_at: dict[int, int] = {}
+
+    # ---- rules
+
+    def price(self, model: str) -> tuple[float, float, float]:
+        best = ""
+        for prefix in self.prices:
+            if model.startswith(prefix) and len(prefix) > len(best):
+                best = prefix
+        return self.prices[best] if best else (0.0, 0.0, 0.0)
+
+    def cost(self, ev: Event) -> float:
+        p_in, p_cached, p_out = self.price(ev.model)
+        uncached = ev.input_tokens - ev.cached_input_tokens
+        return (
+            uncached * p_in + ev.cached_input_tokens * p_cached + ev.output_tokens * p_out
+        ) / 1_000_000
+
+    def week_closed(self, partition: int, week_start: int) -> bool:
+        wm = self.watermarks.get(partition)
+        return wm is not None and wm >= week_start + WEEK_MS + self.grace_ms
+
+    # ---- processing
+
+    def process(
+        self,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        values: Sequence[bytes],
+        now_ms: int,
+    ) -> RefBatch:
+        if not len(partitions) == len(offsets) == len(values):
+            raise ValueError("partitions, offsets and values differ in length")
+        batch = RefBatch()
+        touched_h: set[tuple[int, int, str, str]] = set()
+        touched_w: set[tuple[int, int, str]] = set()
+        touched_x: set[tuple[int, int, str, str]] = set()
+        for p, off, value in zip(partitions, offsets, values, strict=True):
+            for el in split_message(bytes(value), self.max_message_bytes):
+                reason = el.reason
+                if el.obj is not None:
+                    reason = self._element(
+                        p, off, el, now_ms, batch, touched_h, touched_w, touched_x
+                    )
+                if reason:
+                    batch.rejected.append((p, off, el.idx, reason, el.raw))
+        # Close weeks on every partition the batch touched; forget ids beyond the horizon.
+        for p in set(partitions):
+            for key in sorted(self._open_weekly.get(p, ())):
+                if self.week_closed(p, key[1]):
+                    self._weekly[key]["final"] = True
+                    self._open_weekly[p].discard(key)
+                    touched_w.add(key)
+            for xkey in sorted(self._open_waste.get(p, ())):
+                if self.week_closed(p, xkey[1]):
+                    self._waste[xkey]["final"] = True
+                    self._open_waste[p].discard(xkey)
+            self._forget(p)
+        self._events += batch.events
+        self._rejected += batch.rejected
+        self.duplicates += batch.duplicates
+        batch.hourly = {k: dict(self._hourly[k]) for k in sorted(touched_h)}
+        batch.weekly = {k: dict(self._weekly[k]) for k in sorted(touched_w)}
+        batch.waste = {k: dict(self._waste[k]) for k in sorted(touched_x)}
+        batch.watermarks = {
+            p: self.watermarks[p] for p in sorted(set(partitions)) if p in self.watermarks
+        }
+        return batch
+
+    def _element(
+        self,
+        p: int,
+        off: int,
+        el: Element,
+        now_ms: int,
+        batch: RefBatch,
+        touched_h: set[tuple[int, int, str, str]],
+        touched_w: set[tuple[int, int, str]],
+        touched_x: set[tuple[int, int, str, str]],
+    ) -> str:
+        """Validate and apply one element; the rejection reason, "" if accepted or a duplicate."""
+        assert el.obj is not None
+        try:
+            ev = validate(el.obj, self.count_tokens)
+        except Reject as r:
+            return r.reason
+        # 1. future
+        if ev.ts > now_ms + self.future_tolerance_ms:
+            return "future_timestamp"
+        # 2. duplicate
+        wm = self.watermarks.get(p)
+        seen = self._seen.setdefault(p, {})
+        if (
+            ev.event_id in seen
+            and wm is not None
+            and seen[ev.event_id] >= wm - self.dedupe_horizon_ms
+        ):
+            batch.duplicates += 1
+            return ""
+        # 3. late
+        week = week_start_of(ev.ts)
+        if self.week_closed(p, week):
+            return "late"
+        # 4. accepted
+        seen[ev.event_id] = ev.ts
+        self.watermarks[p] = ev.ts if wm is None else max(wm, ev.ts)
+
+        total = ev.input_tokens + ev.output_tokens
+        wasted, waste_reason = (total, "failed_request") if ev.status == "error" else (0, "")
+        cost = self.cost(ev)
+        batch.events.append(
+            {
+                "event_id": ev.event_id,
+                "ts": ev.ts,
+                "user": ev.user,
+                "team": ev.team,
+                "app": ev.app,
+                "model": ev.model,
+                "provider": ev.provider,
+                "session_id": ev.session_id,
+                "input_tokens": ev.input_tokens,
+                "output_tokens": ev.output_tokens,
+                "cached_input_tokens": ev.cached_input_tokens,
+                "reasoning_tokens": ev.reasoning_tokens,
+                "total_tokens": total,
+                "tokens_estimated": ev.tokens_estimated,
+                "status": ev.status,
+                "finish_reason": ev.finish_reason,
+                "latency_ms": ev.latency_ms,
+                "cost_usd": cost,
+                "wasted_tokens": wasted,
+                "waste_reason": waste_reason,
+                "src_partition": p,
+                "src_offset": off,
+            }
+        )
+
+        hkey = (p, hour_of(ev.ts), ev.user, ev.model)
+        h = self._hourly.setdefault(hkey, _zero_hourly())
+        h["requests"] += 1
+        h["input_tokens"] += ev.input_tokens
+        h["output_tokens"] += ev.output_tokens
+        h["cached_input_tokens"] += ev.cached_input_tokens
+        h["total_tokens"] += total
+        h["wasted_tokens"] += wasted
+        h["cost_usd"] += cost
+        touched_h.add(hkey)
+
+        wkey = (p, week, ev.user)
+        w = self._weekly.setdefault(wkey, _zero_weekly())
+        assert not w["final"]
+        w["requests"] += 1
+        w["input_tokens"] += ev.input_tokens
+        w["output_tokens"] += ev.output_tokens
+        w["total_tokens"] += total
+        w["wasted_tokens"] += wasted
+        w["cost_usd"] += cost
+        if ev.team and (not w["team"] or (ev.ts, ev.team) > (w["team_ts"], w["team"])):
+            w["team"], w["team_ts"] = ev.team, ev.ts
+        touched_w.add(wkey)
+        self._open_weekly.setdefault(p, set()).add(wkey)
+
+        if wasted > 0:
+            xkey = (p, week, ev.user, waste_reason)
+            x = self._waste.setdefault(xkey, _zero_waste())
+            x["requests"] += 1
+            x["wasted_tokens"] += wasted
+            touched_x.add(xkey)
+            self._open_waste.setdefault(p, set()).add(xkey)
+        return ""
+
+    def _forget(self, p: int) -> None:
+        """Drop remembered ids below the horizon (the duplicate rule ignores them anyway).
+
+        Only to bound memory; done when the map has doubled since the last pass."""
+        seen = self._seen.get(p)
+        wm = self.watermarks.get(p)
+        if not seen or wm is None or len(seen) < 2 * self._seen_prune_at.get(p, 512):
+            return
+        floor = wm - self.dedupe_horizon_ms
+        for k in [k for k, t in seen.items() if t < floor]:
+            del seen[k]
+        self._seen_prune_at[p] = len(seen)
+
+    # ---- final state after all batches
+
+    def events(self) -> list[dict[str, Any]]:
+        return [dict(e) for e in self._events]
+
+    def hourly(self) -> dict[tuple[int, int, str, str], dict[str, Any]]:
+        return {k: dict(v) for k, v in self._hourly.items()}
+
+    def weekly(self) -> dict[tuple[int, int, str], dict[str, Any]]:
+        return {k: dict(v) for k, v in self._weekly.items()}
+
+    def waste(self) -> dict[tuple[int, int, str, str], dict[str, Any]]:
+        return {k: dict(v) for k, v in self._waste.items()}
+
+    def rejected(self) -> list[Rejection]:
+        return list(self._rejected)
