@@ -42,11 +42,14 @@ test-rust: ## cargo test (the core's domain logic)
 test-py: install ## pytest: unit and integration (starts a real local Kafka)
 	$(PY) -m pytest tests -q
 
-lint: install ## ruff, mypy (strict) and the native stub check
+lint: install ## ruff, mypy (strict) and the native stub check (stubtest)
 	$(VENV)/bin/ruff check python streams tests benchmarks
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest tokenlord._core
+	cargo fmt --check
+	PYO3_PYTHON=$(CURDIR)/$(PY) cargo clippy --quiet --features python --all-targets -- -D warnings
 
-test: install test-rust ## Everything CI runs: build, cargo test, pytest unit + integration
+test: install lint test-rust ## Everything CI runs: build, lint, cargo test, pytest unit + integration
 	$(PY) -m pytest tests -q
 
 demo: install ## Fresh machine -> local Kafka, a simulated week, a worker, the leaderboard

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import faust
-
 from tokenlord.settings import Settings
 
 

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
-
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 
@@ -53,7 +52,9 @@ def register(
 
     @app.agent(topic, name="tokenlord-events")
     async def events(stream: faust.StreamT[bytes]) -> None:
-        async for batch in stream.noack_take(settings.batch_size, within=settings.flush_interval / 1000):
+        # noack_take (faust-streaming >= 0.11) is missing from Faust's StreamT protocol.
+        take = stream.noack_take  # type: ignore[attr-defined]
+        async for batch in take(settings.batch_size, within=settings.flush_interval / 1000):
             partitions = [e.message.partition for e in batch]
             offsets = [e.message.offset for e in batch]
             values = [e.message.value or b"" for e in batch]
@@ -65,7 +66,7 @@ def register(
                 if o + 1 > done_up_to.get(p, 0):
                     done_up_to[p] = o + 1
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         parts = sorted(tp.partition for tp in revoked if tp.topic == settings.events_topic)
         if parts:
@@ -76,7 +77,7 @@ def register(
     if stop_at is not None:
         targets = {p: o for p, o in stop_at.items() if o > 0}
 
-        @app.timer(0.2)
+        @app.timer(0.2)  # type: ignore[untyped-decorator]
         async def stop_when_caught_up() -> None:
             nonlocal stopping
             if stopping or any(done_up_to.get(p, 0) < end for p, end in targets.items()):
@@ -87,6 +88,10 @@ def register(
             log.info(
                 "caught up with the end offsets seen at start %s: %d messages, %d accepted, "
                 "%d duplicates, %d rejected; stopping",
-                dict(sorted(targets.items())), s.messages, s.accepted, s.duplicates, sum(s.rejected.values()),
+                dict(sorted(targets.items())),
+                s.messages,
+                s.accepted,
+                s.duplicates,
+                sum(s.rejected.values()),
             )
             os.kill(os.getpid(), signal.SIGTERM)

@@ -12,7 +12,6 @@ import sys
 from typing import Any
 
 import orjson
-
 from tokenlord.store import Store
 
 QUERIES = {

@@ -25,9 +25,19 @@ def leaderboard(ref: Reference, titles: tuple[str, ...] = TITLES) -> list[dict[s
     for (_p, week, user), c in ref.weekly().items():
         row = per_user.setdefault(
             (week, user),
-            {"week_start": _day(week), "user": user, "team": "", "_team_key": (-1, ""), "requests": 0,
-             "input_tokens": 0, "output_tokens": 0, "total_tokens": 0, "wasted_tokens": 0,
-             "cost_usd": 0.0, "final": 1},
+            {
+                "week_start": _day(week),
+                "user": user,
+                "team": "",
+                "_team_key": (-1, ""),
+                "requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "total_tokens": 0,
+                "wasted_tokens": 0,
+                "cost_usd": 0.0,
+                "final": 1,
+            },
         )
         for k in ("requests", "input_tokens", "output_tokens", "total_tokens", "wasted_tokens", "cost_usd"):
             row[k] += c[k]
@@ -57,11 +67,30 @@ def leaderboard(ref: Reference, titles: tuple[str, ...] = TITLES) -> list[dict[s
 def usage_hourly(ref: Reference) -> list[dict[str, Any]]:
     acc: dict[tuple[int, str, str], dict[str, Any]] = {}
     for (_p, hour, user, model), c in ref.hourly().items():
-        row = acc.setdefault((hour, user, model), {"hour": _hour(hour), "user": user, "model": model, "requests": 0,
-                                                   "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
-                                                   "total_tokens": 0, "wasted_tokens": 0, "cost_usd": 0.0})
-        for k in ("requests", "input_tokens", "output_tokens", "cached_input_tokens", "total_tokens",
-                  "wasted_tokens", "cost_usd"):
+        row = acc.setdefault(
+            (hour, user, model),
+            {
+                "hour": _hour(hour),
+                "user": user,
+                "model": model,
+                "requests": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cached_input_tokens": 0,
+                "total_tokens": 0,
+                "wasted_tokens": 0,
+                "cost_usd": 0.0,
+            },
+        )
+        for k in (
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "total_tokens",
+            "wasted_tokens",
+            "cost_usd",
+        ):
             row[k] += c[k]
     return [acc[k] for k in sorted(acc)]
 
@@ -70,7 +99,9 @@ def rejected(ref: Reference) -> list[tuple[int, int, int, str, bytes]]:
     return sorted((p, o, i, reason, raw) for p, o, i, reason, raw in ref.rejected())
 
 
-def approx_equal_rows(actual: list[dict[str, Any]], expected: list[dict[str, Any]], float_keys: tuple[str, ...]) -> None:
+def approx_equal_rows(
+    actual: list[dict[str, Any]], expected: list[dict[str, Any]], float_keys: tuple[str, ...]
+) -> None:
     """Exact on every column but floats (summation order may differ)."""
     assert len(actual) == len(expected), (len(actual), len(expected))
     for a, e in zip(actual, expected, strict=True):

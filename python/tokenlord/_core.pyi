@@ -1,7 +1,19 @@
 """Typed stub of the native module ``tokenlord._core`` (built from rust/src/py.rs)."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias, final
+
+__all__ = [
+    "__version__",
+    "Batch",
+    "ConfigError",
+    "Core",
+    "InputError",
+    "TokenlordError",
+    "count_tokens",
+    "encoding_for",
+    "encodings",
+]
 
 __version__: str
 
@@ -14,8 +26,9 @@ class ConfigError(TokenlordError):
 class InputError(TokenlordError):
     """Arguments of one call do not fit together (column lengths differ...)."""
 
-Columns = dict[str, list[Any]]
+_Columns: TypeAlias = dict[str, list[Any]]
 
+@final
 class Batch:
     """Columnar result of one ``Core.process`` / ``Core.restore`` call.
 
@@ -35,19 +48,20 @@ class Batch:
     rejected : src_partition, src_offset, idx, reason, raw (bytes)
     """
 
-    events: Columns
-    hourly: Columns
-    weekly: Columns
-    waste: Columns
-    rejected: Columns
+    events: _Columns
+    hourly: _Columns
+    weekly: _Columns
+    waste: _Columns
+    rejected: _Columns
     duplicates: int
     accepted: int
     watermarks: dict[int, int]
     version: int
 
+@final
 class Core:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         grace_ms: int = 3_600_000,
         dedupe_horizon_ms: int = 86_400_000,
@@ -56,7 +70,7 @@ class Core:
         prices: dict[str, tuple[float, float, float]] | None = None,
         model_encodings: Sequence[tuple[str, str]] | None = None,
         fallback_encoding: str = "o200k_base",
-    ) -> None: ...
+    ) -> Core: ...
     def process(
         self,
         partitions: Sequence[int],
@@ -69,7 +83,7 @@ class Core:
         partition: int,
         watermark_ms: int | None,
         min_version: int,
-        events: Columns,
+        events: _Columns,
     ) -> Batch: ...
     def drop_partition(self, partition: int) -> None: ...
     def watermark(self, partition: int) -> int | None: ...

@@ -20,9 +20,22 @@ from tokenlord.errors import TokenlordError
 from tokenlord.settings import FIELDS, Settings, configuration_markdown
 
 LEADERBOARD_COLUMNS = (
-    "week_start", "user", "team", "requests", "input_tokens", "output_tokens", "total_tokens",
-    "wasted_tokens", "effective_tokens", "waste_ratio", "cost_usd", "outcomes", "rank",
-    "effective_rank", "title", "final",
+    "week_start",
+    "user",
+    "team",
+    "requests",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "wasted_tokens",
+    "effective_tokens",
+    "waste_ratio",
+    "cost_usd",
+    "outcomes",
+    "rank",
+    "effective_rank",
+    "title",
+    "final",
 )
 
 
@@ -30,7 +43,9 @@ def _settings_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("settings (each also TOKENLORD_<NAME>; see `tokenlord config`)")
     for f in FIELDS:
-        group.add_argument(f.flag, dest=f"setting_{f.name}", metavar=f.name.upper(), default=None, help=argparse.SUPPRESS)
+        group.add_argument(
+            f.flag, dest=f"setting_{f.name}", metavar=f.name.upper(), default=None, help=argparse.SUPPRESS
+        )
     return parent
 
 
@@ -47,18 +62,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     w = sub.add_parser("worker", parents=[parent], help="run a Faust worker on the events topic")
-    w.add_argument("--stop-at-end", action="store_true",
-                   help="consume up to the end offsets seen at start, flush, commit, exit 0")
+    w.add_argument(
+        "--stop-at-end", action="store_true", help="consume up to the end offsets seen at start, flush, commit, exit 0"
+    )
 
     pr = sub.add_parser("produce", parents=[parent], help="send JSONL / JSONL.gz events to Kafka ('-' = stdin)")
     pr.add_argument("files", nargs="+", metavar="FILE")
     pr.add_argument("--topic", help="target topic (default: the events topic)")
-    pr.add_argument("--per-message", type=_positive, default=1, metavar="N",
-                    help="pack N events per Kafka message as a JSON array (default 1)")
+    pr.add_argument(
+        "--per-message",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="pack N events per Kafka message as a JSON array (default 1)",
+    )
     pr.add_argument("--rate", type=_positive, default=None, metavar="EVENTS_PER_S", help="limit the send rate")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    sm = sub.add_parser("simulate", parents=[parent], help="generate realistic traffic (honest users and token-maxxers)")
+    sm = sub.add_parser(
+        "simulate", parents=[parent], help="generate realistic traffic (honest users and token-maxxers)"
+    )
     sm.add_argument("--users", type=_positive, required=True)
     sm.add_argument("--days", type=_positive_float, required=True)
     sm.add_argument("--gamers", type=_non_negative, default=0)
@@ -161,8 +184,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if cmd == "produce":
         from tokenlord.kafka.produce import produce_files
 
-        produce_files(settings, args.files, topic=args.topic or settings.events_topic,
-                      per_message=args.per_message, rate=args.rate, progress=not args.quiet)
+        produce_files(
+            settings,
+            args.files,
+            topic=args.topic or settings.events_topic,
+            per_message=args.per_message,
+            rate=args.rate,
+            progress=not args.quiet,
+        )
         return 0
     if cmd == "simulate":
         return _cmd_simulate(args, settings)
@@ -248,9 +277,21 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
     week = rows[0]["week_start"]
     final = all(r["final"] for r in rows)
     head = f"Leaderboard — week of {week} ({'final' if final else 'open'}), ranked by {by} tokens\n"
-    cols = [("#", 4), ("user", 24), ("team", 14), ("tokens", 14), ("effective", 14), ("waste", 7),
-            ("cost $", 10), ("eff#", 5), ("title", 16)]
-    lines = [head, "  ".join(name.rjust(w) if name not in ("user", "team", "title") else name.ljust(w) for name, w in cols)]
+    cols = [
+        ("#", 4),
+        ("user", 24),
+        ("team", 14),
+        ("tokens", 14),
+        ("effective", 14),
+        ("waste", 7),
+        ("cost $", 10),
+        ("eff#", 5),
+        ("title", 16),
+    ]
+    lines = [
+        head,
+        "  ".join(name.rjust(w) if name not in ("user", "team", "title") else name.ljust(w) for name, w in cols),
+    ]
     for r in rows:
         position = r["rank"] if by == "raw" else r["effective_rank"]
         cells = [
@@ -271,14 +312,14 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from tokenlord import simulate
 
-    events = simulate.generate(users=args.users, days=args.days, gamers=args.gamers, seed=args.seed,
-                               text_share=args.text_share)
+    events = simulate.generate(
+        users=args.users, days=args.days, gamers=args.gamers, seed=args.seed, text_share=args.text_share
+    )
     if args.out:
         n = simulate.write_jsonl(events, args.out)
         print(f"wrote {n:,} events to {args.out}", file=sys.stderr)
         return 0
     from tokenlord.kafka.produce import produce_events
 
-    produce_events(settings, events, topic=settings.events_topic, per_message=args.per_message,
-                   progress=not args.quiet)
+    produce_events(settings, events, topic=settings.events_topic, per_message=args.per_message, progress=not args.quiet)
     return 0

@@ -84,23 +84,23 @@ class Pipeline:
     def restore(self, partition: int) -> None:
         """Rebuild ``partition``'s state from the store and restate its open cells."""
         s = self.settings
-        watermark, max_version, _ = self._retry(
-            "read state", lambda: self.store.restore_partition(partition, None)
-        )
+        watermark, max_version, _ = self._retry("read state", lambda: self.store.restore_partition(partition, None))
         if watermark is None:
             since = 0
         else:
             oldest_open_week = week_start_ms(watermark - WEEK_MS - s.grace)
             since = min(oldest_open_week, watermark - s.dedupe_horizon)
-        _, _, events = self._retry(
-            "read state", lambda: self.store.restore_partition(partition, since)
-        )
+        _, _, events = self._retry("read state", lambda: self.store.restore_partition(partition, since))
         batch = self.core.restore(partition, watermark, max_version, events)
         self._retry("write", lambda: self.store.write_batch(batch, s.events_topic, self._now_ms()))
         self.stats.restores += 1
         log.info(
             "partition %d restored: %d events since %s, watermark %s, %d weekly rows restated",
-            partition, len(events["event_id"]), since, watermark, len(batch.weekly["user"]),
+            partition,
+            len(events["event_id"]),
+            since,
+            watermark,
+            len(batch.weekly["user"]),
         )
 
     def revoke(self, partitions: Sequence[int]) -> None:

@@ -8,7 +8,9 @@ from typing import TextIO
 
 
 class Progress:
-    def __init__(self, label: str, total: int | None = None, *, enabled: bool = True, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, label: str, total: int | None = None, *, enabled: bool = True, stream: TextIO | None = None
+    ) -> None:
         self.label = label
         self.total = total
         self.enabled = enabled

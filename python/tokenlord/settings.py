@@ -139,15 +139,38 @@ FIELDS: tuple[Field, ...] = (
     Field("group_id", "tokenlord", "Kafka consumer group (and Faust app id) of the workers.", _topic),
     Field("partitions", "3", "Partitions of the topics tokenlord creates.", _positive_int),
     Field("grace", "1h", "How long after its end a week still takes late events.", parse_duration_ms),
-    Field("dedupe_horizon", "24h", "Event-time horizon within which a repeated event_id is counted once.", parse_duration_ms),
-    Field("future_tolerance", "10m", "Events further ahead of the worker's clock are rejected (future_timestamp).", parse_duration_ms),
+    Field(
+        "dedupe_horizon",
+        "24h",
+        "Event-time horizon within which a repeated event_id is counted once.",
+        parse_duration_ms,
+    ),
+    Field(
+        "future_tolerance",
+        "10m",
+        "Events further ahead of the worker's clock are rejected (future_timestamp).",
+        parse_duration_ms,
+    ),
     Field("batch_size", "20000", "Max Kafka messages per core call and store write.", _positive_int),
     Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
     Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
-    Field("titles", "Token Lord,AI Grandmaster,Token Overlord", "Titles by effective rank, comma-separated (rank 1 first)."),
+    Field(
+        "titles",
+        "Token Lord,AI Grandmaster,Token Overlord",
+        "Titles by effective rank, comma-separated (rank 1 first).",
+    ),
     Field("prices_file", "", "JSON price table (USD per 1M tokens per model prefix); empty = the bundled table."),
-    Field("model_encodings", DEFAULT_MODEL_ENCODINGS, "Model-name prefix → encoding rules (longest prefix wins).", _encoding_rules),
-    Field("fallback_encoding", "o200k_base", "Encoding for models no rule matches; such counts are marked tokens_estimated."),
+    Field(
+        "model_encodings",
+        DEFAULT_MODEL_ENCODINGS,
+        "Model-name prefix → encoding rules (longest prefix wins).",
+        _encoding_rules,
+    ),
+    Field(
+        "fallback_encoding",
+        "o200k_base",
+        "Encoding for models no rule matches; such counts are marked tokens_estimated.",
+    ),
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
     Field("web_port", "6066", "Port of the worker's web server (Faust).", _port),
@@ -184,7 +207,9 @@ class Settings:
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_env(cls, overrides: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, overrides: Mapping[str, str | None] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
         """Settings from ``environ`` (default ``os.environ``), then ``overrides`` (flags)."""
         env = os.environ if environ is None else environ
         raw: dict[str, str] = {}
@@ -200,8 +225,7 @@ class Settings:
             except ValueError as exc:
                 shown = mask(text) if f.secret else text
                 raise ConfigError(
-                    f"{source}={shown!r}: {exc}. Set {f.env} or pass {f.flag} "
-                    f"(default: {f.default!r})."
+                    f"{source}={shown!r}: {exc}. Set {f.env} or pass {f.flag} (default: {f.default!r})."
                 ) from None
             raw[f.name] = text
         return cls(**values, raw=raw)
@@ -225,7 +249,9 @@ class Settings:
             try:
                 text = path.read_text()
             except OSError as exc:
-                raise ConfigError(f"TOKENLORD_PRICES_FILE={self.prices_file!r}: cannot read it ({exc.strerror}).") from None
+                raise ConfigError(
+                    f"TOKENLORD_PRICES_FILE={self.prices_file!r}: cannot read it ({exc.strerror})."
+                ) from None
             where = str(path)
         else:
             text = resources.files("tokenlord").joinpath("data/prices.json").read_text()

@@ -26,8 +26,11 @@ log = logging.getLogger("tokenlord.worker")
 def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     ensure_topics(
         settings.kafka_brokers,
-        {settings.events_topic: settings.partitions, settings.dlq_topic: settings.partitions,
-         settings.outcomes_topic: settings.partitions},
+        {
+            settings.events_topic: settings.partitions,
+            settings.dlq_topic: settings.partitions,
+            settings.outcomes_topic: settings.partitions,
+        },
     )
     store = open_store(settings)
     store.init_db(settings.title_list())

@@ -5,8 +5,14 @@ use std::time::Instant;
 use tokenlord_core::core::{Config, Core, Message};
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(400_000);
-    let batch: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(400_000);
+    let batch: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     let mon: i64 = 1_736_121_600_000;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut rnd = |m: u64| {
@@ -30,6 +36,9 @@ fn main() {
             .into_bytes()
         })
         .collect();
+    if std::env::var("PARSE_ONLY").is_ok() {
+        println!("parse only: {:.0} events/s", parse_only(&values));
+    }
     let mut core = Core::new(Config::default()).expect("config");
     let start = Instant::now();
     let mut accepted = 0;
@@ -37,11 +46,31 @@ fn main() {
         let msgs: Vec<Message<'_>> = chunk
             .iter()
             .enumerate()
-            .map(|(i, v)| Message { partition: 0, offset: (c * batch + i) as i64, value: v })
+            .map(|(i, v)| Message {
+                partition: 0,
+                offset: (c * batch + i) as i64,
+                value: v,
+            })
             .collect();
         let out = core.process(&msgs, mon + 8 * 86_400_000);
         accepted += out.events.len();
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("{n} events, {accepted} accepted, {:.0} events/s", n as f64 / secs);
+    println!(
+        "{n} events, {accepted} accepted, {:.0} events/s",
+        n as f64 / secs
+    );
+}
+
+#[allow(dead_code)]
+fn parse_only(values: &[Vec<u8>]) -> f64 {
+    let start = Instant::now();
+    let mut ok = 0usize;
+    for v in values {
+        if tokenlord_core::event::parse_event(v).is_ok() {
+            ok += 1;
+        }
+    }
+    assert!(ok > 0);
+    values.len() as f64 / start.elapsed().as_secs_f64()
 }

@@ -11,4 +11,3 @@ pub mod window;
 
 #[cfg(feature = "python")]
 mod py;
-

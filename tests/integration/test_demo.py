@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tokenlord.kafka import local
 
 pytestmark = pytest.mark.integration
@@ -24,8 +23,15 @@ def test_demo_script_prints_a_leaderboard(kafka_brokers: str, kafka_home: Path, 
         "TOKENLORD_KAFKA_BROKERS": kafka_brokers,
         "TOKENLORD_WEB_PORT": "26066",
     }
-    proc = subprocess.run(["bash", str(REPO / "scripts/demo.sh"), "60", "2", "2"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts/demo.sh"), "60", "2", "2"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "already running" in out or local.HOST in out

@@ -16,14 +16,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import expected
 import orjson
 import pytest
 from confluent_kafka import Producer
-
-import expected
 from reference import Reference
 from tokenlord import _core
-from tokenlord.kafka.admin import consume_all, ensure_topics
+from tokenlord.kafka.admin import consume_all
 from tokenlord.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -51,12 +50,22 @@ def make_stream(now_ms: int, seed: int = 11) -> list[tuple[bytes | None, bytes]]
         user = rng.choice(users)
         ts = start + int((i / 2500) * 10 * DAY) + rng.randrange(0, 30 * 60_000)
         ts = min(ts, now_ms - 1000)
-        ev: dict[str, Any] = {"event_id": f"ev-{seed}-{i}", "user": user, "model": rng.choice(models),
-                              "team": teams[user] if rng.random() > 0.1 else "new-" + teams[user]}
-        ev["ts"] = ts if rng.random() < 0.5 else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z"
+        ev: dict[str, Any] = {
+            "event_id": f"ev-{seed}-{i}",
+            "user": user,
+            "model": rng.choice(models),
+            "team": teams[user] if rng.random() > 0.1 else "new-" + teams[user],
+        }
+        ev["ts"] = (
+            ts
+            if rng.random() < 0.5
+            else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z"
+        )
         kind = rng.random()
         if kind < 0.1:
-            ev["prompt"] = " ".join(rng.choice(["alpha", "beta", "δέλτα", "日本語", "fn()", "\n"]) for _ in range(rng.randrange(1, 40)))
+            ev["prompt"] = " ".join(
+                rng.choice(["alpha", "beta", "δέλτα", "日本語", "fn()", "\n"]) for _ in range(rng.randrange(1, 40))
+            )
             ev["output"] = "ok " * rng.randrange(0, 20)
         elif kind < 0.2:
             ev["gen_ai.usage.input_tokens"] = rng.randrange(0, 5000)
@@ -86,17 +95,27 @@ def make_stream(now_ms: int, seed: int = 11) -> list[tuple[bytes | None, bytes]]
     # Hostile and malformed input.
     recent = now_ms - HOUR
     bad: list[bytes] = [
-        b"not json at all", b"", b"\xff\xfe\x00garbage", b"[1, 2]", b"null",
+        b"not json at all",
+        b"",
+        b"\xff\xfe\x00garbage",
+        b"[1, 2]",
+        b"null",
         orjson.dumps({"ts": recent, "user": "x", "model": "m", "input_tokens": 1}),
         orjson.dumps({"event_id": "m1", "ts": recent, "user": "x", "input_tokens": 1}),
         orjson.dumps({"event_id": "m2", "ts": "yesterday", "user": "x", "model": "m", "input_tokens": 1}),
         orjson.dumps({"event_id": "m3", "ts": recent, "user": "x", "model": "m", "input_tokens": -4}),
         orjson.dumps({"event_id": "m4", "ts": recent, "user": "x", "model": "m"}),
         orjson.dumps({"event_id": "m5", "ts": recent, "user": "x", "model": "m", "input_tokens": 1, "status": "meh"}),
-        orjson.dumps({"event_id": "m6", "ts": recent, "user": "x'); DROP TABLE events; --", "model": "m", "input_tokens": 3}),
+        orjson.dumps(
+            {"event_id": "m6", "ts": recent, "user": "x'); DROP TABLE events; --", "model": "m", "input_tokens": 3}
+        ),
         orjson.dumps({"event_id": "m7", "ts": now_ms + 2 * HOUR, "user": "x", "model": "m", "input_tokens": 1}),
         b'{"event_id":"m8","ts":' + str(recent).encode() + b',"user":"x","model":"m","input_tokens":1e309}',
-        b'{"event_id":"m9","ts":' + str(recent).encode() + b',"user":"x","model":"m","input_tokens":1,"pad":"' + b"a" * (1 << 20) + b'"}',
+        b'{"event_id":"m9","ts":'
+        + str(recent).encode()
+        + b',"user":"x","model":"m","input_tokens":1,"pad":"'
+        + b"a" * (1 << 20)
+        + b'"}',
     ]
     msgs.extend((None, b) for b in bad)
     # Late: two weeks back, after every partition's watermark is near now.
@@ -107,8 +126,9 @@ def make_stream(now_ms: int, seed: int = 11) -> list[tuple[bytes | None, bytes]]
 
 
 def produce(brokers: str, topic: str, msgs: list[tuple[bytes | None, bytes]]) -> None:
-    p = Producer({"bootstrap.servers": brokers, "enable.idempotence": True, "message.max.bytes": 4 << 20,
-                  "linger.ms": 5})
+    p = Producer(
+        {"bootstrap.servers": brokers, "enable.idempotence": True, "message.max.bytes": 4 << 20, "linger.ms": 5}
+    )
     for i, (key, value) in enumerate(msgs):
         # Keyless messages are spread over partitions deterministically.
         p.produce(topic, value=value, key=key, partition=-1 if key is not None else i % 3)
@@ -117,21 +137,33 @@ def produce(brokers: str, topic: str, msgs: list[tuple[bytes | None, bytes]]) ->
 
 
 def run_worker(env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / ".venv/bin/tokenlord"), "worker", "--stop-at-end"], env=env,
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(REPO / ".venv/bin/tokenlord"), "worker", "--stop-at-end"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def dump_views(url: str, db: str) -> dict[str, list[dict[str, Any]]]:
-    out = subprocess.run([sys.executable, str(REPO / "tests/dump_views.py"), url, db], capture_output=True,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(REPO / "tests/dump_views.py"), url, db], capture_output=True, check=True, timeout=120
+    )
     views: dict[str, list[dict[str, Any]]] = orjson.loads(out.stdout)
     return views
 
 
 def reference_for(brokers: str, topic: str, now_ms: int, settings: Settings) -> Reference:
-    ref = Reference(grace_ms=settings.grace, dedupe_horizon_ms=settings.dedupe_horizon,
-                    future_tolerance_ms=settings.future_tolerance, max_message_bytes=settings.max_message_bytes,
-                    prices=settings.prices(), count_tokens=lambda text, model: count(text, model, settings))
+    ref = Reference(
+        grace_ms=settings.grace,
+        dedupe_horizon_ms=settings.dedupe_horizon,
+        future_tolerance_ms=settings.future_tolerance,
+        max_message_bytes=settings.max_message_bytes,
+        prices=settings.prices(),
+        count_tokens=lambda text, model: count(text, model, settings),
+    )
     messages = consume_all(brokers, topic)
     for m in sorted(messages, key=lambda m: (m.partition(), m.offset())):
         ref.process([m.partition()], [m.offset()], [m.value() or b""], now_ms)
@@ -150,11 +182,18 @@ def test_worker_matches_reference_exactly(kafka_brokers: str, topic: Any, tmp_pa
     msgs = make_stream(now_ms)
     produce(kafka_brokers, events_topic, msgs)
     url = f"chdb://{tmp_path / 'ch'}"
-    env = {**os.environ, "TOKENLORD_KAFKA_BROKERS": kafka_brokers, "TOKENLORD_EVENTS_TOPIC": events_topic,
-           "TOKENLORD_DLQ_TOPIC": dlq_topic, "TOKENLORD_OUTCOMES_TOPIC": f"{events_topic}.outcomes",
-           "TOKENLORD_GROUP_ID": f"it-{uuid.uuid4().hex[:8]}", "TOKENLORD_CLICKHOUSE_URL": url,
-           "TOKENLORD_WEB_PORT": str(free_port()), "TOKENLORD_BATCH_SIZE": "300",
-           "TOKENLORD_FLUSH_INTERVAL": "200ms"}
+    env = {
+        **os.environ,
+        "TOKENLORD_KAFKA_BROKERS": kafka_brokers,
+        "TOKENLORD_EVENTS_TOPIC": events_topic,
+        "TOKENLORD_DLQ_TOPIC": dlq_topic,
+        "TOKENLORD_OUTCOMES_TOPIC": f"{events_topic}.outcomes",
+        "TOKENLORD_GROUP_ID": f"it-{uuid.uuid4().hex[:8]}",
+        "TOKENLORD_CLICKHOUSE_URL": url,
+        "TOKENLORD_WEB_PORT": str(free_port()),
+        "TOKENLORD_BATCH_SIZE": "300",
+        "TOKENLORD_FLUSH_INTERVAL": "200ms",
+    }
     proc = run_worker(env)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
@@ -175,20 +214,36 @@ def test_worker_matches_reference_exactly(kafka_brokers: str, topic: Any, tmp_pa
     expected.approx_equal_rows(views["usage_hourly"], expected.usage_hourly(ref), ("cost_usd",))
 
     want_rej = expected.rejected(ref)
-    got_rej = sorted((r["src_partition"], r["src_offset"], r["reason"], base64.b64decode(r["raw"]["b64"]))
-                     for r in views["rejected"])
+    got_rej = sorted(
+        (r["src_partition"], r["src_offset"], r["reason"], base64.b64decode(r["raw"]["b64"])) for r in views["rejected"]
+    )
     assert got_rej == sorted((p, o, reason, raw[:4096]) for p, o, _i, reason, raw in want_rej)
     reasons = {r[3] for r in want_rej}
-    assert {"invalid_json", "not_an_object", "too_large", "missing_field:event_id", "missing_field:model",
-            "invalid_field:ts", "out_of_range:input_tokens", "missing_usage", "invalid_field:status",
-            "future_timestamp", "late"} <= reasons
+    assert {
+        "invalid_json",
+        "not_an_object",
+        "too_large",
+        "missing_field:event_id",
+        "missing_field:model",
+        "invalid_field:ts",
+        "out_of_range:input_tokens",
+        "missing_usage",
+        "invalid_field:status",
+        "future_timestamp",
+        "late",
+    } <= reasons
     # The SQL-looking user is stored verbatim, never executed.
     assert "x'); DROP TABLE events; --" in {e["user"] for e in views["events"]}
 
     dlq = consume_all(kafka_brokers, dlq_topic)
     got_dlq = sorted(
-        (int(dict(m.headers())["tokenlord.src_partition"]), int(dict(m.headers())["tokenlord.src_offset"]),
-         int(dict(m.headers())["tokenlord.idx"]), dict(m.headers())["tokenlord.reason"].decode(), m.value())
+        (
+            int(dict(m.headers())["tokenlord.src_partition"]),
+            int(dict(m.headers())["tokenlord.src_offset"]),
+            int(dict(m.headers())["tokenlord.idx"]),
+            dict(m.headers())["tokenlord.reason"].decode(),
+            m.value(),
+        )
         for m in dlq
     )
     assert got_dlq == want_rej

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tokenlord.cli import main, resolve_week
 from tokenlord.errors import ConfigError
 from tokenlord.settings import Settings, configuration_markdown, mask, parse_duration_ms
@@ -48,9 +47,18 @@ def test_secrets_are_masked(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
 
 
 def test_bad_flag_exits_2_without_traceback() -> None:
-    for args in (["leaderboard", "--by", "loudest"], ["config", "--grace", "soon"], ["leaderboard", "--week", "someday"]):
-        proc = subprocess.run([sys.executable, "-m", "tokenlord", *args], capture_output=True, text=True, check=False,
-                              env={"PATH": "/usr/bin:/bin", "TOKENLORD_CLICKHOUSE_URL": "chdb:///tmp/tokenlord-cli-test"})
+    for args in (
+        ["leaderboard", "--by", "loudest"],
+        ["config", "--grace", "soon"],
+        ["leaderboard", "--week", "someday"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "tokenlord", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "TOKENLORD_CLICKHOUSE_URL": "chdb:///tmp/tokenlord-cli-test"},
+        )
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
         assert "error" in proc.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-
 import tokenlord
 from tokenlord import _core
 
@@ -13,7 +12,14 @@ NOW = MON + 86_400_000
 
 
 def ev(i: int, **kw: object) -> bytes:
-    base = {"event_id": f"e{i}", "ts": MON + i, "user": f"u{i % 3}", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5}
+    base = {
+        "event_id": f"e{i}",
+        "ts": MON + i,
+        "user": f"u{i % 3}",
+        "model": "gpt-4o",
+        "input_tokens": 10,
+        "output_tokens": 5,
+    }
     base.update(kw)
     return orjson.dumps(base)
 
@@ -39,7 +45,9 @@ def test_batch_is_columnar_and_complete() -> None:
 
 def test_no_text_is_kept() -> None:
     core = _core.Core()
-    out = core.process([0], [0], [ev(1, prompt="secret prompt", output="secret answer", input_tokens=None, output_tokens=None)], NOW)
+    out = core.process(
+        [0], [0], [ev(1, prompt="secret prompt", output="secret answer", input_tokens=None, output_tokens=None)], NOW
+    )
     flat = repr({k: v for k, v in out.events.items()})
     assert "secret" not in flat
     assert out.events["input_tokens"] == [2] and out.events["output_tokens"] == [2]
@@ -66,9 +74,18 @@ def test_public_token_api() -> None:
 def test_restore_then_dedupe() -> None:
     core = _core.Core()
     cols = {
-        "event_id": ["e1"], "ts": [MON + 1], "user": ["u1"], "team": ["t"], "model": ["gpt-4o"],
-        "input_tokens": [10], "output_tokens": [5], "cached_input_tokens": [0], "total_tokens": [15],
-        "wasted_tokens": [0], "waste_reason": [""], "cost_usd": [0.0],
+        "event_id": ["e1"],
+        "ts": [MON + 1],
+        "user": ["u1"],
+        "team": ["t"],
+        "model": ["gpt-4o"],
+        "input_tokens": [10],
+        "output_tokens": [5],
+        "cached_input_tokens": [0],
+        "total_tokens": [15],
+        "wasted_tokens": [0],
+        "waste_reason": [""],
+        "cost_usd": [0.0],
     }
     restored = core.restore(4, MON + 1, 1000, cols)
     assert restored.weekly["total_tokens"] == [15] and restored.version > 1000

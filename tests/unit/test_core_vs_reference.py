@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from reference import Reference
 from tokenlord import _core
 
@@ -30,9 +29,23 @@ def count(text: str, model: str) -> tuple[int, bool]:
 # Timestamps cluster around week boundaries, hours, the horizon and "now".
 ts_values = st.one_of(
     st.integers(MON - 2 * DAY, MON + 22 * DAY),
-    st.sampled_from([MON - 1, MON, MON + 7 * DAY - 1, MON + 7 * DAY, MON + 7 * DAY + GRACE - 1,
-                     MON + 7 * DAY + GRACE, MON + 14 * DAY + GRACE, NOW + 600_000, NOW + 600_001, 0, -1,
-                     253402300799999, 253402300800000]),
+    st.sampled_from(
+        [
+            MON - 1,
+            MON,
+            MON + 7 * DAY - 1,
+            MON + 7 * DAY,
+            MON + 7 * DAY + GRACE - 1,
+            MON + 7 * DAY + GRACE,
+            MON + 14 * DAY + GRACE,
+            NOW + 600_000,
+            NOW + 600_001,
+            0,
+            -1,
+            253402300799999,
+            253402300800000,
+        ]
+    ),
     st.integers(MON, MON + 21 * DAY).map(lambda t: t - t % HOUR),
 )
 
@@ -56,7 +69,9 @@ def events(draw: Any) -> Any:
         ev["ts"] = ts
     user_key = draw(st.sampled_from(["user", "user", "user_id", "enduser.id"]))
     ev[user_key] = draw(st.sampled_from(["ann", "bob", "cy", "dee"]))
-    ev[draw(st.sampled_from(["model", "gen_ai.request.model"]))] = draw(st.sampled_from(["gpt-4o", "gpt-4", "llama-3", "x"]))
+    ev[draw(st.sampled_from(["model", "gen_ai.request.model"]))] = draw(
+        st.sampled_from(["gpt-4o", "gpt-4", "llama-3", "x"])
+    )
     if draw(st.booleans()):
         ev["team"] = draw(st.sampled_from(["red", "blue", ""]))
     usage = draw(st.sampled_from(["counts", "counts", "alias", "text", "mixed", "none"]))
@@ -100,15 +115,26 @@ messages = st.one_of(
     events().map(encode),
     st.lists(events(), max_size=4).map(encode),
     st.lists(events(), min_size=2, max_size=4).map(lambda evs: b"\n".join(encode(e) for e in evs)),
-    st.lists(st.one_of(events().map(encode), st.sampled_from([b"{", b"7", b"[]", b"  ", b"null"])), min_size=2,
-             max_size=4).map(lambda parts: b"\n".join(parts)),
+    st.lists(
+        st.one_of(events().map(encode), st.sampled_from([b"{", b"7", b"[]", b"  ", b"null"])), min_size=2, max_size=4
+    ).map(lambda parts: b"\n".join(parts)),
     st.binary(max_size=30),
-    st.sampled_from([b"", b"[1, {}]", b"\xef\xbb\xbf{}", b'{"a":1e309}', b'{"event_id":"\\ud800"}', b"[" * 200,
-                     b"[" * 127 + b"]" * 127, b"[" * 128 + b"]" * 128,
-                     b'{"event_id":"z","ts":-0,"user":"u","model":"m","input_tokens":1}',
-                     b'{"event_id":"z","ts":0,"user":"u","model":"m","input_tokens":1,"latency_ms":-0}',
-                     b'{"event_id":"z","ts":0,"user":"u","model":"m","input_tokens":1,"x":' + b"[" * 126 + b"]" * 126 + b"}",
-                     b'{"event_id":"z","ts":0,"user":"u","model":"m","input_tokens":1,"x":' + b"[" * 127 + b"]" * 127 + b"}"]),
+    st.sampled_from(
+        [
+            b"",
+            b"[1, {}]",
+            b"\xef\xbb\xbf{}",
+            b'{"a":1e309}',
+            b'{"event_id":"\\ud800"}',
+            b"[" * 200,
+            b"[" * 127 + b"]" * 127,
+            b"[" * 128 + b"]" * 128,
+            b'{"event_id":"z","ts":-0,"user":"u","model":"m","input_tokens":1}',
+            b'{"event_id":"z","ts":0,"user":"u","model":"m","input_tokens":1,"latency_ms":-0}',
+            b'{"event_id":"z","ts":0,"user":"u","model":"m","input_tokens":1,"x":' + b"[" * 126 + b"]" * 126 + b"}",
+            b'{"event_id":"z","ts":0,"user":"u","model":"m","input_tokens":1,"x":' + b"[" * 127 + b"]" * 127 + b"}",
+        ]
+    ),
 )
 
 
@@ -127,8 +153,14 @@ def close(a: float, b: float) -> bool:
 @given(st.lists(st.tuples(st.integers(0, 1), messages), max_size=40), st.integers(1, 7))
 def test_core_matches_reference(stream: list[tuple[int, bytes]], batch_size: int) -> None:
     core = _core.Core(grace_ms=GRACE, dedupe_horizon_ms=HORIZON, prices=PRICES, max_message_bytes=400)
-    ref = Reference(grace_ms=GRACE, dedupe_horizon_ms=HORIZON, future_tolerance_ms=600_000, max_message_bytes=400,
-                    prices=PRICES, count_tokens=count)
+    ref = Reference(
+        grace_ms=GRACE,
+        dedupe_horizon_ms=HORIZON,
+        future_tolerance_ms=600_000,
+        max_message_bytes=400,
+        prices=PRICES,
+        count_tokens=count,
+    )
     offsets = {0: 0, 1: 0}
     msgs = []
     for p, v in stream:
@@ -140,25 +172,61 @@ def test_core_matches_reference(stream: list[tuple[int, bytes]], batch_size: int
     hourly: dict[Any, dict[str, Any]] = {}
     duplicates = 0
     for i in range(0, len(msgs), batch_size):
-        chunk = msgs[i:i + batch_size]
+        chunk = msgs[i : i + batch_size]
         parts, offs, vals = [c[0] for c in chunk], [c[1] for c in chunk], [c[2] for c in chunk]
         out = core.process(parts, offs, vals, NOW)
         ref.process(parts, offs, vals, NOW)
         e = out.events
-        events += list(zip(e["src_partition"], e["src_offset"], e["event_id"], e["ts"], e["user"], e["model"],
-                           e["team"], e["input_tokens"], e["output_tokens"], e["cached_input_tokens"],
-                           e["reasoning_tokens"], e["tokens_estimated"], e["status"], e["finish_reason"],
-                           e["latency_ms"], e["wasted_tokens"], e["waste_reason"], strict=True))
+        events += list(
+            zip(
+                e["src_partition"],
+                e["src_offset"],
+                e["event_id"],
+                e["ts"],
+                e["user"],
+                e["model"],
+                e["team"],
+                e["input_tokens"],
+                e["output_tokens"],
+                e["cached_input_tokens"],
+                e["reasoning_tokens"],
+                e["tokens_estimated"],
+                e["status"],
+                e["finish_reason"],
+                e["latency_ms"],
+                e["wasted_tokens"],
+                e["waste_reason"],
+                strict=True,
+            )
+        )
         r = out.rejected
         rejected += list(zip(r["src_partition"], r["src_offset"], r["idx"], r["reason"], r["raw"], strict=True))
         final_rows(weekly, out.weekly, ("src_partition", "week_start", "user"))
         final_rows(hourly, out.hourly, ("src_partition", "hour", "user", "model"))
         duplicates += out.duplicates
 
-    ref_events = [(x["src_partition"], x["src_offset"], x["event_id"], x["ts"], x["user"], x["model"], x["team"],
-                   x["input_tokens"], x["output_tokens"], x["cached_input_tokens"], x["reasoning_tokens"],
-                   int(x["tokens_estimated"]), x["status"], x["finish_reason"], x["latency_ms"],
-                   x["wasted_tokens"], x["waste_reason"]) for x in ref.events()]
+    ref_events = [
+        (
+            x["src_partition"],
+            x["src_offset"],
+            x["event_id"],
+            x["ts"],
+            x["user"],
+            x["model"],
+            x["team"],
+            x["input_tokens"],
+            x["output_tokens"],
+            x["cached_input_tokens"],
+            x["reasoning_tokens"],
+            int(x["tokens_estimated"]),
+            x["status"],
+            x["finish_reason"],
+            x["latency_ms"],
+            x["wasted_tokens"],
+            x["waste_reason"],
+        )
+        for x in ref.events()
+    ]
     assert events == ref_events
     assert rejected == [tuple(x) for x in ref.rejected()]
     assert duplicates == ref.duplicates
@@ -173,5 +241,12 @@ def test_core_matches_reference(stream: list[tuple[int, bytes]], batch_size: int
     ref_hourly = ref.hourly()
     assert set(hourly) == set(ref_hourly)
     for key, row in hourly.items():
-        for col in ("requests", "input_tokens", "output_tokens", "cached_input_tokens", "total_tokens", "wasted_tokens"):
+        for col in (
+            "requests",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "total_tokens",
+            "wasted_tokens",
+        ):
             assert row[col] == ref_hourly[key][col], (key, col)

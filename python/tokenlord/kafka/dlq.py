@@ -42,7 +42,7 @@ class DeadLetters:
         n = len(cols["reason"])
         for i in range(n):
             partition, offset = int(cols["src_partition"][i]), int(cols["src_offset"][i])
-            headers = [
+            headers: list[tuple[str, str | bytes | None]] = [
                 ("tokenlord.reason", str(cols["reason"][i]).encode()),
                 ("tokenlord.src_topic", src_topic.encode()),
                 ("tokenlord.src_partition", str(partition).encode()),

@@ -112,15 +112,20 @@ def _open(path: str) -> IO[bytes]:
         return sys.stdin.buffer
     try:
         if path.endswith(".gz"):
-            return gzip.open(path, "rb")
-        return open(path, "rb")  # noqa: SIM115
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return open(path, "rb")
     except OSError as exc:
         raise TokenlordError(f"cannot read {path!r}: {exc.strerror}") from None
 
 
 def produce_files(
-    settings: Settings, paths: Sequence[str], *, topic: str, per_message: int = 1,
-    rate: int | None = None, progress: bool = True,
+    settings: Settings,
+    paths: Sequence[str],
+    *,
+    topic: str,
+    per_message: int = 1,
+    rate: int | None = None,
+    progress: bool = True,
 ) -> int:
     """Sends every line of the files (JSONL or JSONL.gz; '-' = stdin)."""
     ensure_topics(settings.kafka_brokers, {topic: settings.partitions})
@@ -132,8 +137,13 @@ def produce_files(
 
 
 def produce_events(
-    settings: Settings, events: Iterable[dict[str, Any]], *, topic: str, per_message: int = 1,
-    rate: int | None = None, progress: bool = True,
+    settings: Settings,
+    events: Iterable[dict[str, Any]],
+    *,
+    topic: str,
+    per_message: int = 1,
+    rate: int | None = None,
+    progress: bool = True,
 ) -> int:
     """Sends generated event dicts."""
     ensure_topics(settings.kafka_brokers, {topic: settings.partitions})
@@ -141,5 +151,3 @@ def produce_events(
     lines: Iterator[bytes] = (orjson.dumps(e) for e in events)
     _send_lines(sender, lines, per_message)
     return sender.finish()
-
-
