@@ -26,10 +26,14 @@ $TL simulate --users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7
 step "Running a worker until it has consumed everything (Faust + Rust core -> ClickHouse)"
 time $TL worker --stop-at-end
 
-step "This week's leaderboard (raw tokens)"
-$TL leaderboard --top 10 --by raw
+# The simulated days end now: last week is complete (final), this one has begun.
+step "Last week's leaderboard (raw tokens)"
+$TL leaderboard --week last --top 10 --by raw
 
 step "The same week, ranked by effective tokens (total - wasted)"
-$TL leaderboard --top 10 --by effective
+$TL leaderboard --week last --top 10 --by effective
+
+step "This week so far"
+$TL leaderboard --week current --top 5
 
 printf '\nData: %s  (query it: tokenlord leaderboard --clickhouse-url %s)\n' "$TOKENLORD_CLICKHOUSE_URL" "$TOKENLORD_CLICKHOUSE_URL"
