@@ -10,7 +10,6 @@ use rayon::prelude::*;
 use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
 use crate::event::{check_bounds, parse_event, split_message, Element, Event};
-use crate::time::week_start;
 use crate::tokenize::EncodingMap;
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
 
@@ -466,14 +465,15 @@ impl Core {
         };
         self.last_version = out.version;
         let grace = self.cfg.grace_ms;
-        let wm = watermark.or_else(|| events.iter().map(|e| e.ts).max());
+        let wm = watermark.or_else(|| events.iter().map(|e| e.contribution.ts).max());
         let st = self.parts.entry(partition).or_default();
         st.watermark = wm;
         let mut touched = Touched::default();
         for e in events {
-            st.dedupe.insert(e.event_id, e.ts);
-            if !Windows::is_late(e.ts, wm, grace) {
-                st.windows.add(&e.contribution(), stamp, &mut touched);
+            let c = &e.contribution;
+            st.dedupe.insert(e.event_id, c.ts);
+            if !Windows::is_late(c.ts, wm, grace) {
+                st.windows.add(c, stamp, &mut touched);
             }
         }
         let mut map = HashMap::new();
@@ -519,38 +519,7 @@ impl Core {
 #[derive(Debug, Clone)]
 pub struct StoredEvent<'a> {
     pub event_id: &'a str,
-    pub ts: i64,
-    pub user: &'a str,
-    pub team: &'a str,
-    pub model: &'a str,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cached_input_tokens: u64,
-    pub wasted_tokens: u64,
-    pub waste_reason: &'a str,
-    pub cost_usd: f64,
-}
-
-impl<'a> StoredEvent<'a> {
-    fn contribution(&self) -> Contribution<'a> {
-        Contribution {
-            ts: self.ts,
-            user: self.user,
-            model: self.model,
-            team: self.team,
-            input_tokens: self.input_tokens,
-            output_tokens: self.output_tokens,
-            cached_input_tokens: self.cached_input_tokens,
-            wasted_tokens: self.wasted_tokens,
-            waste_reason: self.waste_reason,
-            cost_usd: self.cost_usd,
-        }
-    }
-}
-
-/// Week start of `ts`, re-exported for the binding.
-pub fn week_of(ts: i64) -> i64 {
-    week_start(ts)
+    pub contribution: Contribution<'a>,
 }
 
 #[cfg(test)]
@@ -745,16 +714,18 @@ mod tests {
         let mut core = Core::new(Config::default()).unwrap();
         let stored = [StoredEvent {
             event_id: "a",
-            ts: MON,
-            user: "u",
-            team: "t",
-            model: "m",
-            input_tokens: 4,
-            output_tokens: 1,
-            cached_input_tokens: 0,
-            wasted_tokens: 0,
-            waste_reason: "",
-            cost_usd: 0.5,
+            contribution: Contribution {
+                ts: MON,
+                user: "u",
+                team: "t",
+                model: "m",
+                input_tokens: 4,
+                output_tokens: 1,
+                cached_input_tokens: 0,
+                wasted_tokens: 0,
+                waste_reason: "",
+                cost_usd: 0.5,
+            },
         }];
         let out = core.restore(3, Some(MON), 41, &stored);
         assert_eq!(out.weekly.len(), 1);

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::core::{BatchOut, Config, Core as RustCore, Message, StoredEvent};
 use crate::error::CoreError;
 use crate::tokenize::{Encoding, EncodingMap};
+use crate::window::Contribution;
 
 create_exception!(
     _core,
@@ -374,16 +375,18 @@ impl Core {
         let stored: Vec<StoredEvent<'_>> = (0..n)
             .map(|i| StoredEvent {
                 event_id: &ids[i],
-                ts: ts[i],
-                user: &users[i],
-                team: &teams[i],
-                model: &models[i],
-                input_tokens: input[i],
-                output_tokens: output[i],
-                cached_input_tokens: cached[i],
-                wasted_tokens: wasted[i],
-                waste_reason: &reasons[i],
-                cost_usd: cost[i],
+                contribution: Contribution {
+                    ts: ts[i],
+                    user: &users[i],
+                    team: &teams[i],
+                    model: &models[i],
+                    input_tokens: input[i],
+                    output_tokens: output[i],
+                    cached_input_tokens: cached[i],
+                    wasted_tokens: wasted[i],
+                    waste_reason: &reasons[i],
+                    cost_usd: cost[i],
+                },
             })
             .collect();
         let inner = &mut self.inner;
