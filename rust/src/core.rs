@@ -388,52 +388,59 @@ impl Core {
             let closed: HashMap<i64, Week> = st.windows.close(wm, grace).into_iter().collect();
             let week = |wk: i64| st.windows.weeks.get(&wk).or_else(|| closed.get(&wk));
             for (wk, hour, user, model) in t.hourly {
-                if let Some(cell) =
-                    week(wk).and_then(|w| w.hourly.get(&(hour, user.clone(), model.clone())))
-                {
-                    out.hourly.push(HourlyRow {
-                        partition: p,
-                        hour,
-                        user,
-                        model,
-                        cell: cell.clone(),
-                    });
+                if let Some(w) = week(wk) {
+                    if let Some(cell) = w.hourly.get(&(hour, user, model)) {
+                        out.hourly.push(HourlyRow {
+                            partition: p,
+                            hour,
+                            user: w.names.name(user).to_owned(),
+                            model: w.names.name(model).to_owned(),
+                            cell: cell.clone(),
+                        });
+                    }
                 }
             }
             for (wk, user, reason) in t.waste {
-                if let Some(cell) =
-                    week(wk).and_then(|w| w.waste.get(&(user.clone(), reason.clone())))
-                {
-                    out.waste.push(WasteRow {
-                        partition: p,
-                        week_start: wk,
-                        user,
-                        reason,
-                        cell: cell.clone(),
-                    });
+                if let Some(w) = week(wk) {
+                    if let Some(cell) = w.waste.get(&(user, reason)) {
+                        out.waste.push(WasteRow {
+                            partition: p,
+                            week_start: wk,
+                            user: w.names.name(user).to_owned(),
+                            reason: w.names.name(reason).to_owned(),
+                            cell: cell.clone(),
+                        });
+                    }
                 }
             }
+            // Weekly cells of weeks closed by this batch are emitted below, once, as final.
             for (wk, user) in t.weekly {
-                if let Some(cell) = st.windows.weeks.get(&wk).and_then(|w| w.weekly.get(&user)) {
-                    out.weekly.push(WeeklyRow {
-                        partition: p,
-                        week_start: wk,
-                        user,
-                        cell: cell.clone(),
-                        closed: false,
-                    });
+                if let Some(w) = st.windows.weeks.get(&wk) {
+                    if let Some(cell) = w.weekly.get(&user) {
+                        out.weekly.push(WeeklyRow {
+                            partition: p,
+                            week_start: wk,
+                            user: w.names.name(user).to_owned(),
+                            cell: cell.clone(),
+                            closed: false,
+                        });
+                    }
                 }
             }
             let mut closed: Vec<(i64, Week)> = closed.into_iter().collect();
             closed.sort_by_key(|(wk, _)| *wk);
             for (wk, w) in closed {
-                let mut users: Vec<(String, WeeklyCell)> = w.weekly.into_iter().collect();
-                users.sort_by(|a, b| a.0.cmp(&b.0));
+                let mut users: Vec<(&str, WeeklyCell)> = w
+                    .weekly
+                    .into_iter()
+                    .map(|(u, c)| (w.names.name(u), c))
+                    .collect();
+                users.sort_by(|a, b| a.0.cmp(b.0));
                 for (user, cell) in users {
                     out.weekly.push(WeeklyRow {
                         partition: p,
                         week_start: wk,
-                        user,
+                        user: user.to_owned(),
                         cell,
                         closed: true,
                     });

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
@@ -11,8 +12,8 @@ use hashbrown::HashMap;
 /// at once, physically on [`Dedupe::evict`]).
 #[derive(Debug, Default)]
 pub struct Dedupe {
-    seen: HashMap<Box<str>, i64>,
-    by_ts: BinaryHeap<Reverse<(i64, Box<str>)>>,
+    seen: HashMap<Arc<str>, i64>,
+    by_ts: BinaryHeap<Reverse<(i64, Arc<str>)>>,
 }
 
 impl Dedupe {
@@ -23,7 +24,7 @@ impl Dedupe {
     }
 
     pub fn insert(&mut self, id: &str, ts: i64) {
-        let key: Box<str> = id.into();
+        let key: Arc<str> = id.into();
         self.seen.insert(key.clone(), ts);
         self.by_ts.push(Reverse((ts, key)));
     }

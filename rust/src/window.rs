@@ -1,6 +1,10 @@
 //! Event-time windows of one partition: hourly cells per (user, model), weekly
 //! cells per user, waste cells per (user, reason), grouped by week so that a
 //! closed week is dropped in one step.
+//!
+//! Names (users, models, reasons) are interned per week: cells are keyed by
+//! small integers, so adding an event to an existing cell allocates nothing,
+//! and the names go away with their week.
 
 use std::collections::BTreeMap;
 
@@ -53,19 +57,46 @@ pub struct WasteCell {
     stamp: u64,
 }
 
+/// Strings of one week ↔ dense ids.
+#[derive(Debug, Default)]
+pub struct Names {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    pub fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+}
+
 /// Keys of the cells a batch touched, to restate them (and only them).
 #[derive(Debug, Default)]
 pub struct Touched {
-    pub hourly: Vec<(i64, i64, String, String)>,
-    pub weekly: Vec<(i64, String)>,
-    pub waste: Vec<(i64, String, String)>,
+    /// (week, hour, user id, model id)
+    pub hourly: Vec<(i64, i64, u32, u32)>,
+    /// (week, user id)
+    pub weekly: Vec<(i64, u32)>,
+    /// (week, user id, reason id)
+    pub waste: Vec<(i64, u32, u32)>,
 }
 
 #[derive(Debug, Default)]
 pub struct Week {
-    pub hourly: HashMap<(i64, String, String), HourlyCell>,
-    pub weekly: HashMap<String, WeeklyCell>,
-    pub waste: HashMap<(String, String), WasteCell>,
+    pub names: Names,
+    pub hourly: HashMap<(i64, u32, u32), HourlyCell>,
+    pub weekly: HashMap<u32, WeeklyCell>,
+    pub waste: HashMap<(u32, u32), WasteCell>,
 }
 
 /// All open weeks of one partition.
@@ -81,9 +112,10 @@ impl Windows {
         let wk = week_start(c.ts);
         let hour = hour_start(c.ts);
         let week = self.weeks.entry(wk).or_default();
+        let user = week.names.id(c.user);
+        let model = week.names.id(c.model);
 
-        let hkey = (hour, c.user.to_owned(), c.model.to_owned());
-        let h = week.hourly.entry(hkey).or_default();
+        let h = week.hourly.entry((hour, user, model)).or_default();
         h.requests += 1;
         h.input_tokens += c.input_tokens;
         h.output_tokens += c.output_tokens;
@@ -92,12 +124,10 @@ impl Windows {
         h.cost_usd += c.cost_usd;
         if h.stamp != stamp {
             h.stamp = stamp;
-            touched
-                .hourly
-                .push((wk, hour, c.user.to_owned(), c.model.to_owned()));
+            touched.hourly.push((wk, hour, user, model));
         }
 
-        let w = week.weekly.entry_ref(c.user).or_default();
+        let w = week.weekly.entry(user).or_default();
         w.requests += 1;
         w.input_tokens += c.input_tokens;
         w.output_tokens += c.output_tokens;
@@ -106,26 +136,22 @@ impl Windows {
         if !c.team.is_empty()
             && (w.team.is_empty() || (c.ts, c.team) > (w.team_ts, w.team.as_str()))
         {
-            w.team = c.team.to_owned();
+            c.team.clone_into(&mut w.team);
             w.team_ts = c.ts;
         }
         if w.stamp != stamp {
             w.stamp = stamp;
-            touched.weekly.push((wk, c.user.to_owned()));
+            touched.weekly.push((wk, user));
         }
 
         if c.wasted_tokens > 0 {
-            let x = week
-                .waste
-                .entry((c.user.to_owned(), c.waste_reason.to_owned()))
-                .or_default();
+            let reason = week.names.id(c.waste_reason);
+            let x = week.waste.entry((user, reason)).or_default();
             x.requests += 1;
             x.wasted_tokens += c.wasted_tokens;
             if x.stamp != stamp {
                 x.stamp = stamp;
-                touched
-                    .waste
-                    .push((wk, c.user.to_owned(), c.waste_reason.to_owned()));
+                touched.waste.push((wk, user, reason));
             }
         }
     }
