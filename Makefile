@@ -60,6 +60,7 @@ demo-run:
 
 bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/core_throughput.py
+	$(PY) benchmarks/e2e_worker.py
 
 clean: ## Stop local Kafka and remove build outputs (keeps cached jars)
 	-$(VENV)/bin/tokenlord kafka-local stop

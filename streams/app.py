@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import faust
 from tokenlord.settings import Settings
 
@@ -16,6 +18,9 @@ def create_app(settings: Settings) -> faust.App:
     Faust windowed tables expire by wall clock and have no grace period, so
     event-time windows live in the Rust core and in ClickHouse instead.
     """
+    # Faust keeps (unused: no tables) state here and creates only the last level.
+    datadir = Path("var/faust")
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.group_id,
         broker=broker_urls(settings.kafka_brokers),
@@ -33,5 +38,5 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=16 * 1024 * 1024,
-        datadir="var/faust",
+        datadir=str(datadir),
     )

@@ -199,7 +199,7 @@ def consume_all(brokers: str, topic: str, timeout: float = 30) -> list[Message]:
 
 def delete_topics(brokers: str, topics: Iterable[str], timeout: float = 30) -> None:
     """Delete the topics; ones that do not exist are ignored."""
-    names = list(topics)
+    names = list(dict.fromkeys(topics))  # a repeated name makes the broker refuse the request
     if not names:
         return
     deadline = time.monotonic() + timeout
