@@ -4,12 +4,12 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias, final
 
 __all__ = [
-    "__version__",
     "Batch",
     "ConfigError",
     "Core",
     "InputError",
     "TokenlordError",
+    "__version__",
     "count_tokens",
     "encoding_for",
     "encodings",

@@ -235,13 +235,13 @@ def _cmd_kafka_local(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def resolve_week(text: str, today: dt.date | None = None) -> dt.date | None:
-    """``current`` → None (latest week with data), ``last``, or a date's Monday."""
+def resolve_week(text: str, today: dt.date | None = None) -> dt.date:
+    """``current`` (this UTC week), ``last``, or the Monday of a date's week."""
     from tokenlord.time_utils import week_start
 
     today = today or dt.datetime.now(tz=dt.UTC).date()
     if text == "current":
-        return None
+        return week_start(today)
     if text == "last":
         return week_start(today) - dt.timedelta(days=7)
     try:
@@ -273,7 +273,7 @@ def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
 
 def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
     if not rows:
-        return "no data for that week yet (run a worker, or pick --week)\n"
+        return "no data for that week (yet): run a worker, or pick another --week (last, YYYY-MM-DD)\n"
     week = rows[0]["week_start"]
     final = all(r["final"] for r in rows)
     head = f"Leaderboard — week of {week} ({'final' if final else 'open'}), ranked by {by} tokens\n"

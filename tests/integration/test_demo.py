@@ -35,7 +35,7 @@ def test_demo_script_prints_a_leaderboard(kafka_brokers: str, kafka_home: Path, 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "already running" in out or local.HOST in out
-    assert out.count("Leaderboard — week of") == 3
+    assert out.count("Leaderboard — week of") >= 2  # this week may still be empty just after Monday 00:00 UTC
     assert "Token Lord" in out
     board = out.split("ranked by raw tokens", 1)[1].split("==>", 1)[0]
     ranks = [line.split()[0] for line in board.strip().splitlines()[1:] if line.strip()]

@@ -68,7 +68,7 @@ def test_week_resolution() -> None:
     import datetime as dt
 
     today = dt.date(2026, 11, 25)  # a Wednesday
-    assert resolve_week("current", today) is None
+    assert resolve_week("current", today) == dt.date(2026, 11, 23)
     assert resolve_week("last", today) == dt.date(2026, 11, 16)
     assert resolve_week("2026-11-22", today) == dt.date(2026, 11, 16)  # a Sunday belongs to the week before
 
