@@ -10,7 +10,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/var/cargo-target
 WHEELS := var/wheels
 
 DEMO_USERS ?= 300
-DEMO_DAYS ?= 7
+DEMO_DAYS ?= 14
 DEMO_GAMERS ?= 5
 
 .PHONY: help install venv build test test-rust test-py lint demo demo-run bench clean

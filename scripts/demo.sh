@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS=${1:-300}
-DAYS=${2:-7}
+DAYS=${2:-14}
 GAMERS=${3:-5}
 TL=.venv/bin/tokenlord
 RUN=$(date +%Y%m%d%H%M%S)
@@ -26,7 +26,8 @@ $TL simulate --users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7
 step "Running a worker until it has consumed everything (Faust + Rust core -> ClickHouse)"
 time $TL worker --stop-at-end
 
-# The simulated days end now: last week is complete (final), this one has begun.
+# The simulated days end now: with more than 7 of them last week is covered
+# (complete and final with 14), and this one has begun.
 step "Last week's leaderboard (raw tokens)"
 $TL leaderboard --week last --top 10 --by raw
 

@@ -24,7 +24,7 @@ def test_demo_script_prints_a_leaderboard(kafka_brokers: str, kafka_home: Path, 
         "TOKENLORD_WEB_PORT": "26066",
     }
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts/demo.sh"), "60", "2", "2"],
+        ["bash", str(REPO / "scripts/demo.sh"), "40", "9", "2"],
         cwd=REPO,
         env=env,
         capture_output=True,
