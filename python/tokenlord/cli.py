@@ -221,17 +221,14 @@ def _cmd_kafka_local(args: argparse.Namespace, settings: Settings) -> int:
 
     home = Path(settings.kafka_home)
     port = settings.kafka_port
-    try:
-        if args.action == "start":
-            print(local.start(home, port=port))
-        elif args.action == "stop":
-            print(local.stop(home))
-        else:
-            running, message = local.status(home, port=port)
-            print(message)
-            return 0 if running else 1
-    except local.KafkaLocalError as exc:
-        raise TokenlordError(str(exc)) from None
+    if args.action == "start":
+        print(local.start(home, port=port))
+    elif args.action == "stop":
+        print(local.stop(home))
+    else:
+        running, message = local.status(home, port=port)
+        print(message)
+        return 0 if running else 1
     return 0
 
 

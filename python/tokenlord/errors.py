@@ -29,4 +29,4 @@ class StoreError(TokenlordError):
 
 
 class KafkaLocalError(TokenlordError):
-    """The local Kafka broker could not be fetched, started or stopped."""
+    """The local Kafka could not be fetched, started, stopped or inspected."""

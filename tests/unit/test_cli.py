@@ -76,3 +76,11 @@ def test_week_resolution() -> None:
 def test_configuration_doc_is_generated_from_the_code() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     assert doc == configuration_markdown(), "run: .venv/bin/tokenlord config --markdown > docs/configuration.md"
+
+
+def test_unreachable_kafka_is_a_clear_error() -> None:
+    from tokenlord.errors import TokenlordError
+    from tokenlord.kafka.admin import ensure_topics
+
+    with pytest.raises(TokenlordError, match=r"cannot reach Kafka at 127\.0\.0\.1:1.*kafka-local start"):
+        ensure_topics("127.0.0.1:1", {"t": 1}, timeout=2)

@@ -24,6 +24,8 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # the same class confluent_kafka.admin exports
 
+from tokenlord.errors import TokenlordError
+
 __all__ = [
     "KafkaAdminError",
     "consume_all",
@@ -35,7 +37,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-class KafkaAdminError(RuntimeError):
+class KafkaAdminError(TokenlordError):
     """A Kafka admin operation failed or did not finish in time."""
 
 
@@ -117,7 +119,10 @@ def ensure_topics(
     try:
         md = admin.list_topics(timeout=_remaining(deadline))
     except KafkaException as exc:
-        raise KafkaAdminError(f"cannot reach Kafka at {brokers}: {exc}") from exc
+        raise KafkaAdminError(
+            f"cannot reach Kafka at {brokers}: {exc} (is it up? `tokenlord kafka-local start` for a local one, "
+            "or set TOKENLORD_KAFKA_BROKERS)"
+        ) from exc
     missing = [
         NewTopic(
             name,

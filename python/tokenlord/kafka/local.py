@@ -30,6 +30,8 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+from tokenlord.errors import KafkaLocalError
+
 __all__ = [
     "HOST",
     "KAFKA_VERSION",
@@ -79,10 +81,6 @@ _rdkafka_log.propagate = False
 #: Brokers started by this process, so they can be reaped (no zombies, no
 #: ResourceWarning) when this same process stops them.
 _children: dict[int, subprocess.Popen[bytes]] = {}
-
-
-class KafkaLocalError(RuntimeError):
-    """The local Kafka could not be fetched, started, stopped or inspected."""
 
 
 # --------------------------------------------------------------------------- paths
