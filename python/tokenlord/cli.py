@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--by", choices=("raw", "effective"), default="raw")
     lb.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
+    tk = sub.add_parser("tokens", parents=[parent], help="count the tokens of text files with a model's tokenizer")
+    tk.add_argument("--model", required=True, help="model name, e.g. gpt-4o (see TOKENLORD_MODEL_ENCODINGS)")
+    tk.add_argument("files", nargs="+", metavar="FILE", help="text files ('-' = stdin)")
+
     sub.add_parser("init-db", parents=[parent], help="create the ClickHouse database, tables and views")
 
     kl = sub.add_parser("kafka-local", parents=[parent], help="a real single-node Kafka on 127.0.0.1 for dev and tests")
@@ -195,6 +199,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return 0
     if cmd == "simulate":
         return _cmd_simulate(args, settings)
+    if cmd == "tokens":
+        return _cmd_tokens(args, settings)
     if cmd == "worker":
         from tokenlord.worker import run_worker
 
@@ -319,4 +325,26 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from tokenlord.kafka.produce import produce_events
 
     produce_events(settings, events, topic=settings.events_topic, per_message=args.per_message, progress=not args.quiet)
+    return 0
+
+
+def _cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
+    """Prints ``count<TAB>file`` per file (text read as UTF-8, invalid bytes replaced)."""
+    from pathlib import Path
+
+    from tokenlord import _core
+
+    encoding, estimated = _core.encoding_for(args.model, settings.model_encodings_list(), settings.fallback_encoding)
+    texts = []
+    for path in args.files:
+        try:
+            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        except OSError as exc:
+            raise TokenlordError(f"cannot read {path!r}: {exc.strerror}") from None
+        texts.append(data.decode("utf-8", errors="replace"))
+    counts = _core.count_tokens(texts, encoding)
+    note = " (fallback: model not in TOKENLORD_MODEL_ENCODINGS, counts are estimates)" if estimated else ""
+    print(f"# {args.model}: {encoding}{note}", file=sys.stderr)
+    for path, n in zip(args.files, counts, strict=True):
+        print(f"{n}\t{path}")
     return 0

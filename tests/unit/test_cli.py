@@ -84,3 +84,17 @@ def test_unreachable_kafka_is_a_clear_error() -> None:
 
     with pytest.raises(TokenlordError, match=r"cannot reach Kafka at 127\.0\.0\.1:1.*kafka-local start"):
         ensure_topics("127.0.0.1:1", {"t": 1}, timeout=2)
+
+
+def test_tokens_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = tmp_path / "a.txt"
+    a.write_text("hello world")
+    b = tmp_path / "b.txt"
+    b.write_bytes(b"")
+    assert main(["tokens", "--model", "gpt-4o", str(a), str(b)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"2\t{a}\n0\t{b}\n"
+    assert "o200k_base" in captured.err
+    assert main(["tokens", "--model", "llama-3", str(a)]) == 0
+    assert "estimates" in capsys.readouterr().err
+    assert main(["tokens", "--model", "gpt-4o", str(tmp_path / "missing.txt")]) == 2
