@@ -61,6 +61,7 @@ demo-run:
 bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/core_throughput.py
 	$(PY) benchmarks/e2e_worker.py
+	$(PY) benchmarks/tokenize_bench.py
 
 clean: ## Stop local Kafka and remove build outputs (keeps cached jars)
 	-$(VENV)/bin/tokenlord kafka-local stop
