@@ -101,6 +101,23 @@ def _partitions(admin: AdminClient, brokers: str, topic: str, deadline: float) -
         time.sleep(0.1)
 
 
+def _wait_all(futures: Mapping[str, Any], deadline: float, harmless: int, verb: str) -> list[str]:
+    """Waits for per-topic admin futures; returns the topics done by this call.
+
+    The error code ``harmless`` is no failure (the topic was already as wanted)."""
+    done: list[str] = []
+    for name, fut in futures.items():
+        try:
+            fut.result(timeout=_remaining(deadline))
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == harmless:
+                continue
+            raise KafkaAdminError(f"cannot {verb} topic {name!r}: {exc}") from exc
+        done.append(name)
+    return done
+
+
 def ensure_topics(
     brokers: str,
     topics: Mapping[str, int],
@@ -136,15 +153,8 @@ def ensure_topics(
     created: list[str] = []
     if missing:
         futures = admin.create_topics(missing, request_timeout=_remaining(deadline))
-        for name, fut in futures.items():
-            try:
-                fut.result(timeout=_remaining(deadline))
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
-                if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                    continue  # created concurrently by someone else: fine
-                raise KafkaAdminError(f"cannot create topic {name!r}: {exc}") from exc
-            created.append(name)
+        # TOPIC_ALREADY_EXISTS: created concurrently by someone else, fine.
+        created = _wait_all(futures, deadline, KafkaError.TOPIC_ALREADY_EXISTS, "create")
     for name in topics:
         _partitions(admin, brokers, name, deadline)
     return created
@@ -210,11 +220,4 @@ def delete_topics(brokers: str, topics: Iterable[str], timeout: float = 30) -> N
     deadline = time.monotonic() + timeout
     admin = _admin(brokers)
     futures = admin.delete_topics(names, request_timeout=_remaining(deadline))
-    for name, fut in futures.items():
-        try:
-            fut.result(timeout=_remaining(deadline))
-        except KafkaException as exc:
-            err = exc.args[0] if exc.args else None
-            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                continue
-            raise KafkaAdminError(f"cannot delete topic {name!r}: {exc}") from exc
+    _wait_all(futures, deadline, KafkaError.UNKNOWN_TOPIC_OR_PART, "delete")

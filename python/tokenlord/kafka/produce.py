@@ -58,6 +58,12 @@ class _Sender:
         self.sent_events = 0
         self.started = time.monotonic()
 
+    @classmethod
+    def to_topic(cls, settings: Settings, topic: str, rate: int | None, label: str, progress: bool) -> _Sender:
+        """A sender to ``topic``, created first if missing."""
+        ensure_topics(settings.kafka_brokers, {topic: settings.partitions})
+        return cls(settings, topic, rate, Progress(label, enabled=progress))
+
     def _on_delivery(self, err: Any, _msg: Any) -> None:
         if err is not None and len(self.errors) < 5:
             self.errors.append(str(err))
@@ -128,8 +134,7 @@ def produce_files(
     progress: bool = True,
 ) -> int:
     """Sends every line of the files (JSONL or JSONL.gz; '-' = stdin)."""
-    ensure_topics(settings.kafka_brokers, {topic: settings.partitions})
-    sender = _Sender(settings, topic, rate, Progress(f"produce → {topic}", enabled=progress))
+    sender = _Sender.to_topic(settings, topic, rate, f"produce → {topic}", progress)
     for path in paths:
         with _open(path) as fh:
             _send_lines(sender, fh, per_message)
@@ -146,8 +151,7 @@ def produce_events(
     progress: bool = True,
 ) -> int:
     """Sends generated event dicts."""
-    ensure_topics(settings.kafka_brokers, {topic: settings.partitions})
-    sender = _Sender(settings, topic, rate, Progress(f"simulate → {topic}", enabled=progress))
+    sender = _Sender.to_topic(settings, topic, rate, f"simulate → {topic}", progress)
     lines: Iterator[bytes] = (orjson.dumps(e) for e in events)
     _send_lines(sender, lines, per_message)
     return sender.finish()
