@@ -34,6 +34,8 @@ build: venv ## Build the release wheel (Rust extension included) into var/wheels
 install: build ## .venv/ with tokenlord and its native extension (release build)
 	$(PIP) install "$$(ls $(WHEELS)/tokenlord-*.whl)[dev]"
 	$(PIP) install --force-reinstall --no-deps "$$(ls $(WHEELS)/tokenlord-*.whl)"
+	@# Llama 3/4 vocabularies for the tokenizer tests and benchmark (only its data files are used)
+	$(PIP) install --no-deps "llama-models==0.3.0"
 	@$(VENV)/bin/tokenlord --version
 
 test-rust: ## cargo test (the core's domain logic)

@@ -8,3 +8,6 @@ PYO3_PYTHON=$PWD/.venv/bin/python cargo build --release --features python --lib 
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
 cp "$CARGO_TARGET_DIR/release/libtokenlord_core.so" "$site/tokenlord/_core.abi3.so"
 echo "updated $site/tokenlord/_core.abi3.so"
+# ...and the package's Python sources (the wheel install is not editable).
+cp -r python/tokenlord/. "$site/tokenlord/"
+echo "synced python/tokenlord -> $site/tokenlord"

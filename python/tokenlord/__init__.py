@@ -30,10 +30,13 @@ def encoding_for(model: str) -> str:
     """The encoding used for ``model`` (see ``TOKENLORD_MODEL_ENCODINGS``)."""
     from tokenlord.settings import Settings
 
-    s = Settings.from_env()
-    return _core.encoding_for(model, s.model_encodings_list(), s.fallback_encoding)[0]
+    return _core.encoding_for(model, **Settings.from_env().encoding_kwargs())[0]
 
 
 def count_tokens(texts: Sequence[str], model: str) -> list[int]:
     """Token counts of ``texts`` with ``model``'s tokenizer, as ordinary text."""
-    return _core.count_tokens(list(texts), encoding_for(model))
+    from tokenlord.settings import Settings
+
+    s = Settings.from_env()
+    encoding = _core.encoding_for(model, **s.encoding_kwargs())[0]
+    return _core.count_tokens(list(texts), encoding, s.tokenizer_dir or None)

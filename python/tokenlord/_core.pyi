@@ -1,9 +1,11 @@
 """Typed stub of the native module ``tokenlord._core`` (built from rust/src/py.rs)."""
 
+import os
 from collections.abc import Sequence
 from typing import Any, TypeAlias, final
 
 __all__ = [
+    "DEFAULT_MODEL_ENCODINGS",
     "Batch",
     "ConfigError",
     "Core",
@@ -13,9 +15,11 @@ __all__ = [
     "count_tokens",
     "encoding_for",
     "encodings",
+    "load_encodings",
 ]
 
 __version__: str
+DEFAULT_MODEL_ENCODINGS: str
 
 class TokenlordError(Exception):
     """Base class of every error raised by the native core."""
@@ -70,6 +74,7 @@ class Core:
         prices: dict[str, tuple[float, float, float]] | None = None,
         model_encodings: Sequence[tuple[str, str]] | None = None,
         fallback_encoding: str = "o200k_base",
+        tokenizer_dir: str | os.PathLike[str] | None = None,
     ) -> Core: ...
     def process(
         self,
@@ -90,10 +95,14 @@ class Core:
     def partitions(self) -> list[int]: ...
     def state_size(self) -> dict[str, int]: ...
 
-def count_tokens(texts: Sequence[str], encoding: str) -> list[int]: ...
+def count_tokens(
+    texts: Sequence[str], encoding: str, tokenizer_dir: str | os.PathLike[str] | None = None
+) -> list[int]: ...
 def encoding_for(
     model: str,
     model_encodings: Sequence[tuple[str, str]] | None = None,
     fallback_encoding: str = "o200k_base",
+    tokenizer_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[str, bool]: ...
 def encodings() -> list[str]: ...
+def load_encodings(tokenizer_dir: str | os.PathLike[str]) -> list[str]: ...

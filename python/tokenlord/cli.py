@@ -334,7 +334,7 @@ def _cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
 
     from tokenlord import _core
 
-    encoding, estimated = _core.encoding_for(args.model, settings.model_encodings_list(), settings.fallback_encoding)
+    encoding, estimated = _core.encoding_for(args.model, **settings.encoding_kwargs())
     texts = []
     for path in args.files:
         try:
@@ -342,8 +342,13 @@ def _cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:
         except OSError as exc:
             raise TokenlordError(f"cannot read {path!r}: {exc.strerror}") from None
         texts.append(data.decode("utf-8", errors="replace"))
-    counts = _core.count_tokens(texts, encoding)
-    note = " (fallback: model not in TOKENLORD_MODEL_ENCODINGS, counts are estimates)" if estimated else ""
+    counts = _core.count_tokens(texts, encoding, settings.tokenizer_dir or None)
+    note = (
+        " (fallback: no TOKENLORD_MODEL_ENCODINGS rule, or its vocabulary is not in TOKENLORD_TOKENIZER_DIR;"
+        " counts are estimates)"
+        if estimated
+        else ""
+    )
     print(f"# {args.model}: {encoding}{note}", file=sys.stderr)
     for path, n in zip(args.files, counts, strict=True):
         print(f"{n}\t{path}")

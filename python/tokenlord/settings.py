@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tokenlord import _core
 from tokenlord.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
@@ -27,10 +28,8 @@ _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
-DEFAULT_MODEL_ENCODINGS = (
-    "gpt-4o=o200k_base,gpt-4.1=o200k_base,gpt-4.5=o200k_base,gpt-5=o200k_base,"
-    "o1=o200k_base,o3=o200k_base,o4=o200k_base,gpt-4=cl100k_base,gpt-3.5=cl100k_base"
-)
+# The core's built-in rules (rust/src/tokenize.rs DEFAULT_RULES): one source of truth.
+DEFAULT_MODEL_ENCODINGS = _core.DEFAULT_MODEL_ENCODINGS
 
 
 def parse_duration_ms(text: str) -> int:
@@ -98,6 +97,12 @@ def _encoding_rules(text: str) -> str:
     for item in (i.strip() for i in text.split(",") if i.strip()):
         if "=" not in item:
             raise ValueError("must be prefix=encoding[,prefix=encoding...]")
+    return text
+
+
+def _directory(text: str) -> str:
+    if text and not Path(text).is_dir():
+        raise ValueError("not a directory (it should hold NAME.tiktoken or NAME/tokenizer.model files)")
     return text
 
 
@@ -171,6 +176,14 @@ FIELDS: tuple[Field, ...] = (
         "o200k_base",
         "Encoding for models no rule matches; such counts are marked tokens_estimated.",
     ),
+    Field(
+        "tokenizer_dir",
+        "",
+        "Directory of tiktoken-format vocabularies (NAME.tiktoken or NAME/tokenizer.model, e.g. "
+        "llama_models' llama3/ and llama4/); each becomes encoding NAME. Empty: llama models "
+        "count with the fallback encoding, marked tokens_estimated.",
+        _directory,
+    ),
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
     Field("web_port", "6066", "Port of the worker's web server (Faust).", _port),
@@ -199,6 +212,7 @@ class Settings:
     prices_file: str = ""
     model_encodings: str = DEFAULT_MODEL_ENCODINGS
     fallback_encoding: str = "o200k_base"
+    tokenizer_dir: str = ""
     kafka_home: str = "./var/kafka"
     kafka_port: int = 9092
     web_port: int = 6066
@@ -277,8 +291,15 @@ class Settings:
             "future_tolerance_ms": self.future_tolerance,
             "max_message_bytes": self.max_message_bytes,
             "prices": self.prices(),
+            **self.encoding_kwargs(),
+        }
+
+    def encoding_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the core's encoding functions (rules, fallback, vocabularies)."""
+        return {
             "model_encodings": self.model_encodings_list(),
             "fallback_encoding": self.fallback_encoding,
+            "tokenizer_dir": self.tokenizer_dir or None,
         }
 
     def replace(self, **changes: Any) -> Settings:

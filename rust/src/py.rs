@@ -3,6 +3,7 @@
 //! back as columns (dicts of lists), never as one dict per row.
 
 use std::collections::HashMap as StdHashMap;
+use std::path::PathBuf;
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -13,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::core::{BatchOut, Config, Core as RustCore, Message, StoredEvent};
 use crate::error::CoreError;
-use crate::tokenize::{Encoding, EncodingMap};
+use crate::tokenize::{load_dir, Encoding, EncodingMap, DEFAULT_RULES};
 use crate::window::Contribution;
 
 create_exception!(
@@ -244,7 +245,11 @@ struct Core {
 fn encoding_map(
     rules: Option<Vec<(String, String)>>,
     fallback: &str,
+    tokenizer_dir: Option<PathBuf>,
 ) -> Result<EncodingMap, CoreError> {
+    if let Some(dir) = tokenizer_dir {
+        load_dir(&dir)?;
+    }
     match rules {
         Some(r) => EncodingMap::new(&r, fallback),
         None => {
@@ -265,7 +270,7 @@ impl Core {
     #[new]
     #[pyo3(signature = (*, grace_ms=3_600_000, dedupe_horizon_ms=86_400_000, future_tolerance_ms=600_000,
                         max_message_bytes=1_048_576, prices=None, model_encodings=None,
-                        fallback_encoding="o200k_base"))]
+                        fallback_encoding="o200k_base", tokenizer_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         grace_ms: i64,
@@ -275,6 +280,7 @@ impl Core {
         prices: Option<StdHashMap<String, (f64, f64, f64)>>,
         model_encodings: Option<Vec<(String, String)>>,
         fallback_encoding: &str,
+        tokenizer_dir: Option<PathBuf>,
     ) -> PyResult<Self> {
         let mut prices: Vec<(String, (f64, f64, f64))> =
             prices.unwrap_or_default().into_iter().collect();
@@ -285,7 +291,7 @@ impl Core {
             future_tolerance_ms,
             max_message_bytes,
             prices,
-            encodings: encoding_map(model_encodings, fallback_encoding)?,
+            encodings: encoding_map(model_encodings, fallback_encoding, tokenizer_dir)?,
         };
         Ok(Core {
             inner: RustCore::new(cfg)?,
@@ -422,7 +428,16 @@ impl Core {
 
 /// Token counts of `texts` with `encoding` (GIL released, parallel for big batches).
 #[pyfunction]
-fn count_tokens(py: Python<'_>, texts: Vec<String>, encoding: &str) -> PyResult<Vec<u64>> {
+#[pyo3(signature = (texts, encoding, tokenizer_dir=None))]
+fn count_tokens(
+    py: Python<'_>,
+    texts: Vec<String>,
+    encoding: &str,
+    tokenizer_dir: Option<PathBuf>,
+) -> PyResult<Vec<u64>> {
+    if let Some(dir) = tokenizer_dir {
+        load_dir(&dir)?;
+    }
     let enc = Encoding::from_name(encoding)?;
     Ok(py.detach(|| {
         let total: usize = texts.iter().map(String::len).sum();
@@ -436,25 +451,39 @@ fn count_tokens(py: Python<'_>, texts: Vec<String>, encoding: &str) -> PyResult<
 
 /// `(encoding, is_fallback)` for a model under the given rules.
 #[pyfunction]
-#[pyo3(signature = (model, model_encodings=None, fallback_encoding="o200k_base"))]
+#[pyo3(signature = (model, model_encodings=None, fallback_encoding="o200k_base", tokenizer_dir=None))]
 fn encoding_for(
     model: &str,
     model_encodings: Option<Vec<(String, String)>>,
     fallback_encoding: &str,
+    tokenizer_dir: Option<PathBuf>,
 ) -> PyResult<(&'static str, bool)> {
-    let (enc, fallback) = encoding_map(model_encodings, fallback_encoding)?.lookup(model);
+    let (enc, fallback) =
+        encoding_map(model_encodings, fallback_encoding, tokenizer_dir)?.lookup(model);
     Ok((enc.name(), fallback))
 }
 
-/// Names of the encodings compiled in.
+/// Names of the encodings available: built-in, then loaded from files.
 #[pyfunction]
 fn encodings() -> Vec<&'static str> {
-    Encoding::ALL.iter().map(|e| e.name()).collect()
+    Encoding::available().iter().map(|e| e.name()).collect()
+}
+
+/// Loads the tiktoken-format vocabularies of a directory (once per process);
+/// returns the encoding names it provides.
+#[pyfunction]
+fn load_encodings(py: Python<'_>, tokenizer_dir: PathBuf) -> PyResult<Vec<String>> {
+    Ok(py.detach(|| load_dir(&tokenizer_dir))?)
 }
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    let rules: Vec<String> = DEFAULT_RULES
+        .iter()
+        .map(|(p, e)| format!("{p}={e}"))
+        .collect();
+    m.add("DEFAULT_MODEL_ENCODINGS", rules.join(","))?;
     m.add("TokenlordError", m.py().get_type::<TokenlordError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add("InputError", m.py().get_type::<InputError>())?;
@@ -463,5 +492,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(encoding_for, m)?)?;
     m.add_function(wrap_pyfunction!(encodings, m)?)?;
+    m.add_function(wrap_pyfunction!(load_encodings, m)?)?;
     Ok(())
 }

@@ -98,3 +98,20 @@ def test_tokens_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["tokens", "--model", "llama-3", str(a)]) == 0
     assert "estimates" in capsys.readouterr().err
     assert main(["tokens", "--model", "gpt-4o", str(tmp_path / "missing.txt")]) == 2
+
+
+def test_tokens_with_llama_vocabularies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tiktoken_offline import llama_dir
+
+    a = tmp_path / "a.txt"
+    a.write_text("hello world")
+    monkeypatch.setenv("TOKENLORD_TOKENIZER_DIR", llama_dir())
+    assert main(["tokens", "--model", "Llama-3.3-70B-Instruct", str(a)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"2\t{a}\n" and "llama3" in captured.err and "estimates" not in captured.err
+    monkeypatch.setenv("TOKENLORD_TOKENIZER_DIR", str(tmp_path / "nope"))
+    assert main(["tokens", "--model", "llama-3", str(a)]) == 2
+    err = capsys.readouterr().err
+    assert "TOKENLORD_TOKENIZER_DIR" in err and "not a directory" in err and "Traceback" not in err

@@ -68,7 +68,7 @@ def test_public_token_api() -> None:
     assert tokenlord.encoding_for("gpt-4o-mini") == "o200k_base"
     assert tokenlord.encoding_for("gpt-4-turbo") == "cl100k_base"
     assert tokenlord.count_tokens(["hello world", "", "<|endoftext|>"], "gpt-4") == [2, 0, 7]
-    assert set(_core.encodings()) == {"o200k_base", "cl100k_base"}
+    assert {"o200k_base", "cl100k_base"} <= set(_core.encodings())  # + any loaded from files
 
 
 def test_restore_then_dedupe() -> None:

@@ -1,15 +1,11 @@
-"""Token counts equal tiktoken's, exactly, for every encoding tokenlord ships.
-
-tiktoken downloads its vocabularies at run time; here they come offline from
-the PyPI package ``bpe-openai`` (its ``data/*.tiktoken.gz``), written into a
-private ``TIKTOKEN_CACHE_DIR`` under the names tiktoken looks for.
+"""Token counts equal tiktoken's, exactly, for every encoding tokenlord ships
+(o200k_base, cl100k_base built in; llama3 and llama4 loaded from the
+``llama-models`` package directory as ``TOKENLORD_TOKENIZER_DIR`` would).
+The reference vocabularies are read offline: see ``tiktoken_offline``.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import importlib.resources
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,25 +13,23 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiktoken_offline import ENCODINGS, llama_dir, reference, tokenizer_dir, use_offline_cache
 from tokenlord import _core
 
-tiktoken = pytest.importorskip("tiktoken")
-URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
-ENCODINGS = ("o200k_base", "cl100k_base")
+pytest.importorskip("tiktoken")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def offline_vocab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    cache = tmp_path_factory.mktemp("tiktoken-cache")
-    data = importlib.resources.files("bpe_openai") / "data"
-    for name in ENCODINGS:
-        raw = gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes())
-        key = hashlib.sha1(URL.format(name=name).encode()).hexdigest()
-        (Path(cache) / key).write_bytes(raw)
     mp = pytest.MonkeyPatch()
-    mp.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    mp.setenv("TIKTOKEN_CACHE_DIR", "")  # restored afterwards; use_offline_cache sets it
+    use_offline_cache(Path(tmp_path_factory.mktemp("tiktoken-cache")))
     yield
     mp.undo()
+
+
+def ours(texts: list[str], name: str) -> list[int]:
+    return _core.count_tokens(texts, name, tokenizer_dir(name))
 
 
 def corpus() -> list[str]:
@@ -61,14 +55,44 @@ def corpus() -> list[str]:
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_zero_mismatches_on_the_corpus(encoding: str) -> None:
-    enc = tiktoken.get_encoding(encoding)
+    enc = reference(encoding)
     texts = corpus()
     want = [len(enc.encode_ordinary(t)) for t in texts]
-    assert _core.count_tokens(texts, encoding) == want
+    assert ours(texts, encoding) == want
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_random_unicode_matches(text: str) -> None:
     for encoding in ENCODINGS:
-        assert _core.count_tokens([text], encoding) == [len(tiktoken.get_encoding(encoding).encode_ordinary(text))]
+        assert ours([text], encoding) == [len(reference(encoding).encode_ordinary(text))]
+
+
+def test_llama_models_map_to_their_vocabularies_once_loaded() -> None:
+    assert _core.encoding_for("meta-llama/Llama-3.1-8B-Instruct", tokenizer_dir=llama_dir()) == ("llama3", False)
+    assert _core.encoding_for("llama-4-scout", tokenizer_dir=llama_dir()) == ("llama4", False)
+    assert set(_core.load_encodings(llama_dir())) == {"llama3", "llama4"}
+
+
+def test_a_bad_vocabulary_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "broken.tiktoken").write_text("IQ== 0\nIg== 5\n")
+    (tmp_path / "broken.pattern").write_text(r"\w+|\s+")
+    with pytest.raises(_core.ConfigError, match=r"ranks must be 0\.\.2"):
+        _core.load_encodings(tmp_path)
+    with pytest.raises(_core.ConfigError, match="existing directory"):
+        _core.load_encodings(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_megabyte_single_piece_matches(encoding: str) -> None:
+    # One 1 MB "word": the long-piece merge path (heap) against tiktoken's.
+    text = "ab" * 300_000 + "c" * 400_000
+    assert ours([text], encoding) == [len(reference(encoding).encode_ordinary(text))]
+
+
+def test_ten_megabytes_and_special_token_text_are_ordinary_text() -> None:
+    big = "<|endoftext|> <|begin_of_text|> naïve 東京 😀 " * 250_000  # ~11 MB
+    assert len(big.encode()) >= 10_000_000
+    for encoding in ENCODINGS:
+        (n,) = ours([big], encoding)
+        assert n > 2_000_000  # every special-token look-alike split into ordinary tokens
