@@ -96,3 +96,20 @@ def test_ten_megabytes_and_special_token_text_are_ordinary_text() -> None:
     for encoding in ENCODINGS:
         (n,) = ours([big], encoding)
         assert n > 2_000_000  # every special-token look-alike split into ordinary tokens
+
+
+@pytest.mark.parametrize(
+    ("model", "encoding"),
+    [("gpt-4o", "o200k_base"), ("gpt-4", "cl100k_base"), ("llama-3.1-70b", "llama3"), ("Llama-4-Scout", "llama4")],
+)
+def test_text_only_events_get_exact_counts_in_the_core(model: str, encoding: str) -> None:
+    import orjson
+
+    prompt, output = corpus()[2], corpus()[20]
+    core = _core.Core(tokenizer_dir=llama_dir())
+    event = {"event_id": "e", "ts": 1_704_067_200_000, "user": "u", "model": model, "prompt": prompt, "output": output}
+    out = core.process([0], [0], [orjson.dumps(event)], 1_704_067_200_000)
+    enc = reference(encoding)
+    assert out.events["input_tokens"] == [len(enc.encode_ordinary(prompt))]
+    assert out.events["output_tokens"] == [len(enc.encode_ordinary(output))]
+    assert out.events["tokens_estimated"] == [0]
