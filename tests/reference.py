@@ -117,9 +117,7 @@ def _parse_constant(name: str) -> Any:
     raise _Unparsable(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(
-    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
-)
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
 
 # A JSON string literal (in text that is already known to be valid JSON).
 _STRING_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -278,9 +276,7 @@ def _lookup(obj: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _string(
-    obj: dict[str, Any], name: str, keys: tuple[str, ...], min_len: int, required: bool
-) -> str | None:
+def _string(obj: dict[str, Any], name: str, keys: tuple[str, ...], min_len: int, required: bool) -> str | None:
     v = _lookup(obj, *keys)
     if v is None:
         if required:
@@ -322,6 +318,8 @@ class Event:
     status: str
     finish_reason: str
     latency_ms: int | None
+    prompt: str | None = None  # for waste fingerprints only, never output
+    output: str | None = None
 
 
 def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
@@ -347,9 +345,7 @@ def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
         raise Reject("invalid_field:ts")
 
     user = _string(obj, "user", ("user", "user_id", "enduser.id"), 1, True)
-    model = _string(
-        obj, "model", ("model", "gen_ai.request.model", "gen_ai.response.model"), 1, True
-    )
+    model = _string(obj, "model", ("model", "gen_ai.request.model", "gen_ai.response.model"), 1, True)
     team = _string(obj, "team", ("team",), 0, False)
     app = _string(obj, "app", ("app",), 0, False)
     provider = _string(obj, "provider", ("provider", "gen_ai.provider.name"), 0, False)
@@ -366,9 +362,7 @@ def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
     if output is not None and not isinstance(output, str):
         raise Reject("invalid_field:output")
 
-    cached = _count(
-        obj, "cached_input_tokens", ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens")
-    )
+    cached = _count(obj, "cached_input_tokens", ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens"))
     reasoning = _count(obj, "reasoning_tokens", ("reasoning_tokens",))
 
     status = _lookup(obj, "status")
@@ -440,6 +434,8 @@ def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
         status=status,
         finish_reason=finish_reason,
         latency_ms=latency,
+        prompt=prompt,
+        output=output,
     )
 
 
@@ -545,6 +541,178 @@ class RefBatch:
     watermarks: dict[int, int] = field(default_factory=dict)
 
 
+# --------------------------------------------------------------------------- waste
+
+
+@dataclass(frozen=True)
+class WasteConfig:
+    min_prompt_tokens: int = 32
+    duplicate_window_ms: int = 3_600_000
+    free_repeats: int = 1
+    storm_window_ms: int = 10_000
+    storm_min: int = 3
+    loop_window_ms: int = 600_000
+    loop_min: int = 2
+    loop_bits: int = 3
+    repeat_pct: int = 50
+
+    @property
+    def memory_ms(self) -> int:
+        return max(self.duplicate_window_ms, self.storm_window_ms, self.loop_window_ms)
+
+    @property
+    def kept_per_prompt(self) -> int:
+        return min(max(self.storm_min - 1, self.free_repeats + 1), 64)
+
+
+_MASK64 = (1 << 64) - 1
+_ASCII_SPACE = re.compile(rb"[ \t\n\r\x0b\x0c]+")
+
+
+def _xxh3(data: bytes) -> int:
+    import xxhash
+
+    return int(xxhash.xxh3_64_intdigest(data))
+
+
+def waste_words(text: str) -> list[bytes]:
+    return [w.lower() for w in _ASCII_SPACE.split(text.encode("utf-8", "surrogatepass")) if w]
+
+
+def simhash(words: list[bytes]) -> int:
+    shingles = [b" ".join(words)] if len(words) < 3 else [b" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+    votes = [0] * 64
+    for sh in shingles:
+        h = _xxh3(sh)
+        for bit in range(64):
+            votes[bit] += 1 if h >> bit & 1 else -1
+    return sum(1 << bit for bit in range(64) if votes[bit] > 0)
+
+
+def repetition(words: list[bytes]) -> tuple[int, int]:
+    """(bytes of units inside a window seen before, bytes of all units)."""
+    if len(words) >= 50:
+        units, n = words, 10
+    else:
+        joined = b" ".join(words)
+        if len(joined) < 2000:
+            return (0, 0)
+        units, n = [joined[i : i + 16] for i in range(0, len(joined), 16)], 4
+    hashes = [_xxh3(u) for u in units]
+    seen: set[int] = set()
+    marked = [False] * len(units)
+    for j in range(max(0, len(units) - n + 1)):
+        h = 0
+        for u in hashes[j : j + n]:
+            h = u ^ (((h << 7) | (h >> 57)) & _MASK64)
+        if h in seen:
+            for k in range(j, j + n):
+                marked[k] = True
+        else:
+            seen.add(h)
+    total = sum(len(u) for u in units)
+    return sum(len(u) for u, m in zip(units, marked, strict=True) if m), total
+
+
+@dataclass
+class Fingerprint:
+    prompt: int = 0
+    prompt_sim: int = 0
+    prompt_text: bool = False
+    output_sim: int = 0
+    output_text: bool = False
+    prompt_repeat: tuple[int, int] = (0, 0)
+    output_repeat: tuple[int, int] = (0, 0)
+
+
+def fingerprint(prompt: str | None, output: str | None) -> Fingerprint:
+    fp = Fingerprint()
+    if prompt is not None and (w := waste_words(prompt)):
+        fp.prompt = _xxh3(b" ".join(w)) | 1
+        fp.prompt_sim = simhash(w)
+        fp.prompt_text = True
+        fp.prompt_repeat = repetition(w)
+    if output is not None and (w := waste_words(output)):
+        fp.output_sim = simhash(w)
+        fp.output_text = True
+        fp.output_repeat = repetition(w)
+    return fp
+
+
+def _share(tokens: int, rep: tuple[int, int], pct: int) -> int:
+    repeated, total = rep
+    if total == 0 or repeated * 100 < pct * total:
+        return 0
+    return tokens * repeated // total
+
+
+@dataclass
+class UserWaste:
+    prompts: dict[int, list[int]] = field(default_factory=dict)
+    recent: list[tuple[int, int, int, bool, int]] = field(default_factory=list)
+
+    def judge(
+        self, cfg: WasteConfig, ts: int, since: int, model: str, is_error: bool, inp: int, out: int, fp: Fingerprint
+    ) -> tuple[int, str]:
+        total = inp + out
+        if fp.prompt_text:
+            prompt = fp.prompt
+        elif inp >= cfg.min_prompt_tokens:
+            prompt = _xxh3(f"\0counts\0{model}\0{inp}".encode()) | 1
+        else:
+            prompt = 0
+        repeatable = prompt != 0 and inp >= cfg.min_prompt_tokens
+
+        def within(t: int, span: int) -> bool:
+            return t >= since and abs(ts - t) <= span
+
+        def near(a: int, b: int) -> bool:
+            return bin(a ^ b).count("1") <= cfg.loop_bits
+
+        def same_answer(x: tuple[int, int, int, bool, int]) -> bool:
+            if x[3] and fp.output_text:
+                return near(x[2], fp.output_sim)
+            if not x[3] and not fp.output_text:
+                return abs(x[4] - out) * 10 <= max(x[4], out)
+            return False
+
+        if is_error:
+            verdict = (total, "failed_request")
+        else:
+            times = self.prompts.get(prompt, []) if repeatable else []
+            storm = sum(within(t, cfg.storm_window_ms) for t in times)
+            dups = sum(within(t, cfg.duplicate_window_ms) for t in times)
+            looped = 0
+            if repeatable and fp.prompt_text:
+                looped = sum(
+                    within(x[0], cfg.loop_window_ms) and near(x[1], fp.prompt_sim) and same_answer(x)
+                    for x in self.recent
+                )
+            if storm + 1 >= cfg.storm_min:
+                verdict = (total, "retry_storm")
+            elif looped >= cfg.loop_min:
+                verdict = (total, "agent_loop")
+            elif dups > cfg.free_repeats:
+                verdict = (total, "duplicate_prompt")
+            else:
+                padded = _share(inp, fp.prompt_repeat, cfg.repeat_pct)
+                repetitive = _share(out, fp.output_repeat, cfg.repeat_pct)
+                if padded == 0 and repetitive == 0:
+                    verdict = (0, "")
+                elif padded >= repetitive:
+                    verdict = (padded + repetitive, "padded_prompt")
+                else:
+                    verdict = (padded + repetitive, "repetitive_output")
+        if repeatable:
+            kept = sorted([*self.prompts.get(prompt, []), ts], reverse=True)[: cfg.kept_per_prompt]
+            self.prompts[prompt] = kept
+            if fp.prompt_text:
+                self.recent.append((ts, fp.prompt_sim, fp.output_sim, fp.output_text, out))
+                if len(self.recent) > 32:
+                    self.recent.remove(min(self.recent))
+        return verdict
+
+
 class Reference:
     """docs/semantics.md, literally. Keeps every cell ever created (closed ones with final=True)."""
 
@@ -557,7 +725,10 @@ class Reference:
         max_message_bytes: int = 1_048_576,
         prices: dict[str, tuple[float, float, float]] | None = None,
         count_tokens: CountTokens,
+        waste: WasteConfig | None = None,
     ) -> None:
+        self.waste_cfg = waste or WasteConfig()
+        self._user_waste: dict[tuple[int, str], UserWaste] = {}
         self.grace_ms = grace_ms
         self.dedupe_horizon_ms = dedupe_horizon_ms
         self.future_tolerance_ms = future_tolerance_ms
@@ -566,9 +737,7 @@ class Reference:
         self.count_tokens = count_tokens
         self.watermarks: dict[int, int] = {}
         self.duplicates = 0
-        self._seen: dict[
-            int, dict[str, int]
-        ] = {}  # partition -> event_id -> ts of the accepted copy
+        self._seen: dict[int, dict[str, int]] = {}  # partition -> event_id -> ts of the accepted copy
         self._events: list[dict[str, Any]] = []
         self._rejected: list[Rejection] = []
         self._hourly: dict[tuple[int, int, str, str], dict[str, Any]] = {}
@@ -591,9 +760,7 @@ class Reference:
     def cost(self, ev: Event) -> float:
         p_in, p_cached, p_out = self.price(ev.model)
         uncached = ev.input_tokens - ev.cached_input_tokens
-        return (
-            uncached * p_in + ev.cached_input_tokens * p_cached + ev.output_tokens * p_out
-        ) / 1_000_000
+        return (uncached * p_in + ev.cached_input_tokens * p_cached + ev.output_tokens * p_out) / 1_000_000
 
     def week_closed(self, partition: int, week_start: int) -> bool:
         wm = self.watermarks.get(partition)
@@ -618,9 +785,7 @@ class Reference:
             for el in split_message(bytes(value), self.max_message_bytes):
                 reason = el.reason
                 if el.obj is not None:
-                    reason = self._element(
-                        p, off, el, now_ms, batch, touched_h, touched_w, touched_x
-                    )
+                    reason = self._element(p, off, el, now_ms, batch, touched_h, touched_w, touched_x)
                 if reason:
                     batch.rejected.append((p, off, el.idx, reason, el.raw))
         # Close weeks on every partition the batch touched; forget ids beyond the horizon.
@@ -641,9 +806,7 @@ class Reference:
         batch.hourly = {k: dict(self._hourly[k]) for k in sorted(touched_h)}
         batch.weekly = {k: dict(self._weekly[k]) for k in sorted(touched_w)}
         batch.waste = {k: dict(self._waste[k]) for k in sorted(touched_x)}
-        batch.watermarks = {
-            p: self.watermarks[p] for p in sorted(set(partitions)) if p in self.watermarks
-        }
+        batch.watermarks = {p: self.watermarks[p] for p in sorted(set(partitions)) if p in self.watermarks}
         return batch
 
     def _element(
@@ -669,11 +832,7 @@ class Reference:
         # 2. duplicate
         wm = self.watermarks.get(p)
         seen = self._seen.setdefault(p, {})
-        if (
-            ev.event_id in seen
-            and wm is not None
-            and seen[ev.event_id] >= wm - self.dedupe_horizon_ms
-        ):
+        if ev.event_id in seen and wm is not None and seen[ev.event_id] >= wm - self.dedupe_horizon_ms:
             batch.duplicates += 1
             return ""
         # 3. late
@@ -685,7 +844,16 @@ class Reference:
         self.watermarks[p] = ev.ts if wm is None else max(wm, ev.ts)
 
         total = ev.input_tokens + ev.output_tokens
-        wasted, waste_reason = (total, "failed_request") if ev.status == "error" else (0, "")
+        wasted, waste_reason = self._user_waste.setdefault((p, ev.user), UserWaste()).judge(
+            self.waste_cfg,
+            ev.ts,
+            self.watermarks[p] - self.waste_cfg.memory_ms,
+            ev.model,
+            ev.status == "error",
+            ev.input_tokens,
+            ev.output_tokens,
+            fingerprint(ev.prompt, ev.output),
+        )
         cost = self.cost(ev)
         batch.events.append(
             {

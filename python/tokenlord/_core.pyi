@@ -75,6 +75,7 @@ class Core:
         model_encodings: Sequence[tuple[str, str]] | None = None,
         fallback_encoding: str = "o200k_base",
         tokenizer_dir: str | os.PathLike[str] | None = None,
+        waste: dict[str, int] | None = None,
     ) -> Core: ...
     def process(
         self,

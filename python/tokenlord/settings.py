@@ -50,6 +50,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise ValueError("not an integer") from None
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -159,6 +169,47 @@ FIELDS: tuple[Field, ...] = (
     Field("batch_size", "20000", "Max Kafka messages per core call and store write.", _positive_int),
     Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
     Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
+    # Waste signals (docs/semantics.md, "Waste")
+    Field(
+        "waste_min_prompt_tokens",
+        "32",
+        "Prompts with fewer input tokens never count as repeats (a legitimately repeated 'continue').",
+        _non_negative_int,
+    ),
+    Field(
+        "waste_duplicate_window",
+        "1h",
+        "The same prompt from a user again within this span is a repeat (duplicate_prompt).",
+        parse_duration_ms,
+    ),
+    Field(
+        "waste_free_repeats",
+        "1",
+        "Repeats of a prompt that are not waste (a regeneration); later ones are.",
+        _non_negative_int,
+    ),
+    Field(
+        "waste_storm_window",
+        "10s",
+        "Identical requests this close together form a burst (retry_storm)...",
+        parse_duration_ms,
+    ),
+    Field("waste_storm_min", "3", "...from this many requests on (the first is never waste).", _positive_int),
+    Field(
+        "waste_loop_window",
+        "10m",
+        "Near-identical prompt and answer repeated within this span is a loop (agent_loop)...",
+        parse_duration_ms,
+    ),
+    Field("waste_loop_min", "2", "...once this many earlier near-identical requests are seen.", _positive_int),
+    Field("waste_loop_bits", "3", "SimHash bits (of 64) two near-identical texts may differ in.", _non_negative_int),
+    Field(
+        "waste_repeat_pct",
+        "50",
+        "A prompt (padded_prompt) or output (repetitive_output) counts its repeated share as waste "
+        "once at least this percentage of it repeats (10-word windows seen before).",
+        _positive_int,
+    ),
     Field(
         "titles",
         "Token Lord,AI Grandmaster,Token Overlord",
@@ -208,6 +259,15 @@ class Settings:
     batch_size: int = 20_000
     flush_interval: int = 1000
     max_message_bytes: int = 1_048_576
+    waste_min_prompt_tokens: int = 32
+    waste_duplicate_window: int = 3_600_000
+    waste_free_repeats: int = 1
+    waste_storm_window: int = 10_000
+    waste_storm_min: int = 3
+    waste_loop_window: int = 600_000
+    waste_loop_min: int = 2
+    waste_loop_bits: int = 3
+    waste_repeat_pct: int = 50
     titles: str = "Token Lord,AI Grandmaster,Token Overlord"
     prices_file: str = ""
     model_encodings: str = DEFAULT_MODEL_ENCODINGS
@@ -292,6 +352,21 @@ class Settings:
             "max_message_bytes": self.max_message_bytes,
             "prices": self.prices(),
             **self.encoding_kwargs(),
+            "waste": self.waste_thresholds(),
+        }
+
+    def waste_thresholds(self) -> dict[str, int]:
+        """The core's waste thresholds (``WasteConfig`` in rust/src/waste.rs)."""
+        return {
+            "min_prompt_tokens": self.waste_min_prompt_tokens,
+            "duplicate_window_ms": self.waste_duplicate_window,
+            "free_repeats": self.waste_free_repeats,
+            "storm_window_ms": self.waste_storm_window,
+            "storm_min": self.waste_storm_min,
+            "loop_window_ms": self.waste_loop_window,
+            "loop_min": self.waste_loop_min,
+            "loop_bits": self.waste_loop_bits,
+            "repeat_pct": self.waste_repeat_pct,
         }
 
     def encoding_kwargs(self) -> dict[str, Any]:

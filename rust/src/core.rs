@@ -11,6 +11,7 @@ use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
 use crate::event::{check_bounds, parse_event, split_message, Element, Event};
 use crate::tokenize::EncodingMap;
+use crate::waste::{fingerprint, Fingerprint, Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
 
 /// Batches with at least this many messages are parsed on rayon's pool.
@@ -27,6 +28,7 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub prices: Vec<(String, Price)>,
     pub encodings: EncodingMap,
+    pub waste: WasteConfig,
 }
 
 impl Default for Config {
@@ -38,6 +40,7 @@ impl Default for Config {
             max_message_bytes: 1 << 20,
             prices: Vec::new(),
             encodings: EncodingMap::default(),
+            waste: WasteConfig::default(),
         }
     }
 }
@@ -49,6 +52,7 @@ impl Config {
                 "grace, dedupe horizon and future tolerance must be >= 0".into(),
             ));
         }
+        self.waste.validate()?;
         for (model, (a, b, c)) in &self.prices {
             if ![a, b, c].iter().all(|p| p.is_finite() && **p >= 0.0) {
                 return Err(CoreError::Config(format!(
@@ -88,6 +92,7 @@ pub struct EventRow<'a> {
     pub cost_usd: f64,
     pub wasted_tokens: u64,
     pub waste_reason: &'static str,
+    pub fingerprint: Fingerprint,
     pub partition: i32,
     pub offset: i64,
 }
@@ -152,6 +157,10 @@ struct PartitionState {
     watermark: Option<i64>,
     dedupe: Dedupe,
     windows: Windows,
+    /// Waste-signal state per user (fingerprints of the last hour or so).
+    waste: HashMap<String, UserWaste>,
+    /// Watermark at the last sweep of `waste`.
+    waste_swept: i64,
 }
 
 /// An element after the pure stage: an event with resolved counts, or a rejection.
@@ -166,6 +175,7 @@ struct Resolved<'a> {
     input: u64,
     output: u64,
     estimated: bool,
+    fingerprint: Fingerprint,
 }
 
 /// Number of state entries, for metrics and tests of boundedness.
@@ -177,6 +187,8 @@ pub struct StateSize {
     pub weekly_cells: usize,
     pub waste_cells: usize,
     pub dedupe_ids: usize,
+    pub waste_users: usize,
+    pub waste_entries: usize,
 }
 
 /// Stream state of all partitions this worker owns.
@@ -213,7 +225,8 @@ fn resolve<'a>(json: &'a [u8], raw: &'a [u8], encodings: &EncodingMap) -> Parsed
     if let Err(r) = check_bounds(&event, input, output) {
         return Parsed::Rejected(r, raw);
     }
-    // Text is used for counting only, never kept.
+    // Text is used for counting and fingerprints only, never kept.
+    let fp = fingerprint(event.prompt.as_deref(), event.output.as_deref());
     event.prompt = None;
     event.output = None;
     Parsed::Ok(Box::new(Resolved {
@@ -222,6 +235,7 @@ fn resolve<'a>(json: &'a [u8], raw: &'a [u8], encodings: &EncodingMap) -> Parsed
         input,
         output,
         estimated,
+        fingerprint: fp,
     }))
 }
 
@@ -338,11 +352,21 @@ impl Core {
             + cached as f64 * price.1
             + res.output as f64 * price.2)
             / 1_000_000.0;
-        let (wasted, waste_reason) = if ev.is_error {
-            (res.input + res.output, "failed_request")
-        } else {
-            (0, "")
-        };
+        let since = st
+            .watermark
+            .map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste.memory_ms()));
+        let (wasted, waste_reason) = st.waste.entry_ref(ev.user.as_ref()).or_default().judge(
+            &Request {
+                ts: ev.ts,
+                since,
+                model: &ev.model,
+                is_error: ev.is_error,
+                input_tokens: res.input,
+                output_tokens: res.output,
+                fp: &res.fingerprint,
+            },
+            &self.cfg.waste,
+        );
         st.windows.add(
             &Contribution {
                 ts: ev.ts,
@@ -369,6 +393,7 @@ impl Core {
             cost_usd: cost,
             wasted_tokens: wasted,
             waste_reason,
+            fingerprint: res.fingerprint,
             partition: m.partition,
             offset: m.offset,
         });
@@ -447,6 +472,12 @@ impl Core {
                 }
             }
             st.dedupe.evict(wm.saturating_sub(horizon));
+            let memory = self.cfg.waste.memory_ms();
+            if wm.saturating_sub(st.waste_swept) >= memory / 8 {
+                let before = wm.saturating_sub(memory);
+                st.waste.retain(|_, u| !u.evict(before));
+                st.waste_swept = wm;
+            }
             out.watermarks.push((p, wm));
         }
     }
@@ -476,9 +507,25 @@ impl Core {
         let st = self.parts.entry(partition).or_default();
         st.watermark = wm;
         let mut touched = Touched::default();
+        let waste_from = wm.map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste.memory_ms()));
         for e in events {
             let c = &e.contribution;
             st.dedupe.insert(e.event_id, c.ts);
+            if c.ts >= waste_from {
+                // Replays the waste memory; the verdicts were stored with the event.
+                st.waste.entry_ref(c.user).or_default().judge(
+                    &Request {
+                        ts: c.ts,
+                        since: i64::MIN,
+                        model: c.model,
+                        is_error: false,
+                        input_tokens: c.input_tokens,
+                        output_tokens: c.output_tokens,
+                        fp: &e.fingerprint,
+                    },
+                    &self.cfg.waste,
+                );
+            }
             if !Windows::is_late(c.ts, wm, grace) {
                 st.windows.add(c, stamp, &mut touched);
             }
@@ -517,6 +564,8 @@ impl Core {
             s.weekly_cells += w;
             s.waste_cells += x;
             s.dedupe_ids += st.dedupe.len();
+            s.waste_users += st.waste.len();
+            s.waste_entries += st.waste.values().map(UserWaste::size).sum::<usize>();
         }
         s
     }
@@ -527,6 +576,7 @@ impl Core {
 pub struct StoredEvent<'a> {
     pub event_id: &'a str,
     pub contribution: Contribution<'a>,
+    pub fingerprint: Fingerprint,
 }
 
 #[cfg(test)]
@@ -717,6 +767,48 @@ mod tests {
     }
 
     #[test]
+    fn restore_rebuilds_the_waste_memory() {
+        // Two identical counts-only requests stored; the third, seconds
+        // later, is judged a storm exactly as without the restart.
+        let contribution = |ts| Contribution {
+            ts,
+            user: "u",
+            team: "",
+            model: "m",
+            input_tokens: 5000,
+            output_tokens: 10,
+            cached_input_tokens: 0,
+            wasted_tokens: 0,
+            waste_reason: "",
+            cost_usd: 0.0,
+        };
+        let stored: Vec<StoredEvent<'_>> = ["a", "b"]
+            .iter()
+            .zip([MON, MON + 1000])
+            .map(|(id, ts)| StoredEvent {
+                event_id: id,
+                contribution: contribution(ts),
+                fingerprint: Fingerprint::default(),
+            })
+            .collect();
+        let mut core = Core::new(Config::default()).unwrap();
+        core.restore(0, Some(MON + 1000), 0, &stored);
+        let msg = format!(
+            r#"{{"event_id":"c","ts":{},"user":"u","model":"m","input_tokens":5000,"output_tokens":10}}"#,
+            MON + 2000
+        );
+        let m = [Message {
+            partition: 0,
+            offset: 9,
+            value: msg.as_bytes(),
+        }];
+        let out = core.process(&m, MON + 3000);
+        assert_eq!(out.events[0].waste_reason, crate::waste::RETRY_STORM);
+        assert_eq!(out.events[0].wasted_tokens, 5010);
+        assert!(core.state_size().waste_entries > 0);
+    }
+
+    #[test]
     fn restore_rebuilds_dedupe_and_windows() {
         let mut core = Core::new(Config::default()).unwrap();
         let stored = [StoredEvent {
@@ -733,6 +825,7 @@ mod tests {
                 waste_reason: "",
                 cost_usd: 0.5,
             },
+            fingerprint: Fingerprint::default(),
         }];
         let out = core.restore(3, Some(MON), 41, &stored);
         assert_eq!(out.weekly.len(), 1);

@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod time;
 pub mod tokenize;
+pub mod waste;
 pub mod window;
 
 #[cfg(feature = "python")]

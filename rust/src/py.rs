@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::core::{BatchOut, Config, Core as RustCore, Message, StoredEvent};
 use crate::error::CoreError;
 use crate::tokenize::{load_dir, Encoding, EncodingMap, DEFAULT_RULES};
+use crate::waste::{Fingerprint, WasteConfig};
 use crate::window::Contribution;
 
 create_exception!(
@@ -155,6 +156,18 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
     col(&ev, "cost_usd", e.iter().map(|r| r.cost_usd))?;
     col(&ev, "wasted_tokens", e.iter().map(|r| r.wasted_tokens))?;
     col(&ev, "waste_reason", e.iter().map(|r| r.waste_reason))?;
+    col(&ev, "fp_prompt", e.iter().map(|r| r.fingerprint.prompt))?;
+    col(
+        &ev,
+        "fp_prompt_sim",
+        e.iter().map(|r| r.fingerprint.prompt_sim),
+    )?;
+    col(
+        &ev,
+        "fp_output_sim",
+        e.iter().map(|r| r.fingerprint.output_sim),
+    )?;
+    col(&ev, "fp_flags", e.iter().map(|r| fp_flags(&r.fingerprint)))?;
     col(&ev, "src_partition", e.iter().map(|r| r.partition))?;
     col(&ev, "src_offset", e.iter().map(|r| r.offset))?;
 
@@ -236,6 +249,34 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
     })
 }
 
+/// Waste thresholds from `{name: int}` (missing names keep their defaults).
+fn waste_config(values: StdHashMap<String, i64>) -> Result<WasteConfig, CoreError> {
+    let mut cfg = WasteConfig::default();
+    for (name, v) in values {
+        let unsigned = || {
+            u64::try_from(v).map_err(|_| CoreError::Config(format!("waste {name} must be >= 0")))
+        };
+        match name.as_str() {
+            "min_prompt_tokens" => cfg.min_prompt_tokens = unsigned()?,
+            "duplicate_window_ms" => cfg.duplicate_window_ms = v,
+            "free_repeats" => cfg.free_repeats = unsigned()?,
+            "storm_window_ms" => cfg.storm_window_ms = v,
+            "storm_min" => cfg.storm_min = unsigned()?,
+            "loop_window_ms" => cfg.loop_window_ms = v,
+            "loop_min" => cfg.loop_min = unsigned()?,
+            "loop_bits" => cfg.loop_bits = u32::try_from(unsigned()?).unwrap_or(u32::MAX),
+            "repeat_pct" => cfg.repeat_pct = unsigned()?,
+            _ => return Err(CoreError::Config(format!("unknown waste setting {name:?}"))),
+        }
+    }
+    Ok(cfg)
+}
+
+/// Bit 0: the prompt had text; bit 1: the output had text.
+fn fp_flags(fp: &Fingerprint) -> u8 {
+    u8::from(fp.prompt_text) | u8::from(fp.output_text) << 1
+}
+
 /// The stream state of the partitions one worker owns.
 #[pyclass(module = "tokenlord._core")]
 struct Core {
@@ -270,7 +311,7 @@ impl Core {
     #[new]
     #[pyo3(signature = (*, grace_ms=3_600_000, dedupe_horizon_ms=86_400_000, future_tolerance_ms=600_000,
                         max_message_bytes=1_048_576, prices=None, model_encodings=None,
-                        fallback_encoding="o200k_base", tokenizer_dir=None))]
+                        fallback_encoding="o200k_base", tokenizer_dir=None, waste=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         grace_ms: i64,
@@ -281,6 +322,7 @@ impl Core {
         model_encodings: Option<Vec<(String, String)>>,
         fallback_encoding: &str,
         tokenizer_dir: Option<PathBuf>,
+        waste: Option<StdHashMap<String, i64>>,
     ) -> PyResult<Self> {
         let mut prices: Vec<(String, (f64, f64, f64))> =
             prices.unwrap_or_default().into_iter().collect();
@@ -292,6 +334,7 @@ impl Core {
             max_message_bytes,
             prices,
             encodings: encoding_map(model_encodings, fallback_encoding, tokenizer_dir)?,
+            waste: waste_config(waste.unwrap_or_default())?,
         };
         Ok(Core {
             inner: RustCore::new(cfg)?,
@@ -362,6 +405,10 @@ impl Core {
         let wasted: Vec<u64> = get(events, "wasted_tokens")?;
         let reasons: Vec<String> = get(events, "waste_reason")?;
         let cost: Vec<f64> = get(events, "cost_usd")?;
+        let fp_prompt: Vec<u64> = get(events, "fp_prompt")?;
+        let fp_prompt_sim: Vec<u64> = get(events, "fp_prompt_sim")?;
+        let fp_output_sim: Vec<u64> = get(events, "fp_output_sim")?;
+        let fp_flags: Vec<u8> = get(events, "fp_flags")?;
         let n = ids.len();
         let lens = [
             ts.len(),
@@ -374,6 +421,10 @@ impl Core {
             wasted.len(),
             reasons.len(),
             cost.len(),
+            fp_prompt.len(),
+            fp_prompt_sim.len(),
+            fp_output_sim.len(),
+            fp_flags.len(),
         ];
         if lens.iter().any(|l| *l != n) {
             return Err(CoreError::Input("restore: events columns differ in length".into()).into());
@@ -392,6 +443,14 @@ impl Core {
                     wasted_tokens: wasted[i],
                     waste_reason: &reasons[i],
                     cost_usd: cost[i],
+                },
+                fingerprint: Fingerprint {
+                    prompt: fp_prompt[i],
+                    prompt_sim: fp_prompt_sim[i],
+                    prompt_text: fp_flags[i] & 1 != 0,
+                    output_sim: fp_output_sim[i],
+                    output_text: fp_flags[i] & 2 != 0,
+                    ..Fingerprint::default()
                 },
             })
             .collect();
@@ -422,6 +481,8 @@ impl Core {
             ("weekly_cells", s.weekly_cells),
             ("waste_cells", s.waste_cells),
             ("dedupe_ids", s.dedupe_ids),
+            ("waste_users", s.waste_users),
+            ("waste_entries", s.waste_entries),
         ])
     }
 }

@@ -86,6 +86,10 @@ def test_restore_then_dedupe() -> None:
         "wasted_tokens": [0],
         "waste_reason": [""],
         "cost_usd": [0.0],
+        "fp_prompt": [0],
+        "fp_prompt_sim": [0],
+        "fp_output_sim": [0],
+        "fp_flags": [0],
     }
     restored = core.restore(4, MON + 1, 1000, cols)
     assert restored.weekly["total_tokens"] == [15] and restored.version > 1000

@@ -4,6 +4,7 @@ and adversarial streams (docs/semantics.md is the spec both implement)."""
 from __future__ import annotations
 
 import math
+import random
 from typing import Any
 
 import orjson
@@ -58,6 +59,14 @@ def rfc3339(ts: int, offset_min: int) -> str:
     return d.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts % 1000:03d}" + d.strftime("%z")[:3] + ":" + d.strftime("%z")[3:]
 
 
+_WORDS = "alpha beta gamma delta tokens model answer user query data report graph table error".split()
+# Long texts that repeat across events, so every waste rule fires: resent and
+# near-identical prompts (a step counter), padding, a looping answer, one huge word.
+_BASE = [" ".join(random.Random(i).choices(_WORDS, k=n)) for i, n in ((1, 60), (2, 200), (3, 400))]
+WASTE_PROMPTS = [*_BASE, *(f"{_BASE[1]} step {k}" for k in range(4)), _BASE[0] + " " + " ".join([_BASE[0]] * 8)]
+WASTE_OUTPUTS = [_BASE[0], _BASE[2], " ".join(["same phrase again"] * 80), "x" * 3000, "ok"]
+
+
 @st.composite
 def events(draw: Any) -> Any:
     ev: dict[str, Any] = {}
@@ -74,7 +83,18 @@ def events(draw: Any) -> Any:
     )
     if draw(st.booleans()):
         ev["team"] = draw(st.sampled_from(["red", "blue", ""]))
-    usage = draw(st.sampled_from(["counts", "counts", "alias", "text", "mixed", "none"]))
+    usage = draw(st.sampled_from(["counts", "counts", "alias", "text", "mixed", "none", "waste", "waste", "waste"]))
+    if usage == "waste":
+        # Clustered in 15 minutes so storms (10 s), loops (10 min) and repeats (1 h) happen.
+        # In the stream's last week (never closed by the other events) with ids of its own.
+        ev["ts"] = MON + 21 * DAY + draw(st.sampled_from([0, 4000, 8000, 300_000, 900_000])) + draw(st.integers(0, 999))
+        ev["event_id"] = f"w{draw(st.integers(0, 10**9))}"
+        ev[user_key] = draw(st.sampled_from(["ann", "ann", "bob"]))
+        ev["prompt"] = draw(st.sampled_from(WASTE_PROMPTS))
+        if draw(st.integers(0, 3)):
+            ev["output"] = draw(st.sampled_from(WASTE_OUTPUTS))
+        if draw(st.booleans()):
+            ev["input_tokens"] = draw(st.sampled_from([10, 40, 400, 4000]))
     if usage in ("counts", "mixed"):
         ev["input_tokens"] = draw(st.integers(0, 5000))
     if usage == "counts":
@@ -152,6 +172,38 @@ def close(a: float, b: float) -> bool:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(st.tuples(st.integers(0, 1), messages), max_size=40), st.integers(1, 7))
 def test_core_matches_reference(stream: list[tuple[int, bytes]], batch_size: int) -> None:
+    check(stream, batch_size)
+
+
+@st.composite
+def waste_events(draw: Any) -> bytes:
+    """Valid events of one busy quarter hour: every waste rule and its state get exercised."""
+    ev: dict[str, Any] = {
+        "event_id": f"w{draw(st.integers(0, 10**9))}",
+        "ts": MON + 21 * DAY + draw(st.sampled_from([0, 4000, 8000, 300_000, 900_000])) + draw(st.integers(0, 999)),
+        "user": draw(st.sampled_from(["ann", "ann", "bob"])),
+        "model": draw(st.sampled_from(["gpt-4o", "gpt-4o", "x"])),
+    }
+    kind = draw(st.sampled_from(["text", "text", "counts", "both"]))
+    if kind in ("text", "both"):
+        ev["prompt"] = draw(st.sampled_from(WASTE_PROMPTS[1:]))
+        if draw(st.integers(0, 3)):
+            ev["output"] = draw(st.sampled_from(WASTE_OUTPUTS[1:3]))
+    if kind in ("counts", "both"):
+        ev["input_tokens"] = draw(st.sampled_from([10, 40, 4000, 4000]))
+        ev["output_tokens"] = draw(st.sampled_from([100, 105, 300]))
+    if draw(st.integers(0, 9)) == 0:
+        ev["status"] = "error"
+    return encode(ev)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 1), waste_events()), min_size=3, max_size=60), st.integers(1, 7))
+def test_waste_verdicts_match_reference(stream: list[tuple[int, bytes]], batch_size: int) -> None:
+    check(stream, batch_size)
+
+
+def check(stream: list[tuple[int, bytes]], batch_size: int) -> None:
     core = _core.Core(grace_ms=GRACE, dedupe_horizon_ms=HORIZON, prices=PRICES, max_message_bytes=400)
     ref = Reference(
         grace_ms=GRACE,

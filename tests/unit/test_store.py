@@ -76,6 +76,7 @@ EVENT_COLS = [
     "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
     "total_tokens", "tokens_estimated", "status", "finish_reason", "latency_ms",
     "cost_usd", "wasted_tokens", "waste_reason", "src_partition", "src_offset",
+    "fp_prompt", "fp_prompt_sim", "fp_output_sim", "fp_flags",
 ]  # fmt: skip
 HOURLY_COLS = [
     "src_partition", "hour", "user", "model", "requests", "input_tokens", "output_tokens",
@@ -124,7 +125,8 @@ def event(
         "status": status, "finish_reason": "stop", "latency_ms": None if offset % 2 else 123,
         "cost_usd": total * 1e-6, "wasted_tokens": wasted,
         "waste_reason": "failed_request" if wasted else "", "src_partition": partition,
-        "src_offset": offset,
+        "src_offset": offset, "fp_prompt": (2**64 - 1) if offset % 3 else 0, "fp_prompt_sim": offset,
+        "fp_output_sim": 0, "fp_flags": 1 if offset % 3 else 0,
     }  # fmt: skip
 
 
@@ -288,7 +290,7 @@ def test_view_columns_follow_the_contract(store: Any) -> None:
         )
         return [r["name"] for r in rows]
 
-    assert cols("events") == EVENT_COLS
+    assert cols("events") == EVENT_COLS[:-4]  # fingerprints stay internal
     assert cols("usage_hourly") == [
         "hour", "user", "model", "requests", "input_tokens", "output_tokens",
         "cached_input_tokens", "total_tokens", "wasted_tokens", "cost_usd",

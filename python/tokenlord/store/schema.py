@@ -31,6 +31,15 @@ DEFAULT_TITLES: Final = ("Token Lord", "AI Grandmaster", "Token Overlord")
 # columns with these type names, so no DESCRIBE round trip is needed per insert.
 Columns = tuple[tuple[str, str], ...]
 
+# Waste-signal fingerprints (xxh3 / SimHash of the text, never the text), kept
+# internal so that a restarted worker judges the next events like the last one.
+FINGERPRINT_COLUMNS: Final[Columns] = (
+    ("fp_prompt", "UInt64"),
+    ("fp_prompt_sim", "UInt64"),
+    ("fp_output_sim", "UInt64"),
+    ("fp_flags", "UInt8"),
+)
+
 EVENTS_COLUMNS: Final[Columns] = (
     ("event_id", "String"),
     ("ts", "DateTime64(3, 'UTC')"),
@@ -54,6 +63,7 @@ EVENTS_COLUMNS: Final[Columns] = (
     ("waste_reason", "LowCardinality(String)"),
     ("src_partition", "Int32"),
     ("src_offset", "Int64"),
+    *FINGERPRINT_COLUMNS,
 )
 
 HOURLY_COLUMNS: Final[Columns] = (
@@ -113,7 +123,7 @@ TITLES_COLUMNS: Final[Columns] = (
 )
 
 # Public column lists, in the order of CONTRACT.md section 3.
-EVENTS_VIEW_COLUMNS: Final = tuple(name for name, _ in EVENTS_COLUMNS)
+EVENTS_VIEW_COLUMNS: Final = tuple(name for name, _ in EVENTS_COLUMNS if (name, _) not in FINGERPRINT_COLUMNS)
 USAGE_HOURLY_VIEW_COLUMNS: Final = (
     "hour", "user", "model", "requests", "input_tokens", "output_tokens",
     "cached_input_tokens", "total_tokens", "wasted_tokens", "cost_usd",
@@ -174,6 +184,11 @@ def ddl(database: str) -> list[str]:
 ENGINE = ReplacingMergeTree
 PARTITION BY toMonday(ts, 'UTC')
 ORDER BY (src_partition, src_offset, event_id)"""
+    )
+    # Tables created before the fingerprints existed get them (idempotent).
+    stmts.extend(
+        f"ALTER TABLE {t('_events')} ADD COLUMN IF NOT EXISTS {quote_ident(name)} {type_}"
+        for name, type_ in FINGERPRINT_COLUMNS
     )
     stmts.append(
         f"""CREATE TABLE IF NOT EXISTS {t("_hourly")} (

@@ -1,0 +1,533 @@
+//! Waste signals: which tokens of an event were burnt without producing
+//! anything (docs/semantics.md, "Waste").
+//!
+//! Text is reduced to fingerprints while the batch is parsed (in parallel)
+//! and dropped; the per-user state keeps only fingerprints and timestamps of
+//! the last hour, so memory is bounded by the traffic of a window, never by
+//! the length of the stream. Every rule is exact integer arithmetic on those
+//! fingerprints so the plain-Python reference (tests/reference.py) gives the
+//! same verdicts bit for bit.
+
+use hashbrown::HashMap;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::CoreError;
+
+pub const FAILED_REQUEST: &str = "failed_request";
+pub const RETRY_STORM: &str = "retry_storm";
+pub const AGENT_LOOP: &str = "agent_loop";
+pub const DUPLICATE_PROMPT: &str = "duplicate_prompt";
+pub const PADDED_PROMPT: &str = "padded_prompt";
+pub const REPETITIVE_OUTPUT: &str = "repetitive_output";
+
+/// Thresholds (settings `TOKENLORD_WASTE_*`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasteConfig {
+    /// Prompts with fewer input tokens never count as repeats ("continue").
+    pub min_prompt_tokens: u64,
+    /// A prompt sent again within this span is a repeat.
+    pub duplicate_window_ms: i64,
+    /// Repeats of a prompt that are free (a regeneration); later ones are waste.
+    pub free_repeats: u64,
+    /// Identical requests this close together form a storm...
+    pub storm_window_ms: i64,
+    /// ...once there are this many of them.
+    pub storm_min: u64,
+    /// Near-identical request/answer pairs within this span form a loop...
+    pub loop_window_ms: i64,
+    /// ...from this many earlier ones on.
+    pub loop_min: u64,
+    /// SimHash bits two texts may differ in and still be near-identical.
+    pub loop_bits: u32,
+    /// A text is padding/repetitive when this percentage of it repeats.
+    pub repeat_pct: u64,
+}
+
+impl Default for WasteConfig {
+    fn default() -> Self {
+        WasteConfig {
+            min_prompt_tokens: 32,
+            duplicate_window_ms: 3_600_000,
+            free_repeats: 1,
+            storm_window_ms: 10_000,
+            storm_min: 3,
+            loop_window_ms: 600_000,
+            loop_min: 2,
+            loop_bits: 3,
+            repeat_pct: 50,
+        }
+    }
+}
+
+impl WasteConfig {
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let bad = |what: &str| Err(CoreError::Config(format!("waste setting {what}")));
+        if self.duplicate_window_ms <= 0 || self.storm_window_ms <= 0 || self.loop_window_ms <= 0 {
+            return bad("windows must be > 0");
+        }
+        if self.storm_min < 2 || self.loop_min < 1 {
+            return bad("storm_min must be >= 2 and loop_min >= 1");
+        }
+        if self.loop_bits > 32 {
+            return bad("loop_bits must be <= 32");
+        }
+        if !(1..=100).contains(&self.repeat_pct) {
+            return bad("repeat_pct must be 1..100");
+        }
+        Ok(())
+    }
+
+    /// How far back any rule looks (state older than this is dropped).
+    pub fn memory_ms(&self) -> i64 {
+        self.duplicate_window_ms
+            .max(self.storm_window_ms)
+            .max(self.loop_window_ms)
+    }
+
+    /// Timestamps kept per prompt: enough to decide both count rules.
+    fn kept_per_prompt(&self) -> usize {
+        (self.storm_min.saturating_sub(1))
+            .max(self.free_repeats + 1)
+            .min(64) as usize
+    }
+}
+
+/// What the text of one event leaves behind (0 = no such text).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// xxh3 of the normalized prompt (or of model + input count without text).
+    pub prompt: u64,
+    /// SimHash of the prompt's word 3-grams (meaningful when `prompt_text`).
+    pub prompt_sim: u64,
+    pub prompt_text: bool,
+    /// SimHash of the output (meaningful when `output_text`).
+    pub output_sim: u64,
+    pub output_text: bool,
+    /// (repeated bytes, all bytes) of the prompt's and the output's words.
+    pub prompt_repeat: (u64, u64),
+    pub output_repeat: (u64, u64),
+}
+
+const ASCII_SPACE: [u8; 6] = [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c];
+
+/// Lowercased (ASCII) words, split on ASCII whitespace.
+fn words(text: &str) -> Vec<Vec<u8>> {
+    text.as_bytes()
+        .split(|b| ASCII_SPACE.contains(b))
+        .filter(|w| !w.is_empty())
+        .map(<[u8]>::to_ascii_lowercase)
+        .collect()
+}
+
+fn nonzero(h: u64) -> u64 {
+    h | 1
+}
+
+/// SimHash (64 bits) over word 3-grams; a text of < 3 words is one shingle.
+fn simhash(words: &[Vec<u8>]) -> u64 {
+    let mut votes = [0i64; 64];
+    let mut add = |shingle: &[u8]| {
+        let h = xxh3_64(shingle);
+        for (bit, v) in votes.iter_mut().enumerate() {
+            *v += if h >> bit & 1 == 1 { 1 } else { -1 };
+        }
+    };
+    if words.len() < 3 {
+        add(&words.join(&b' '));
+    } else {
+        for w in words.windows(3) {
+            add(&w.join(&b' '));
+        }
+    }
+    votes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| **v > 0)
+        .fold(0u64, |acc, (bit, _)| acc | 1 << bit)
+}
+
+/// Words needed before repetition is judged; below, 16-byte chunks of a
+/// long text stand in for words (one 100 kB "word" of `aaaa…`).
+const REPEAT_MIN_WORDS: usize = 50;
+const REPEAT_MIN_BYTES: usize = 2000;
+const CHUNK: usize = 16;
+
+/// (bytes of units inside a window of units seen before, bytes of all
+/// units): windows of 10 words, or of 4 chunks of 16 bytes.
+fn repetition(words: &[Vec<u8>]) -> (u64, u64) {
+    let joined;
+    let units: Vec<&[u8]> = if words.len() >= REPEAT_MIN_WORDS {
+        words.iter().map(Vec::as_slice).collect()
+    } else {
+        joined = words.join(&b' ');
+        if joined.len() < REPEAT_MIN_BYTES {
+            return (0, 0);
+        }
+        joined.chunks(CHUNK).collect()
+    };
+    let n = if words.len() >= REPEAT_MIN_WORDS {
+        10
+    } else {
+        4
+    };
+    let hashes: Vec<u64> = units.iter().map(|u| xxh3_64(u)).collect();
+    let mut seen = hashbrown::HashSet::with_capacity(units.len());
+    let mut marked = vec![false; units.len()];
+    for j in 0..units.len().saturating_sub(n - 1) {
+        // Window hash: fold of the unit hashes (the reference does the same).
+        let h = hashes[j..j + n]
+            .iter()
+            .fold(0u64, |acc, u| u ^ acc.rotate_left(7));
+        if !seen.insert(h) {
+            marked[j..j + n].iter_mut().for_each(|m| *m = true);
+        }
+    }
+    let total: u64 = units.iter().map(|u| u.len() as u64).sum();
+    let repeated: u64 = units
+        .iter()
+        .zip(&marked)
+        .filter(|(_, m)| **m)
+        .map(|(u, _)| u.len() as u64)
+        .sum();
+    (repeated, total)
+}
+
+/// Fingerprints of an event's text (`None`: no such text).
+pub fn fingerprint(prompt: Option<&str>, output: Option<&str>) -> Fingerprint {
+    let mut fp = Fingerprint::default();
+    if let Some(p) = prompt {
+        let w = words(p);
+        if !w.is_empty() {
+            fp.prompt = nonzero(xxh3_64(&w.join(&b' ')));
+            fp.prompt_sim = simhash(&w);
+            fp.prompt_text = true;
+            fp.prompt_repeat = repetition(&w);
+        }
+    }
+    if let Some(o) = output {
+        let w = words(o);
+        if !w.is_empty() {
+            fp.output_sim = simhash(&w);
+            fp.output_text = true;
+            fp.output_repeat = repetition(&w);
+        }
+    }
+    fp
+}
+
+/// The fingerprint of a prompt known only by its size: the same model and
+/// the same input count to the token, again and again, is a resent prompt.
+pub fn counts_fingerprint(model: &str, input_tokens: u64) -> u64 {
+    let key = format!("\0counts\0{model}\0{input_tokens}");
+    nonzero(xxh3_64(key.as_bytes()))
+}
+
+/// One earlier request of a user, for the loop rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Recent {
+    ts: i64,
+    prompt_sim: u64,
+    output_sim: u64,
+    output_text: bool,
+    output_tokens: u64,
+}
+
+const RECENT_MAX: usize = 32;
+
+/// The waste state of one user on one partition.
+#[derive(Debug, Default, Clone)]
+pub struct UserWaste {
+    /// Prompt fingerprint → its latest timestamps (at most a few).
+    prompts: HashMap<u64, Vec<i64>>,
+    /// Latest requests with prompt text (at most `RECENT_MAX`).
+    recent: Vec<Recent>,
+}
+
+/// What is judged of one accepted event.
+pub struct Request<'a> {
+    pub ts: i64,
+    /// Remembered requests older than this are ignored: the partition's
+    /// watermark minus [`WasteConfig::memory_ms`], so a verdict never depends
+    /// on when state was last swept or restored.
+    pub since: i64,
+    pub model: &'a str,
+    pub is_error: bool,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub fp: &'a Fingerprint,
+}
+
+fn near(a: u64, b: u64, bits: u32) -> bool {
+    (a ^ b).count_ones() <= bits
+}
+
+fn share(tokens: u64, (repeated, total): (u64, u64), pct: u64) -> u64 {
+    if total == 0 || repeated * 100 < pct * total {
+        return 0;
+    }
+    (u128::from(tokens) * u128::from(repeated) / u128::from(total)) as u64
+}
+
+impl UserWaste {
+    /// Judges `r` against this user's recent requests, then remembers it.
+    /// Returns (wasted tokens, reason); reason "" when nothing is wasted.
+    pub fn judge(&mut self, r: &Request<'_>, cfg: &WasteConfig) -> (u64, &'static str) {
+        let total = r.input_tokens + r.output_tokens;
+        let prompt = if r.fp.prompt_text {
+            r.fp.prompt
+        } else if r.input_tokens >= cfg.min_prompt_tokens {
+            counts_fingerprint(r.model, r.input_tokens)
+        } else {
+            0
+        };
+        let repeatable = prompt != 0 && r.input_tokens >= cfg.min_prompt_tokens;
+        let within = |t: i64, span: i64| t >= r.since && (r.ts - t).abs() <= span;
+        let verdict = if r.is_error {
+            (total, FAILED_REQUEST)
+        } else {
+            let times: &[i64] = if repeatable {
+                self.prompts.get(&prompt).map_or(&[], Vec::as_slice)
+            } else {
+                &[]
+            };
+            let storm = times
+                .iter()
+                .filter(|t| within(**t, cfg.storm_window_ms))
+                .count() as u64;
+            let dups = times
+                .iter()
+                .filter(|t| within(**t, cfg.duplicate_window_ms))
+                .count() as u64;
+            let looped = if repeatable && r.fp.prompt_text {
+                self.recent
+                    .iter()
+                    .filter(|x| {
+                        within(x.ts, cfg.loop_window_ms)
+                            && near(x.prompt_sim, r.fp.prompt_sim, cfg.loop_bits)
+                            && same_answer(x, r, cfg.loop_bits)
+                    })
+                    .count() as u64
+            } else {
+                0
+            };
+            if storm + 1 >= cfg.storm_min {
+                (total, RETRY_STORM)
+            } else if looped >= cfg.loop_min {
+                (total, AGENT_LOOP)
+            } else if dups > cfg.free_repeats {
+                (total, DUPLICATE_PROMPT)
+            } else {
+                let padded = share(r.input_tokens, r.fp.prompt_repeat, cfg.repeat_pct);
+                let repetitive = share(r.output_tokens, r.fp.output_repeat, cfg.repeat_pct);
+                match (padded, repetitive) {
+                    (0, 0) => (0, ""),
+                    (p, o) if p >= o => (p + o, PADDED_PROMPT),
+                    (p, o) => (p + o, REPETITIVE_OUTPUT),
+                }
+            }
+        };
+        self.remember(prompt, repeatable, r, cfg);
+        verdict
+    }
+
+    fn remember(&mut self, prompt: u64, repeatable: bool, r: &Request<'_>, cfg: &WasteConfig) {
+        if repeatable {
+            let times = self.prompts.entry(prompt).or_default();
+            times.push(r.ts);
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            times.truncate(cfg.kept_per_prompt());
+        }
+        if repeatable && r.fp.prompt_text {
+            self.recent.push(Recent {
+                ts: r.ts,
+                prompt_sim: r.fp.prompt_sim,
+                output_sim: r.fp.output_sim,
+                output_text: r.fp.output_text,
+                output_tokens: r.output_tokens,
+            });
+            if self.recent.len() > RECENT_MAX {
+                let oldest = (0..self.recent.len())
+                    .min_by_key(|i| self.recent[*i])
+                    .unwrap_or(0);
+                self.recent.swap_remove(oldest);
+            }
+        }
+    }
+
+    /// Drops what no rule can look at any more; true when nothing is left.
+    pub fn evict(&mut self, before_ms: i64) -> bool {
+        self.prompts
+            .retain(|_, times| times.iter().any(|t| *t >= before_ms));
+        self.recent.retain(|x| x.ts >= before_ms);
+        self.prompts.is_empty() && self.recent.is_empty()
+    }
+
+    pub fn size(&self) -> usize {
+        self.prompts.len() + self.recent.len()
+    }
+}
+
+/// The same answer again: near-identical output text, or, without text,
+/// an output count within 10 %.
+fn same_answer(x: &Recent, r: &Request<'_>, bits: u32) -> bool {
+    match (x.output_text, r.fp.output_text) {
+        (true, true) => near(x.output_sim, r.fp.output_sim, bits),
+        (false, false) => {
+            let (a, b) = (x.output_tokens, r.output_tokens);
+            a.abs_diff(b) * 10 <= a.max(b)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_704_067_200_000;
+
+    fn req<'a>(ts: i64, fp: &'a Fingerprint, input: u64, output: u64) -> Request<'a> {
+        Request {
+            ts,
+            since: i64::MIN,
+            model: "m",
+            is_error: false,
+            input_tokens: input,
+            output_tokens: output,
+            fp,
+        }
+    }
+
+    fn prose(seed: u64, words: usize) -> String {
+        let vocab = [
+            "alpha", "beta", "gamma", "delta", "tokens", "model", "answer", "user", "query",
+            "data", "report", "graph", "table", "error", "value", "index", "cache", "batch",
+        ];
+        let mut s = seed;
+        (0..words)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                vocab[(s >> 33) as usize % vocab.len()]
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn a_regeneration_is_free_the_third_send_is_waste() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        let p = prose(1, 200);
+        let fps: Vec<Fingerprint> = (0..3)
+            .map(|i| fingerprint(Some(&p), Some(&prose(100 + i, 300))))
+            .collect();
+        let minute = 60_000;
+        assert_eq!(u.judge(&req(T0, &fps[0], 300, 400), &cfg), (0, ""));
+        assert_eq!(u.judge(&req(T0 + minute, &fps[1], 300, 400), &cfg), (0, ""));
+        assert_eq!(
+            u.judge(&req(T0 + 2 * minute, &fps[2], 300, 400), &cfg),
+            (700, DUPLICATE_PROMPT)
+        );
+        // Outside the window it is a new prompt again.
+        assert_eq!(
+            u.judge(&req(T0 + 5 * 3_600_000, &fps[2], 300, 400), &cfg),
+            (0, "")
+        );
+    }
+
+    #[test]
+    fn short_prompts_like_continue_are_never_repeats() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        for i in 0..10 {
+            let fp = fingerprint(Some("continue"), Some(&prose(i, 100)));
+            assert_eq!(
+                u.judge(&req(T0 + i as i64 * 1000, &fp, 1, 150), &cfg),
+                (0, "")
+            );
+        }
+    }
+
+    #[test]
+    fn identical_requests_seconds_apart_are_a_storm() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        let fp = Fingerprint::default(); // counts only
+        let verdicts: Vec<_> = (0..4)
+            .map(|i| u.judge(&req(T0 + i * 2000, &fp, 5000, 10), &cfg).1)
+            .collect();
+        assert_eq!(verdicts, ["", "", RETRY_STORM, RETRY_STORM]);
+    }
+
+    #[test]
+    fn near_identical_prompt_and_answer_is_a_loop_but_a_growing_chat_is_not() {
+        let cfg = WasteConfig::default();
+        let base = prose(7, 400);
+        let answer = prose(8, 200);
+        let mut u = UserWaste::default();
+        let reasons: Vec<_> = (0..5)
+            .map(|i| {
+                let fp = fingerprint(Some(&format!("{base} step {i}")), Some(&answer));
+                u.judge(&req(T0 + i * 30_000, &fp, 600, 300), &cfg).1
+            })
+            .collect();
+        assert_eq!(reasons, ["", "", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]);
+        // A conversation: each prompt extends the last, answers differ.
+        let mut chat = UserWaste::default();
+        let mut context = prose(9, 300);
+        for i in 0..8 {
+            let fp = fingerprint(Some(&context), Some(&prose(50 + i, 150)));
+            assert_eq!(
+                chat.judge(&req(T0 + i as i64 * 30_000, &fp, 500, 200), &cfg),
+                (0, "")
+            );
+            context = format!("{context} {}", prose(80 + i, 40));
+        }
+    }
+
+    #[test]
+    fn padding_and_repetitive_output_waste_their_share() {
+        let cfg = WasteConfig::default();
+        let filler = prose(3, 40);
+        let padded = format!("{} {}", prose(4, 60), vec![filler.as_str(); 20].join(" "));
+        let fp = fingerprint(Some(&padded), Some(&prose(5, 200)));
+        let (wasted, reason) = UserWaste::default().judge(&req(T0, &fp, 1000, 250), &cfg);
+        assert_eq!(reason, PADDED_PROMPT);
+        assert!((850..=960).contains(&wasted), "{wasted}");
+        // A long but diverse output is not repetitive.
+        let fp = fingerprint(Some(&prose(6, 100)), Some(&prose(7, 5000)));
+        assert_eq!(
+            UserWaste::default().judge(&req(T0, &fp, 150, 7000), &cfg),
+            (0, "")
+        );
+        // One phrase over and over is; so is one huge "word".
+        let looped = vec!["the same phrase again"; 500].join(" ");
+        let fp = fingerprint(Some(&prose(6, 100)), Some(&looped));
+        let (w, r) = UserWaste::default().judge(&req(T0, &fp, 150, 2000), &cfg);
+        assert_eq!(r, REPETITIVE_OUTPUT);
+        assert!(w > 1900, "{w}");
+        let fp = fingerprint(Some(&prose(6, 100)), Some(&"a".repeat(100_000)));
+        assert_eq!(
+            UserWaste::default()
+                .judge(&req(T0, &fp, 150, 12_500), &cfg)
+                .1,
+            REPETITIVE_OUTPUT
+        );
+    }
+
+    #[test]
+    fn errors_waste_everything_and_state_is_evicted() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        let fp = fingerprint(Some(&prose(1, 100)), None);
+        let mut r = req(T0, &fp, 200, 0);
+        r.is_error = true;
+        assert_eq!(u.judge(&r, &cfg), (200, FAILED_REQUEST));
+        assert!(u.size() > 0);
+        assert!(!u.evict(T0));
+        assert!(u.evict(T0 + 1));
+        assert_eq!(u.size(), 0);
+    }
+}
