@@ -3,9 +3,12 @@
 What a competent engineer would write in Python for the same job as the Rust
 core's ``Core.process``: orjson parsing, the validation rules of
 docs/semantics.md (a faithful subset: every rule except tokenizing
-``prompt``/``output`` text, which the benchmark's counts-only events never
-need), per-partition dedupe on ``event_id`` bounded by the horizon, the
-future/late checks, cost and waste, hourly/weekly/waste cells per partition
+``prompt``/``output`` text and the text-based waste signals, which the
+benchmark's counts-only events never need), per-partition dedupe on
+``event_id`` bounded by the horizon, the future/late checks, cost, the
+counts-only waste signals (errors, resent prompts, bursts: an xxh3 of model and
+input count per event, the latest two timestamps per user and fingerprint,
+swept with the watermark), hourly/weekly/waste cells per partition
 with week closing, and per batch the accepted event rows and a restatement of
 every touched cell. Plain dicts, lists and tuples, no per-event classes; it is
 written for speed where that does not hurt clarity.
@@ -23,10 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from xxhash import xxh3_64_intdigest
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
+WASTE_MEMORY_MS = 3_600_000  # the longest waste window (duplicate_window)
 MAX_TS_MS = 253_402_300_799_999
 MAX_COUNT = 1_000_000_000
 MAX_LATENCY = 2**31 - 1
@@ -261,6 +266,10 @@ class _Partition:
     weeks: dict[int, tuple[dict[Any, list[Any]], dict[str, list[Any]], dict[Any, list[Any]]]] = field(
         default_factory=dict
     )
+    # Waste memory, counts-only events (no text here): user -> prompt fingerprint ->
+    # its latest two timestamps; swept as the watermark moves (docs/semantics.md, "Waste").
+    prompts: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    swept: int = 0
 
 
 @dataclass
@@ -349,10 +358,19 @@ class PyCore:
                 total = inp + out
                 pin, pcached, pout = self._price(model)
                 cost = ((inp - cached) * pin + cached * pcached + out * pout) / 1_000_000.0
+                fp = xxh3_64_intdigest(f"\0counts\0{model}\0{inp}".encode()) | 1 if inp >= 32 else 0
+                since = st.watermark - WASTE_MEMORY_MS  # type: ignore[operator]
+                times = st.prompts.setdefault(user, {}).get(fp, []) if fp else []
                 if f[12] == "error":
                     wasted, reason = total, "failed_request"
+                elif sum(1 for x in times if x >= since and abs(ts - x) <= 10_000) >= 2:
+                    wasted, reason = total, "retry_storm"
+                elif sum(1 for x in times if x >= since and abs(ts - x) <= WASTE_MEMORY_MS) > 1:
+                    wasted, reason = total, "duplicate_prompt"
                 else:
                     wasted, reason = 0, ""
+                if fp:
+                    st.prompts[user][fp] = sorted([*times, ts], reverse=True)[:2]
                 cells = st.weeks.get(wk)
                 if cells is None:
                     cells = st.weeks[wk] = ({}, {}, {})
@@ -434,6 +452,15 @@ class PyCore:
             for user, w in sorted(closed[wk][1].items()):
                 weekly.append((p, wk, user, w[5], w[6], w[0], w[1], w[2], w[1] + w[2], w[3],
                                w[4], 1, version))  # fmt: skip
+        if wm - st.swept >= WASTE_MEMORY_MS // 8:
+            before = wm - WASTE_MEMORY_MS
+            for user in list(st.prompts):
+                fps = st.prompts[user]
+                for fp in [fp for fp, times in fps.items() if times[0] < before]:
+                    del fps[fp]
+                if not fps:
+                    del st.prompts[user]
+            st.swept = wm
         floor = wm - self.horizon
         order, seen = st.seen_order, st.seen
         while order and order[0][0] < floor:

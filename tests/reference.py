@@ -552,7 +552,7 @@ class WasteConfig:
     storm_window_ms: int = 10_000
     storm_min: int = 3
     loop_window_ms: int = 600_000
-    loop_min: int = 2
+    loop_min: int = 1
     loop_bits: int = 3
     repeat_pct: int = 50
 
@@ -701,8 +701,8 @@ class UserWaste:
                     verdict = (0, "")
                 elif padded >= repetitive:
                     verdict = (padded + repetitive, "padded_prompt")
-                else:
-                    verdict = (padded + repetitive, "repetitive_output")
+                else:  # the request bought mostly repetition: its prompt is spent too
+                    verdict = (inp + repetitive, "repetitive_output")
         if repeatable:
             kept = sorted([*self.prompts.get(prompt, []), ts], reverse=True)[: cfg.kept_per_prompt]
             self.prompts[prompt] = kept

@@ -201,7 +201,7 @@ FIELDS: tuple[Field, ...] = (
         "Near-identical prompt and answer repeated within this span is a loop (agent_loop)...",
         parse_duration_ms,
     ),
-    Field("waste_loop_min", "2", "...once this many earlier near-identical requests are seen.", _positive_int),
+    Field("waste_loop_min", "1", "...once this many earlier near-identical requests are seen.", _positive_int),
     Field("waste_loop_bits", "3", "SimHash bits (of 64) two near-identical texts may differ in.", _non_negative_int),
     Field(
         "waste_repeat_pct",
@@ -265,7 +265,7 @@ class Settings:
     waste_storm_window: int = 10_000
     waste_storm_min: int = 3
     waste_loop_window: int = 600_000
-    waste_loop_min: int = 2
+    waste_loop_min: int = 1
     waste_loop_bits: int = 3
     waste_repeat_pct: int = 50
     titles: str = "Token Lord,AI Grandmaster,Token Overlord"

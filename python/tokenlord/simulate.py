@@ -12,10 +12,12 @@
   ``ts`` as epoch milliseconds or RFC 3339 strings in the user's UTC offset;
 - with ``text_share > 0``, that share of events carries ``prompt`` / ``output``
   text instead of counts (the pipeline tokenizes it);
+- honest users sometimes regenerate an answer (the same request once more);
 - ``gamers`` token-maxxers who, besides honest work, run agent loops (one
-  prompt resent over and over, identical counts), retry storms (bursts of
-  identical failing requests), padded prompts (huge inputs) and long repetitive
-  outputs.
+  prompt resent over and over with a step counter, the same answer, identical
+  counts), retry storms (bursts of identical failing requests), resent prompts
+  (the same big prompt every few minutes for fresh answers), padded prompts
+  (huge inputs: a question plus repeated filler) and long repetitive outputs.
 
 Every event carries ``_label``: ``"honest"`` or the gaming pattern that produced
 it (the pipeline ignores unknown fields). Output is deterministic for a seed
@@ -47,7 +49,8 @@ AGENT_LOOP = "agent_loop"
 RETRY_STORM = "retry_storm"
 PADDED_PROMPT = "padded_prompt"
 LONG_OUTPUT = "long_output"
-PATTERNS = (AGENT_LOOP, RETRY_STORM, PADDED_PROMPT, LONG_OUTPUT)
+RESENT_PROMPT = "resent_prompt"
+PATTERNS = (AGENT_LOOP, RETRY_STORM, PADDED_PROMPT, LONG_OUTPUT, RESENT_PROMPT)
 LABELS = (HONEST, *PATTERNS)
 
 TEAMS = ("platform", "payments", "search", "mobile", "data", "infra", "growth", "security")
@@ -274,6 +277,8 @@ class _Req:
     prompt_at: int = 0  # text pool offset of the prompt (text events)
     prompt_chars: int = 0
     output_text: str | None = None  # fixed output text (text events); None: any slice
+    prompt_text: str | None = None  # fixed prompt text (text events); None: the pool slice
+    prompt_suffix: str = ""  # appended to the prompt (text events), e.g. an agent's step
 
 
 # ------------------------------------------------------------------ the generator
@@ -430,8 +435,21 @@ class _Sim:
                 cached=min(cached, context), reasoning=reasoning, status=status,
                 finish_reason=finish, prompt_at=prompt_at, prompt_chars=4 * context,
             )  # fmt: skip
+            if status == "ok" and rng.random() < 0.04:
+                # A regeneration: the same request again a little later, a new answer.
+                t += 1000 * _lognormal_int(rng, 20, 0.8, 2, 600)
+                again = _lognormal_int(rng, 320, 0.8, 50, 2000)
+                yield _Req(
+                    ts=int(t), model=model, app=app, session_id=sid, input_tokens=context,
+                    output_tokens=again, latency_ms=self._latency(again), label=HONEST,
+                    cached=min(context, int(context * 0.9)) if caching else 0,
+                    reasoning=int(again * 0.5) if reasoning_model else 0,
+                    prompt_at=prompt_at, prompt_chars=4 * context,
+                )  # fmt: skip
             prev_input = context
-            context = min(20_000, context + output + _lognormal_int(rng, 150, 1.0, 5, 4000))
+            context += output + _lognormal_int(rng, 150, 1.0, 5, 4000)
+            if context > 20_000:  # the client drops the oldest turns: a sliding window
+                context = 20_000 - rng.randrange(3000)
             t += 1000 * _lognormal_int(rng, 40, 0.9, 3, 1800)
 
     def gaming(self, u: _User, t0: float, pattern: str) -> Iterator[_Req]:
@@ -445,12 +463,12 @@ class _Sim:
             inp = _lognormal_int(rng, 6000, 0.5, 2000, 20_000)
             out = _lognormal_int(rng, 400, 0.4, 150, 1200)
             text = self.pool.slice(rng.getrandbits(30), 4 * out) if self.pool else None
-            for _ in range(_lognormal_int(rng, 80, 0.6, 30, 300)):
+            for step in range(_lognormal_int(rng, 80, 0.6, 30, 300)):
                 yield _Req(
                     ts=int(t), model=model, app="agent", session_id=sid, input_tokens=inp,
                     output_tokens=out, latency_ms=self._latency(out), label=pattern,
                     finish_reason="tool_calls", prompt_at=prompt_at, prompt_chars=4 * inp,
-                    output_text=text,
+                    output_text=text, prompt_suffix=f"\n[step {step + 1}] tool call failed, retrying",
                 )  # fmt: skip
                 t += rng.uniform(1500, 8000)
         elif pattern == RETRY_STORM:
@@ -468,17 +486,34 @@ class _Sim:
                     t += rng.uniform(50, 1500)
                 t += rng.uniform(30_000, 300_000)
         elif pattern == PADDED_PROMPT:
-            # Huge, uncached inputs for a short answer.
+            # Huge, uncached inputs for a short answer: a question plus filler, repeated.
             model = _LONG_CONTEXT_MODELS[rng.randrange(len(_LONG_CONTEXT_MODELS))]
             for _ in range(rng.randint(3, 20)):
                 inp = _lognormal_int(rng, 250_000, 0.5, 80_000, 950_000)
                 out = _lognormal_int(rng, 150, 0.6, 20, 600)
+                padded = None
+                if self.pool:
+                    question = self.pool.slice(rng.getrandbits(30), rng.randint(200, 2000))
+                    filler = self.pool.slice(rng.getrandbits(30), rng.randint(300, 3000))
+                    padded = (question + " " + filler * (_MAX_TEXT // len(filler) + 1))[:_MAX_TEXT]
                 yield _Req(
                     ts=int(t), model=model, app="chat", session_id=sid, input_tokens=inp,
                     output_tokens=out, latency_ms=self._latency(out) + inp // 200, label=pattern,
-                    prompt_at=prompt_at, prompt_chars=4 * inp,
+                    prompt_at=prompt_at, prompt_chars=4 * inp, prompt_text=padded,
                 )  # fmt: skip
                 t += rng.uniform(20_000, 120_000)
+        elif pattern == RESENT_PROMPT:
+            # The same big prompt every few minutes, for fresh answers nobody reads.
+            model = self._model(u)
+            inp = _lognormal_int(rng, 8000, 0.5, 2000, 20_000)
+            for _ in range(rng.randint(10, 40)):
+                out = _lognormal_int(rng, 600, 0.5, 100, 2000)
+                yield _Req(
+                    ts=int(t), model=model, app="chat", session_id=sid, input_tokens=inp,
+                    output_tokens=out, latency_ms=self._latency(out), label=pattern,
+                    prompt_at=prompt_at, prompt_chars=4 * inp,
+                )  # fmt: skip
+                t += rng.uniform(60_000, 600_000)
         else:  # LONG_OUTPUT: one phrase repeated up to the output limit
             model = self._model(u)
             filler = self.pool.slice(rng.getrandbits(30), rng.randint(20, 200)) if self.pool else ""
@@ -539,7 +574,10 @@ class _Sim:
         if text:
             assert self.pool is not None
             # Same session, same prompt start: the context grows turn by turn.
-            ev["prompt"] = self.pool.slice(r.prompt_at, r.prompt_chars)
+            # A long conversation keeps its latest part (the client's sliding window).
+            at = r.prompt_at + max(0, r.prompt_chars - _MAX_TEXT)
+            prompt = r.prompt_text if r.prompt_text is not None else self.pool.slice(at, r.prompt_chars)
+            ev["prompt"] = prompt + r.prompt_suffix
             if r.output_tokens:
                 ev["output"] = (
                     r.output_text

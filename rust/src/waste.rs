@@ -52,7 +52,7 @@ impl Default for WasteConfig {
             storm_window_ms: 10_000,
             storm_min: 3,
             loop_window_ms: 600_000,
-            loop_min: 2,
+            loop_min: 1,
             loop_bits: 3,
             repeat_pct: 50,
         }
@@ -322,7 +322,8 @@ impl UserWaste {
                 match (padded, repetitive) {
                     (0, 0) => (0, ""),
                     (p, o) if p >= o => (p + o, PADDED_PROMPT),
-                    (p, o) => (p + o, REPETITIVE_OUTPUT),
+                    // The request bought mostly repetition: its prompt is spent too.
+                    (_, o) => (r.input_tokens + o, REPETITIVE_OUTPUT),
                 }
             }
         };
@@ -473,7 +474,10 @@ mod tests {
                 u.judge(&req(T0 + i * 30_000, &fp, 600, 300), &cfg).1
             })
             .collect();
-        assert_eq!(reasons, ["", "", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]);
+        assert_eq!(
+            reasons,
+            ["", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]
+        );
         // A conversation: each prompt extends the last, answers differ.
         let mut chat = UserWaste::default();
         let mut context = prose(9, 300);
@@ -507,7 +511,7 @@ mod tests {
         let fp = fingerprint(Some(&prose(6, 100)), Some(&looped));
         let (w, r) = UserWaste::default().judge(&req(T0, &fp, 150, 2000), &cfg);
         assert_eq!(r, REPETITIVE_OUTPUT);
-        assert!(w > 1900, "{w}");
+        assert!(w > 150 + 1900, "{w}"); // the prompt too
         let fp = fingerprint(Some(&prose(6, 100)), Some(&"a".repeat(100_000)));
         assert_eq!(
             UserWaste::default()

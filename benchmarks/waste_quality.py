@@ -1,0 +1,176 @@
+"""How well the waste signals separate token-maxxers from honest work.
+
+The simulator (``tokenlord simulate``) labels every event with the behaviour
+that produced it: ``honest`` (including occasional regenerations) or a gaming
+pattern (agent loops, retry storms, resent prompts, padded prompts, long
+repetitive outputs). This script runs several seeds through the Rust core —
+the same ``Core.process`` the worker calls, messages keyed by user over three
+partitions, in time order — once with every event carrying its text and once
+counts-only, and scores the verdicts against the labels:
+
+- wasted-token **precision** (tokens judged wasted that belong to gaming
+  events) and **recall** (tokens of gaming events judged wasted);
+- **honest tokens flagged**: the share of honest users' tokens judged wasted
+  (goal ≤ 1 %);
+- per week, the token-maxxers in the **raw top 10** and how many of them stay
+  in the **effective top 10** (goal: none).
+
+Peer in the same run: ``errors only`` — the earlier rule (failed requests are
+waste, nothing else) on the same events.
+
+    .venv/bin/python benchmarks/waste_quality.py [--seeds 1 2 3] [--users 200] [--days 14]
+
+Writes ``benchmarks/results/waste_quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import zlib
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine_info, table, write_json
+from tokenlord import _core
+from tokenlord.settings import Settings
+from tokenlord.simulate import HONEST, generate
+
+PARTITIONS = 3
+START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
+DAY_MS = 86_400_000
+BATCH = 5000
+TOP = 10
+
+
+def _user(ev: dict[str, Any]) -> str:
+    return str(ev.get("user") or ev.get("user_id") or ev.get("enduser.id"))
+
+
+def run_core(events: list[dict[str, Any]], now_ms: int) -> dict[str, list[Any]]:
+    """The core's accepted events (columns) for the simulated stream."""
+    core = _core.Core(**Settings.from_env(environ={}).core_kwargs())
+    values = [orjson.dumps(ev) for ev in events]
+    parts = [zlib.crc32(_user(ev).encode()) % PARTITIONS for ev in events]
+    offsets = list(range(len(events)))
+    cols: dict[str, list[Any]] = defaultdict(list)
+    for i in range(0, len(values), BATCH):
+        out = core.process(parts[i : i + BATCH], offsets[i : i + BATCH], values[i : i + BATCH], now_ms)
+        for k in ("event_id", "user", "ts", "total_tokens", "wasted_tokens", "waste_reason"):
+            cols[k] += out.events[k]
+    return cols
+
+
+def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only: bool) -> dict[str, Any]:
+    label = {ev["event_id"]: ev["_label"] for ev in events}
+    gamers = {_user(ev) for ev in events if ev["_label"] != HONEST}
+    tp = fp = fn = honest_total = 0
+    by_reason: Counter[str] = Counter()
+    by_label_flagged: Counter[str] = Counter()
+    by_label_total: Counter[str] = Counter()
+    raw: dict[int, Counter[str]] = defaultdict(Counter)
+    eff: dict[int, Counter[str]] = defaultdict(Counter)
+    for eid, user, ts, total, wasted, reason in zip(
+        cols["event_id"], cols["user"], cols["ts"], cols["total_tokens"], cols["wasted_tokens"],
+        cols["waste_reason"], strict=True,
+    ):  # fmt: skip
+        if errors_only and reason != "failed_request":
+            wasted, reason = 0, ""
+        lab = label[eid]
+        by_label_total[lab] += total
+        by_label_flagged[lab] += wasted
+        if reason:
+            by_reason[reason] += wasted
+        if lab == HONEST:
+            fp += wasted
+            honest_total += total
+        else:
+            tp += wasted
+            fn += total - wasted
+        day = ts // DAY_MS
+        week = (day - (day + 3) % 7) * DAY_MS
+        raw[week][user] += total
+        eff[week][user] += total - wasted
+    weeks = []
+    for week in sorted(raw):
+        top_raw = [u for u, _ in sorted(raw[week].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]]
+        top_eff = {u for u, _ in sorted(eff[week].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]}
+        maxxers = [u for u in top_raw if u in gamers]
+        weeks.append({"week_start_ms": week, "maxxers_in_raw_top": len(maxxers),
+                      "still_in_effective_top": sorted(u for u in maxxers if u in top_eff)})  # fmt: skip
+    return {
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "honest_flagged_share": fp / honest_total if honest_total else 0.0,
+        "wasted_by_reason": dict(by_reason.most_common()),
+        "flagged_share_by_label": {k: by_label_flagged[k] / v for k, v in sorted(by_label_total.items()) if v},
+        "weeks": weeks,
+        "maxxers_in_raw_top": sum(w["maxxers_in_raw_top"] for w in weeks),
+        "maxxers_left_in_effective_top": sum(len(w["still_in_effective_top"]) for w in weeks),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--users", type=int, default=200)
+    ap.add_argument("--gamers", type=int, default=12)
+    ap.add_argument("--days", type=float, default=14)
+    args = ap.parse_args()
+    now_ms = START_MS + int(args.days * DAY_MS) + 3_600_000
+    results: dict[str, Any] = {}
+    rows: list[list[str]] = []
+    for mode, text_share in (("text", 1.0), ("counts only", 0.0)):
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            events = list(generate(args.users, args.days, args.gamers, seed, START_MS, text_share))
+            cols = run_core(events, now_ms)
+            secs = time.perf_counter() - t0
+            for contender, errors_only in (("tokenlord", False), ("errors only", True)):
+                r = score(events, cols, errors_only)
+                r["events"] = len(events)
+                r["seconds"] = secs
+                results[f"{mode} / seed {seed} / {contender}"] = r
+                rows.append(
+                    [
+                        mode,
+                        str(seed),
+                        contender,
+                        f"{len(events):,}",
+                        f"{r['precision']:.3f}",
+                        f"{r['recall']:.3f}",
+                        f"{100 * r['honest_flagged_share']:.2f} %",
+                        f"{r['maxxers_left_in_effective_top']} of {r['maxxers_in_raw_top']}",
+                    ]
+                )
+            print(f"{mode}, seed {seed}: {len(events):,} events in {secs:.1f} s", file=sys.stderr)
+    head = ["events", "seed", "contender", "n", "precision", "recall", "honest flagged",
+            "maxxers still in effective top 10 (of those in raw top 10, all weeks)"]  # fmt: skip
+    print(table(head, rows, left=3))
+    path = write_json(
+        "waste_quality.json",
+        {
+            "benchmark": "waste_quality",
+            "machine": machine_info(),
+            "parameters": {
+                "seeds": args.seeds,
+                "users": args.users,
+                "gamers": args.gamers,
+                "days": args.days,
+                "partitions": PARTITIONS,
+                "start_ms": START_MS,
+                "top": TOP,
+            },
+            "results": results,
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
