@@ -31,7 +31,7 @@ from xxhash import xxh3_64_intdigest
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
-WASTE_MEMORY_MS = 3_600_000  # the longest waste window (duplicate_window)
+WASTE_WINDOW_MS = 3_600_000  # the longest waste window (duplicate_window)
 MAX_TS_MS = 253_402_300_799_999
 MAX_COUNT = 1_000_000_000
 MAX_LATENCY = 2**31 - 1
@@ -298,6 +298,7 @@ class PyCore:
     ) -> None:
         self.grace = grace_ms
         self.horizon = dedupe_horizon_ms
+        self.waste_memory = max(WASTE_WINDOW_MS, dedupe_horizon_ms)
         self.future = future_tolerance_ms
         self.max_bytes = max_message_bytes
         self._prefixes = sorted(prices.items(), key=lambda kv: -len(kv[0]))
@@ -359,13 +360,13 @@ class PyCore:
                 pin, pcached, pout = self._price(model)
                 cost = ((inp - cached) * pin + cached * pcached + out * pout) / 1_000_000.0
                 fp = xxh3_64_intdigest(f"\0counts\0{model}\0{inp}".encode()) | 1 if inp >= 32 else 0
-                since = st.watermark - WASTE_MEMORY_MS  # type: ignore[operator]
+                since = st.watermark - self.waste_memory  # type: ignore[operator]
                 times = st.prompts.setdefault(user, {}).get(fp, []) if fp else []
                 if f[12] == "error":
                     wasted, reason = total, "failed_request"
                 elif sum(1 for x in times if x >= since and abs(ts - x) <= 10_000) >= 2:
                     wasted, reason = total, "retry_storm"
-                elif sum(1 for x in times if x >= since and abs(ts - x) <= WASTE_MEMORY_MS) > 1:
+                elif sum(1 for x in times if x >= since and abs(ts - x) <= WASTE_WINDOW_MS) > 1:
                     wasted, reason = total, "duplicate_prompt"
                 else:
                     wasted, reason = 0, ""
@@ -452,8 +453,8 @@ class PyCore:
             for user, w in sorted(closed[wk][1].items()):
                 weekly.append((p, wk, user, w[5], w[6], w[0], w[1], w[2], w[1] + w[2], w[3],
                                w[4], 1, version))  # fmt: skip
-        if wm - st.swept >= WASTE_MEMORY_MS // 8:
-            before = wm - WASTE_MEMORY_MS
+        if wm - st.swept >= self.waste_memory // 8:
+            before = wm - self.waste_memory
             for user in list(st.prompts):
                 fps = st.prompts[user]
                 for fp in [fp for fp, times in fps.items() if times[0] < before]:

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/var/cargo-target}
 PYO3_PYTHON=$PWD/.venv/bin/python cargo build --release --features python --lib --quiet
 site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
-cp "$CARGO_TARGET_DIR/release/libtokenlord_core.so" "$site/tokenlord/_core.abi3.so"
+# --remove-destination: a new inode, so running processes keep their mapped copy
+cp --remove-destination "$CARGO_TARGET_DIR/release/libtokenlord_core.so" "$site/tokenlord/_core.abi3.so"
 echo "updated $site/tokenlord/_core.abi3.so"
 # ...and the package's Python sources (the wheel install is not editable).
 cp -r python/tokenlord/. "$site/tokenlord/"

@@ -847,7 +847,7 @@ class Reference:
         wasted, waste_reason = self._user_waste.setdefault((p, ev.user), UserWaste()).judge(
             self.waste_cfg,
             ev.ts,
-            self.watermarks[p] - self.waste_cfg.memory_ms,
+            self.watermarks[p] - max(self.waste_cfg.memory_ms, self.dedupe_horizon_ms),
             ev.model,
             ev.status == "error",
             ev.input_tokens,

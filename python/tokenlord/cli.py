@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--by", choices=("raw", "effective"), default="raw")
     lb.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
+    ex = sub.add_parser("explain", parents=[parent], help="why a user's tokens were discounted (audit trail)")
+    ex.add_argument("user")
+    ex.add_argument("--week", default="current", help="current | last | YYYY-MM-DD (any day of the week)")
+    ex.add_argument("--format", choices=("table", "json"), default="table")
+
     tk = sub.add_parser("tokens", parents=[parent], help="count the tokens of text files with a model's tokenizer")
     tk.add_argument("--model", required=True, help="model name, e.g. gpt-4o (see TOKENLORD_MODEL_ENCODINGS)")
     tk.add_argument("files", nargs="+", metavar="FILE", help="text files ('-' = stdin)")
@@ -201,6 +206,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return _cmd_simulate(args, settings)
     if cmd == "tokens":
         return _cmd_tokens(args, settings)
+    if cmd == "explain":
+        return _cmd_explain(args, settings)
     if cmd == "worker":
         from tokenlord.worker import run_worker
 
@@ -309,6 +316,58 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
             str(r["title"])[:16].ljust(16),
         ]
         lines.append("  ".join(cells))
+    return "\n".join(lines) + "\n"
+
+
+# What each waste reason means, for people reading `explain` (docs/semantics.md, "Waste").
+WASTE_RULES = {
+    "failed_request": "the request failed (status=error): all its tokens",
+    "retry_storm": "the same request again within seconds of two or more identical ones",
+    "agent_loop": "a near-identical prompt got the same answer again within minutes",
+    "duplicate_prompt": "the same prompt sent again within the hour (the first resend is free)",
+    "padded_prompt": "most of the prompt repeats itself: the repeated share of its input tokens",
+    "repetitive_output": "most of the answer repeats itself: the repeated share, and the prompt that bought it",
+}
+
+
+def _cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from tokenlord.store import open_store
+
+    report = open_store(settings).explain(args.user, resolve_week(args.week))
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(report, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(format_explain(report))
+    return 0
+
+
+def format_explain(report: dict[str, Any]) -> str:
+    user, week, row = report["user"], report["week_start"], report["leaderboard"]
+    if row is None:
+        return f"{user}: no usage in the week of {week} (try --week last or a date)\n"
+    lines = [
+        f"{user} ({row['team'] or 'no team'}) — week of {week} ({'final' if row['final'] else 'open'})",
+        f"  {row['total_tokens']:,} tokens, {row['wasted_tokens']:,} judged wasted ({100 * row['waste_ratio']:.1f}%), "
+        f"{row['effective_tokens']:,} effective",
+        f"  rank {row['rank']} by raw tokens, {row['effective_rank']} by effective tokens"
+        + (f" — {row['title']}" if row["title"] else ""),
+    ]
+    if not report["reasons"]:
+        lines.append("  nothing was discounted.")
+    for r in report["reasons"]:
+        lines.append("")
+        lines.append(
+            f"  {r['reason']}: {r['requests']:,} requests, {r['wasted_tokens']:,} tokens wasted "
+            f"(of {r['total_tokens']:,})"
+        )
+        lines.append(f"    rule: {WASTE_RULES.get(r['reason'], 'see docs/semantics.md')}")
+        for e in r["examples"]:
+            lines.append(
+                f"    e.g. {e['event_id']}  {e['ts']}  {e['model']}  session {e['session_id'] or '-'}  "
+                f"{e['wasted_tokens']:,} of {e['total_tokens']:,} tokens"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -63,6 +63,14 @@ impl Config {
         Ok(())
     }
 
+    /// How far behind the watermark waste memory reaches: the longest waste
+    /// window, or the dedupe horizon if longer, so an event that arrives
+    /// behind its partition's watermark (other users ran ahead) is still
+    /// judged against everything its user did around it.
+    pub fn waste_memory_ms(&self) -> i64 {
+        self.waste.memory_ms().max(self.dedupe_horizon_ms)
+    }
+
     fn price(&self, model: &str) -> Price {
         self.prices
             .iter()
@@ -354,7 +362,7 @@ impl Core {
             / 1_000_000.0;
         let since = st
             .watermark
-            .map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste.memory_ms()));
+            .map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste_memory_ms()));
         let (wasted, waste_reason) = st.waste.entry_ref(ev.user.as_ref()).or_default().judge(
             &Request {
                 ts: ev.ts,
@@ -472,7 +480,7 @@ impl Core {
                 }
             }
             st.dedupe.evict(wm.saturating_sub(horizon));
-            let memory = self.cfg.waste.memory_ms();
+            let memory = self.cfg.waste_memory_ms();
             if wm.saturating_sub(st.waste_swept) >= memory / 8 {
                 let before = wm.saturating_sub(memory);
                 st.waste.retain(|_, u| !u.evict(before));
@@ -507,7 +515,7 @@ impl Core {
         let st = self.parts.entry(partition).or_default();
         st.watermark = wm;
         let mut touched = Touched::default();
-        let waste_from = wm.map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste.memory_ms()));
+        let waste_from = wm.map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste_memory_ms()));
         for e in events {
             let c = &e.contribution;
             st.dedupe.insert(e.event_id, c.ts);

@@ -247,8 +247,8 @@ pub struct UserWaste {
 pub struct Request<'a> {
     pub ts: i64,
     /// Remembered requests older than this are ignored: the partition's
-    /// watermark minus [`WasteConfig::memory_ms`], so a verdict never depends
-    /// on when state was last swept or restored.
+    /// watermark minus the waste memory (`Config::waste_memory_ms`), so a
+    /// verdict never depends on when state was last swept or restored.
     pub since: i64,
     pub model: &'a str,
     pub is_error: bool,

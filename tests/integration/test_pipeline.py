@@ -6,6 +6,7 @@ equal what the plain-Python reference computes from the same messages."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import random
 import socket
@@ -247,3 +248,61 @@ def test_worker_matches_reference_exactly(kafka_brokers: str, topic: Any, tmp_pa
         for m in dlq
     )
     assert got_dlq == want_rej
+
+
+def test_a_token_maxxer_tops_raw_and_drops_in_effective(kafka_brokers: str, topic: Any, tmp_path: Path) -> None:
+    events_topic = topic("maxxer", 3)
+    now_ms = int(time.time() * 1000)
+    rng = random.Random(5)
+    vocab = [f"w{i}" for i in range(3000)]
+
+    def text(n: int) -> str:
+        return " ".join(rng.choice(vocab) for _ in range(n))
+
+    msgs: list[tuple[bytes | None, bytes]] = []
+    t0 = now_ms - 3 * 3_600_000
+    monday = (now_ms // DAY - (now_ms // DAY + 3) % 7) * DAY
+    if t0 < monday:  # keep the whole story (~2 h) inside one week
+        t0 = monday - 4 * 3_600_000
+    for u in range(6):  # honest: varied prompts and answers, a regeneration now and then
+        for i in range(25):
+            prompt = text(rng.randrange(100, 600))
+            for j in range(2 if i % 10 == 0 else 1):
+                ev = {"event_id": f"h{u}-{i}-{j}", "ts": t0 + u * 1000 + i * 300_000 + j * 20_000,
+                      "user": f"honest-{u}", "model": "gpt-4o", "prompt": prompt, "output": text(300)}  # fmt: skip
+                msgs.append((ev["user"].encode(), orjson.dumps(ev)))
+    loop_prompt, loop_answer = text(1500), text(200)
+    for i in range(60):  # an agent stuck in a loop: ~1,700 tokens a call, every 5 s
+        ev = {"event_id": f"g-{i}", "ts": t0 + i * 5000, "user": "maxxer", "model": "gpt-4o",
+              "prompt": f"{loop_prompt} [step {i}]", "output": loop_answer}  # fmt: skip
+        msgs.append((b"maxxer", orjson.dumps(ev)))
+    produce(kafka_brokers, events_topic, msgs)
+    url = f"chdb://{tmp_path / 'ch'}"
+    env = {
+        **os.environ,
+        "TOKENLORD_KAFKA_BROKERS": kafka_brokers,
+        "TOKENLORD_EVENTS_TOPIC": events_topic,
+        "TOKENLORD_DLQ_TOPIC": f"{events_topic}.dlq",
+        "TOKENLORD_OUTCOMES_TOPIC": f"{events_topic}.outcomes",
+        "TOKENLORD_GROUP_ID": f"it-{uuid.uuid4().hex[:8]}",
+        "TOKENLORD_CLICKHOUSE_URL": url,
+        "TOKENLORD_WEB_PORT": str(free_port()),
+        "TOKENLORD_FLUSH_INTERVAL": "200ms",
+    }
+    proc = run_worker(env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    week = dt.datetime.fromtimestamp(t0 / 1000, tz=dt.UTC).date().isoformat()
+    board = subprocess.run(
+        [str(REPO / ".venv/bin/tokenlord"), "leaderboard", "--week", week, "--format", "json"],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    rows = {r["user"]: r for r in orjson.loads(board.stdout)}
+    assert rows["maxxer"]["rank"] == 1 and rows["maxxer"]["title"] == "", rows
+    assert rows["maxxer"]["effective_rank"] == len(rows), "the loop's tokens are discounted"
+    assert rows["maxxer"]["waste_ratio"] > 0.95
+    assert all(rows[f"honest-{u}"]["wasted_tokens"] == 0 for u in range(6)), "regenerations are free"
+    why = subprocess.run(
+        [str(REPO / ".venv/bin/tokenlord"), "explain", "maxxer", "--week", week],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert "agent_loop: 59 requests" in why.stdout and "e.g. g-" in why.stdout

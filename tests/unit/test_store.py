@@ -267,9 +267,7 @@ def test_init_db_is_idempotent(store: Any) -> None:
     store.init_db(["Token Lord", "AI Grandmaster", "Token Overlord"])
     names = {
         r["name"]
-        for r in store.query_rows(
-            "SELECT name FROM system.tables WHERE database = {db:String}", {"db": store.database}
-        )
+        for r in store.query_rows("SELECT name FROM system.tables WHERE database = {db:String}", {"db": store.database})
     }
     assert set(st.PUBLIC_VIEWS) <= names
     assert {"_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles"} <= names
@@ -284,8 +282,7 @@ def test_init_db_is_idempotent(store: Any) -> None:
 def test_view_columns_follow_the_contract(store: Any) -> None:
     def cols(table: str) -> list[str]:
         rows = store.query_rows(
-            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} "
-            "ORDER BY position",
+            "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position",
             {"db": store.database, "t": table},
         )
         return [r["name"] for r in rows]
@@ -315,9 +312,7 @@ def test_write_batch_values_and_types(store: Any) -> None:
     assert e1["ts"] == dt.datetime(2026, 11, 16, 10, 30)  # naive UTC
     assert e1["latency_ms"] is None and ev[1]["latency_ms"] == 123
     assert e1["cached_input_tokens"] == 10 and e1["total_tokens"] == 150
-    ts_ms = store.query_rows(
-        f"SELECT toUnixTimestamp64Milli(ts) AS t FROM {store.table('events')} ORDER BY t"
-    )
+    ts_ms = store.query_rows(f"SELECT toUnixTimestamp64Milli(ts) AS t FROM {store.table('events')} ORDER BY t")
     assert [r["t"] for r in ts_ms] == [
         ms(WEEK1, 10.5),
         ms(WEEK1, 10.5) + 1000,
@@ -358,9 +353,7 @@ def test_write_batch_values_and_types(store: Any) -> None:
 def test_replayed_batch_is_counted_once(store: Any) -> None:
     b = sample_batch()
     store.write_batch(b, "tokenlord.events", ms(WEEK1, 11))
-    before = {
-        v: view(store, v) for v in ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly")
-    }
+    before = {v: view(store, v) for v in ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly")}
     # a replay after a crash: same rows, a later wall clock
     store.write_batch(b, "tokenlord.events", ms(WEEK1, 12))
     store.write_batch(b, "tokenlord.events", ms(WEEK1, 13))
@@ -504,8 +497,7 @@ def test_rejected_raw_round_trips_verbatim(store: Any) -> None:
     store.write_batch(batch(rejected_rows=rows), "topic'); DROP DATABASE x; --", ms(WEEK1))
     store.write_batch(batch(rejected_rows=rows), "topic'); DROP DATABASE x; --", ms(WEEK1, 1))
     got = store.client.query(
-        f"SELECT src_offset, reason, src_topic, raw FROM {store.table('rejected')} "
-        "ORDER BY src_offset",
+        f"SELECT src_offset, reason, src_topic, raw FROM {store.table('rejected')} ORDER BY src_offset",
         column_formats={"raw": "bytes"},
     ).result_rows
     assert [r[3] for r in got] == [raw[: st.RAW_MAX_BYTES] for raw in hostile]
@@ -584,9 +576,7 @@ def test_first_week_of_1970_does_not_break_the_insert(store: Any) -> None:
     )
     assert store.weeks() == [dt.date(1970, 1, 1)]
     ms_week = -3 * DAY
-    store.write_batch(
-        batch(weekly_rows=[{**weekly("u", 7, version=2), "week_start": ms_week}]), "t", 0
-    )
+    store.write_batch(batch(weekly_rows=[{**weekly("u", 7, version=2), "week_start": ms_week}]), "t", 0)
     assert store.leaderboard(None)[0]["total_tokens"] == 7
 
 
@@ -657,3 +647,35 @@ def test_real_core_batch_round_trip(store: Any) -> None:
     store.write_batch(restated, "tokenlord.events", now)
     assert store.leaderboard(WEEK1, 10, "effective") == lb
     assert len(view(store, "rejected")) == 1
+
+
+def test_explain_shows_reasons_and_example_events(store: Any) -> None:
+    import orjson
+    from tokenlord import _core
+    from tokenlord.cli import format_explain
+
+    t0 = ms(WEEK1, 10)
+    user = "x'); DROP TABLE t; --"
+    evs = [
+        {"event_id": f"s{i}", "ts": t0 + i * 2000, "user": user, "model": "gpt-4o", "input_tokens": 5000,
+         "output_tokens": 10, "team": "red"}
+        for i in range(5)
+    ]  # fmt: skip
+    evs.append({"event_id": "err", "ts": t0 + 60_000, "user": user, "model": "gpt-4o", "input_tokens": 7,
+                "output_tokens": 0, "status": "error"})  # fmt: skip
+    evs.append({"event_id": "ok", "ts": t0 + 90_000, "user": "bob", "model": "gpt-4o", "input_tokens": 9,
+                "output_tokens": 1})  # fmt: skip
+    out = _core.Core().process([0] * len(evs), list(range(len(evs))), [orjson.dumps(e) for e in evs], t0 + 100_000)
+    store.write_batch(out, "tokenlord.events", t0 + 100_000)
+    report = store.explain(user, WEEK1)
+    assert report["leaderboard"]["wasted_tokens"] == 3 * 5010 + 7
+    got = {
+        r["reason"]: (r["requests"], r["wasted_tokens"], [e["event_id"] for e in r["examples"]])
+        for r in report["reasons"]
+    }
+    assert got == {"retry_storm": (3, 15030, ["s2", "s3", "s4"]), "failed_request": (1, 7, ["err"])}
+    text = format_explain(report)
+    assert "retry_storm: 3 requests, 15,030 tokens wasted" in text and "e.g. s2" in text
+    assert "rank 1 by raw tokens, 1 by effective tokens — Token Lord" in text
+    assert "nothing was discounted" in format_explain(store.explain("bob", WEEK1))
+    assert "no usage" in format_explain(store.explain("nobody", WEEK1))

@@ -471,6 +471,37 @@ class Store:
         ).result_rows
         return [r[0] for r in rows]
 
+    def explain(self, user: str, week: date) -> dict[str, Any]:
+        """Why ``user``'s tokens were discounted in ``week``: the leaderboard row
+        (None if absent), per waste reason the requests and tokens, and for each
+        reason the three events that wasted most (an audit trail)."""
+        params = {"user": user, "week": week}
+        cols = ", ".join(quote_ident(c) for c in schema.LEADERBOARD_VIEW_COLUMNS)
+        board = self.query_rows(
+            f"SELECT {cols} FROM {self.table('leaderboard_weekly')} "
+            "WHERE week_start = {week:Date} AND `user` = {user:String}",
+            params,
+        )
+        in_week = (
+            "`user` = {user:String} AND ts >= toDateTime64({week:Date}, 3, 'UTC') "
+            "AND ts < toDateTime64({week:Date} + 7, 3, 'UTC')"
+        )
+        reasons = self.query_rows(
+            "SELECT waste_reason AS reason, count() AS requests, sum(wasted_tokens) AS wasted_tokens, "
+            f"sum(total_tokens) AS total_tokens FROM {self.table('events')} "
+            f"WHERE {in_week} AND waste_reason != '' GROUP BY reason ORDER BY wasted_tokens DESC, reason",
+            params,
+        )
+        examples = self.query_rows(
+            "SELECT waste_reason AS reason, event_id, ts, model, session_id, total_tokens, wasted_tokens "
+            f"FROM {self.table('events')} WHERE {in_week} AND waste_reason != '' "
+            "ORDER BY reason, wasted_tokens DESC, ts, event_id LIMIT 3 BY reason",
+            params,
+        )
+        for r in reasons:
+            r["examples"] = [e for e in examples if e["reason"] == r["reason"]]
+        return {"user": user, "week_start": week, "leaderboard": board[0] if board else None, "reasons": reasons}
+
     def leaderboard(
         self,
         week: date | None = None,
