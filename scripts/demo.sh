@@ -7,10 +7,12 @@ cd "$(dirname "$0")/.."
 USERS=${1:-300}
 DAYS=${2:-14}
 GAMERS=${3:-5}
+TEXT_SHARE=${4:-1.0}  # share of events whose gateway sends text, not counts (tokenized by the core)
 TL=.venv/bin/tokenlord
 RUN=$(date +%Y%m%d%H%M%S)
 export TOKENLORD_EVENTS_TOPIC="tokenlord.events.demo-$RUN"
 export TOKENLORD_DLQ_TOPIC="tokenlord.events.dlq.demo-$RUN"
+export TOKENLORD_OUTCOMES_TOPIC="tokenlord.outcomes.demo-$RUN"
 export TOKENLORD_GROUP_ID="tokenlord-demo-$RUN"
 export TOKENLORD_CLICKHOUSE_URL="chdb://./var/demo/$RUN"
 export TOKENLORD_LOG_LEVEL=${TOKENLORD_LOG_LEVEL:-warning}
@@ -20,8 +22,8 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "Starting a real Apache Kafka (KRaft, 127.0.0.1:${TOKENLORD_KAFKA_PORT:-9092})"
 $TL kafka-local start
 
-step "Simulating $DAYS days of traffic: $USERS users, $GAMERS token-maxxers -> $TOKENLORD_EVENTS_TOPIC"
-$TL simulate --users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7
+step "Simulating $DAYS days of traffic: $USERS users, $GAMERS token-maxxers -> $TOKENLORD_EVENTS_TOPIC (+ outcomes)"
+$TL simulate --users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7 --text-share "$TEXT_SHARE"
 
 step "Running a worker until it has consumed everything (Faust + Rust core -> ClickHouse)"
 time $TL worker --stop-at-end
@@ -33,6 +35,15 @@ $TL leaderboard --week last --top 10 --by raw
 
 step "The same week, ranked by effective tokens (total - wasted)"
 $TL leaderboard --week last --top 10 --by effective
+
+WHO=$($TL leaderboard --week last --format json | .venv/bin/python -c '
+import json, sys
+rows = json.load(sys.stdin)
+print(max(rows, key=lambda r: r["wasted_tokens"])["user"] if rows else "")')
+if [ -n "$WHO" ]; then
+    step "Why $WHO was discounted (tokenlord explain)"
+    $TL explain "$WHO" --week last
+fi
 
 step "This week so far"
 $TL leaderboard --week current --top 5

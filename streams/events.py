@@ -1,4 +1,5 @@
-"""Agent on ``tokenlord.events``: batches of raw messages → the Rust core → ClickHouse.
+"""Agents on ``tokenlord.events`` and ``tokenlord.outcomes``: batches of raw
+messages → the Rust core → ClickHouse.
 
 Each batch is taken without acking (``noack_take``), handed to
 :meth:`tokenlord.pipeline.Pipeline.handle` in one call on a dedicated thread
@@ -29,29 +30,29 @@ def register(
     settings: Settings,
     pipeline: Pipeline,
     *,
-    stop_at: Mapping[int, int] | None = None,
+    stop_at: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
-    """Adds the events agent to ``app``.
+    """Adds the events and outcomes agents to ``app``.
 
-    ``stop_at``: partition → end offset seen at start (``--stop-at-end``); the
-    worker commits and exits once it has written everything before them.
+    ``stop_at``: (topic, partition) → end offset seen at start
+    (``--stop-at-end``); the worker commits and exits once it has written
+    everything before them.
     """
-    topic = app.topic(
-        settings.events_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    topic = raw_topic(settings.events_topic)
+    outcomes_topic = raw_topic(settings.outcomes_topic)
+    # One thread for every core call and store write: batches apply in order.
     executor = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-core")
-    done_up_to: dict[int, int] = {}
+    done_up_to: dict[tuple[str, int], int] = {}
     stopping = False
 
     async def run(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
-    @app.agent(topic, name="tokenlord-events")
-    async def events(stream: faust.StreamT[bytes]) -> None:
+    async def consume(stream: faust.StreamT[bytes], name: str, handle: Any) -> None:
         # noack_take (faust-streaming >= 0.11) is missing from Faust's StreamT protocol.
         take = stream.noack_take  # type: ignore[attr-defined]
         async for batch in take(settings.batch_size, within=settings.flush_interval / 1000):
@@ -59,12 +60,20 @@ def register(
             offsets = [e.message.offset for e in batch]
             values = [e.message.value or b"" for e in batch]
             keys = [e.message.key for e in batch]
-            await run(pipeline.handle, partitions, offsets, values, keys)
+            await run(handle, partitions, offsets, values, keys)
             for e in batch:
                 await stream.ack(e)
             for p, o in zip(partitions, offsets, strict=True):
-                if o + 1 > done_up_to.get(p, 0):
-                    done_up_to[p] = o + 1
+                if o + 1 > done_up_to.get((name, p), 0):
+                    done_up_to[(name, p)] = o + 1
+
+    @app.agent(topic, name="tokenlord-events")
+    async def events(stream: faust.StreamT[bytes]) -> None:
+        await consume(stream, settings.events_topic, pipeline.handle)
+
+    @app.agent(outcomes_topic, name="tokenlord-outcomes")
+    async def outcomes(stream: faust.StreamT[bytes]) -> None:
+        await consume(stream, settings.outcomes_topic, pipeline.handle_outcomes)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
@@ -80,18 +89,19 @@ def register(
         @app.timer(0.2)  # type: ignore[untyped-decorator]
         async def stop_when_caught_up() -> None:
             nonlocal stopping
-            if stopping or any(done_up_to.get(p, 0) < end for p, end in targets.items()):
+            if stopping or any(done_up_to.get(tp, 0) < end for tp, end in targets.items()):
                 return
             stopping = True
             await app.consumer.commit()
             s = pipeline.stats
             log.info(
                 "caught up with the end offsets seen at start %s: %d messages, %d accepted, "
-                "%d duplicates, %d rejected; stopping",
-                dict(sorted(targets.items())),
+                "%d duplicates, %d rejected, %d outcomes; stopping",
+                {f"{t}[{p}]": o for (t, p), o in sorted(targets.items())},
                 s.messages,
                 s.accepted,
                 s.duplicates,
                 sum(s.rejected.values()),
+                s.outcomes,
             )
             os.kill(os.getpid(), signal.SIGTERM)

@@ -18,6 +18,7 @@ QUERIES = {
     "leaderboard_weekly": "SELECT * FROM {db}.leaderboard_weekly ORDER BY week_start, `rank`",
     "usage_hourly": "SELECT * FROM {db}.usage_hourly ORDER BY hour, user, model",
     "waste_weekly": "SELECT * FROM {db}.waste_weekly ORDER BY week_start, user, reason",
+    "value_weekly": "SELECT * FROM {db}.value_weekly ORDER BY week_start, user",
     "rejected": "SELECT reason, src_topic, src_partition, src_offset, raw FROM {db}.rejected "
     "ORDER BY src_partition, src_offset",
     "events": "SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, user, model, input_tokens, output_tokens, "

@@ -84,6 +84,13 @@ class Core:
         values: Sequence[bytes],
         now_ms: int,
     ) -> Batch: ...
+    def outcomes(
+        self,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        values: Sequence[bytes],
+        now_ms: int,
+    ) -> tuple[_Columns, _Columns]: ...
     def restore(
         self,
         partition: int,

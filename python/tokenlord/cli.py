@@ -13,7 +13,7 @@ import datetime as dt
 import io
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tokenlord.errors import TokenlordError
@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--seed", type=int, default=42)
     sm.add_argument("--text-share", type=_fraction, default=0.0, help="share of events carrying text instead of counts")
     sm.add_argument("--out", help="write JSONL(.gz) here instead of producing to Kafka")
+    sm.add_argument(
+        "--outcomes-out", metavar="FILE", help="with --out: also write the sessions' outcome events (JSONL) here"
+    )
+    sm.add_argument(
+        "--no-outcomes", action="store_true", help="do not produce outcome events to the outcomes topic"
+    )
     sm.add_argument("--per-message", type=_positive, default=1, metavar="N")
     sm.add_argument("--quiet", action="store_true")
 
@@ -365,25 +371,48 @@ def format_explain(report: dict[str, Any]) -> str:
         lines.append(f"    rule: {WASTE_RULES.get(r['reason'], 'see docs/semantics.md')}")
         for e in r["examples"]:
             lines.append(
-                f"    e.g. {e['event_id']}  {e['ts']}  {e['model']}  session {e['session_id'] or '-'}  "
-                f"{e['wasted_tokens']:,} of {e['total_tokens']:,} tokens"
+                f"    e.g. {e['event_id']}  {e['ts']:%Y-%m-%d %H:%M:%S}  {e['model']}  "
+                f"session {e['session_id'] or '-'}  {e['wasted_tokens']:,} of {e['total_tokens']:,} tokens"
             )
+    kinds = [f"{o['outcome']} {o['n']:,}" + (f" (value {o['value']:g})" if o["value"] else "")
+             for o in report["outcomes"]]  # fmt: skip
+    note = "  ('rejected' does not count)" if any(o["outcome"] == "rejected" for o in report["outcomes"]) else ""
+    lines += ["", f"  outcomes: {', '.join(kinds) or 'none reported'}{note}"]
     return "\n".join(lines) + "\n"
 
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from tokenlord import simulate
 
-    events = simulate.generate(
-        users=args.users, days=args.days, gamers=args.gamers, seed=args.seed, text_share=args.text_share
-    )
+    if args.outcomes_out and not args.out:
+        raise TokenlordError("--outcomes-out needs --out (without --out, outcomes go to the outcomes topic)")
+    with_outcomes = bool(args.outcomes_out) if args.out else not args.no_outcomes
+    stream = simulate.generate(
+        users=args.users, days=args.days, gamers=args.gamers, seed=args.seed, text_share=args.text_share,
+        outcomes=with_outcomes,
+    )  # fmt: skip
+    outcomes: list[dict[str, Any]] = []
+
+    def usage() -> Iterator[dict[str, Any]]:
+        for ev in stream:
+            if simulate.is_outcome(ev):
+                outcomes.append(ev)
+            else:
+                yield ev
+
     if args.out:
-        n = simulate.write_jsonl(events, args.out)
+        n = simulate.write_jsonl(usage(), args.out)
         print(f"wrote {n:,} events to {args.out}", file=sys.stderr)
+        if args.outcomes_out:
+            n = simulate.write_jsonl(outcomes, args.outcomes_out)
+            print(f"wrote {n:,} outcome events to {args.outcomes_out}", file=sys.stderr)
         return 0
     from tokenlord.kafka.produce import produce_events
 
-    produce_events(settings, events, topic=settings.events_topic, per_message=args.per_message, progress=not args.quiet)
+    quiet = args.quiet
+    produce_events(settings, usage(), topic=settings.events_topic, per_message=args.per_message, progress=not quiet)
+    if outcomes:
+        produce_events(settings, outcomes, topic=settings.outcomes_topic, progress=not quiet)
     return 0
 
 

@@ -50,6 +50,8 @@ class Stats:
     restores: int = 0
     store_retries: int = 0
     last_flush_seconds: float = 0.0
+    outcomes: int = 0
+    outcomes_rejected: int = 0
 
     def add(self, batch: Batch, messages: int) -> None:
         self.messages += messages
@@ -132,6 +134,27 @@ class Pipeline:
         self.stats.add(batch, len(values))
         self.stats.last_flush_seconds = time.perf_counter() - started
         return batch
+
+    def handle_outcomes(
+        self,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        values: Sequence[bytes],
+        keys: Sequence[bytes | None],
+    ) -> int:
+        """Validate (in the core) and durably write one batch of outcome messages;
+        bad ones go to the dead-letter topic and ``rejected``. Returns the outcomes kept."""
+        s = self.settings
+        now_ms = self._now_ms()
+        outcomes, rejected = self.core.outcomes(partitions, offsets, values, now_ms)
+        if rejected["reason"]:
+            key_of = {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
+            self._retry("dead-letter", lambda: self.dead_letters.send(rejected, key_of, s.outcomes_topic))
+        batch = {"outcomes": outcomes, "rejected": rejected}
+        self._retry("write", lambda: self.store.write_batch(batch, s.outcomes_topic, now_ms))
+        self.stats.outcomes += len(outcomes["user"])
+        self.stats.outcomes_rejected += len(rejected["reason"])
+        return len(outcomes["user"])
 
     # -- helpers ------------------------------------------------------------------
 

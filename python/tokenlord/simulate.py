@@ -22,6 +22,14 @@
 Every event carries ``_label``: ``"honest"`` or the gaming pattern that produced
 it (the pipeline ignores unknown fields). Output is deterministic for a seed
 and ``start_ms``; without ``start_ms`` the period ends now.
+
+With ``outcomes=True`` the stream also holds outcome events (CONTRACT §2, they
+have an ``outcome`` key; :func:`is_outcome`): about a third of honest sessions
+end in a diff merged, a ticket resolved, an answer accepted (or, one in ten, a
+rejected diff) minutes to days later, by ``session_id`` (by the last request's
+``event_id`` when the session has none); gaming sessions rarely achieve
+anything. Outcomes draw from their own random stream: the usage events are the
+same with or without them.
 """
 
 from __future__ import annotations
@@ -52,6 +60,15 @@ LONG_OUTPUT = "long_output"
 RESENT_PROMPT = "resent_prompt"
 PATTERNS = (AGENT_LOOP, RETRY_STORM, PADDED_PROMPT, LONG_OUTPUT, RESENT_PROMPT)
 LABELS = (HONEST, *PATTERNS)
+
+# outcome -> (share, value); "rejected" (the work was turned down) has no value.
+OUTCOMES: dict[str, tuple[float, float | None]] = {
+    "merged": (0.35, 1.0),
+    "resolved": (0.25, 1.0),
+    "accepted": (0.30, 0.5),
+    "rejected": (0.10, None),
+}
+_OUTCOME_NAMES = tuple(OUTCOMES)
 
 TEAMS = ("platform", "payments", "search", "mobile", "data", "infra", "growth", "security")
 _TEAM_WEIGHTS = (22, 15, 14, 12, 11, 10, 9, 7)
@@ -87,6 +104,7 @@ _MODEL_CUM = tuple(_cumulative(m[0] for m in MODELS.values()))
 _TEAM_CUM = tuple(_cumulative(_TEAM_WEIGHTS))
 _APPS = ("ide", "chat", "cli", "docs-search", "ci-bot")
 _APP_CUM = tuple(_cumulative((0.42, 0.3, 0.12, 0.1, 0.06)))
+_OUTCOME_CUM = tuple(_cumulative(v[0] for v in OUTCOMES.values()))
 _LONG_CONTEXT_MODELS = ("gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4", "gpt-5")
 _AGENT_MODELS = ("gpt-4.1-mini", "claude-sonnet-4", "gpt-4o", "o4-mini")
 
@@ -293,6 +311,7 @@ class _Sim:
         seed: int,
         start_ms: int | None,
         text_share: float,
+        outcomes: bool = False,
     ) -> None:
         if users < 1:
             raise ValueError("users must be >= 1")
@@ -304,6 +323,7 @@ class _Sim:
             raise ValueError("text_share must be between 0 and 1")
         self.rng = random.Random(seed)
         self.text_share = text_share
+        self.outcome_rng = random.Random(seed ^ 0x0C7C0E) if outcomes else None
         if start_ms is None:
             self.end = int(time.time() * 1000)
             self.start = self.end - int(days * DAY_MS)
@@ -590,6 +610,25 @@ class _Sim:
         ev["_label"] = r.label
         return ev
 
+    def outcome(self, u: _User, kind: str, last: _Req, ev: dict[str, Any]) -> dict[str, Any] | None:
+        """What a session achieved, if anything: an outcome event after its last request."""
+        rng = self.outcome_rng
+        assert rng is not None
+        if last.status != "ok" or rng.random() >= (0.35 if kind == HONEST else 0.03):
+            return None
+        name = str(_pick(rng, _OUTCOME_NAMES, _OUTCOME_CUM))
+        oc: dict[str, Any] = {"ts": last.ts + 1000 * _lognormal_int(rng, 900, 1.5, 30, 3 * 86_400), "user": u.name}
+        if last.session_id:
+            oc["session_id"] = last.session_id
+        else:
+            oc["event_id"] = ev["event_id"]
+        oc["outcome"] = name
+        value = OUTCOMES[name][1]
+        if value is not None:
+            oc["value"] = value
+        oc["_label"] = kind
+        return oc
+
     def events(self) -> Iterator[dict[str, Any]]:
         heap: list[tuple[int, int, dict[str, Any]]] = []
         seq = 0
@@ -602,6 +641,7 @@ class _Sim:
             u = self.users[user]
             whole_seconds = not u.epoch_ts and u.frac == 0
             reqs = self.honest(u, start) if kind == HONEST else self.gaming(u, start, kind)
+            last: tuple[_Req, dict[str, Any]] | None = None
             for r in reqs:
                 if whole_seconds and r.ts % 1000:  # the ts this user's gateway can express
                     r.ts -= r.ts % 1000
@@ -610,7 +650,14 @@ class _Sim:
                 if r.ts >= end:
                     break
                 seq += 1
-                heapq.heappush(heap, (r.ts, seq, self.render(u, r)))
+                ev = self.render(u, r)
+                heapq.heappush(heap, (r.ts, seq, ev))
+                last = (r, ev)
+            if last is not None and self.outcome_rng is not None:
+                oc = self.outcome(u, kind, *last)
+                if oc is not None and oc["ts"] < end:
+                    seq += 1
+                    heapq.heappush(heap, (oc["ts"], seq, oc))
         while heap:
             yield heapq.heappop(heap)[2]
 
@@ -622,14 +669,21 @@ def generate(
     seed: int,
     start_ms: int | None = None,
     text_share: float = 0.0,
+    outcomes: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Usage events of ``users`` people (``gamers`` of them token-maxxers) over ``days``.
+    """Usage events of ``users`` people (``gamers`` of them token-maxxers) over ``days``,
+    and with ``outcomes`` the outcome events of their sessions.
 
     The period is ``[start_ms, start_ms + days)``, or the ``days`` ending now when
     ``start_ms`` is None; events come in time order. Deterministic for
-    ``(users, days, gamers, seed, start_ms, text_share)``.
+    ``(users, days, gamers, seed, start_ms, text_share, outcomes)``.
     """
-    return _Sim(users, days, gamers, seed, start_ms, text_share).events()
+    return _Sim(users, days, gamers, seed, start_ms, text_share, outcomes).events()
+
+
+def is_outcome(ev: dict[str, Any]) -> bool:
+    """Whether a generated record is an outcome event (for ``tokenlord.outcomes``)."""
+    return "outcome" in ev
 
 
 # ------------------------------------------------------------------ output helpers
@@ -695,8 +749,12 @@ def summary(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     gamers: set[str] = set()
     user_tokens: Counter[str] = Counter()
     n = errors = text = otel = epoch = 0
+    outcomes: Counter[str] = Counter()
     first = last = None
     for ev in events:
+        if is_outcome(ev):
+            outcomes[ev["outcome"]] += 1
+            continue
         n += 1
         user = str(ev.get("user") or ev.get("user_id") or ev.get("enduser.id"))
         users.add(user)
@@ -718,6 +776,7 @@ def summary(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
         last = ts if last is None else max(last, ts)
     return {
         "events": n,
+        "outcomes": dict(outcomes.most_common()),
         "users": len(users),
         "gamers": sorted(gamers),
         "labels": dict(labels.most_common()),

@@ -34,9 +34,14 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     )
     store = open_store(settings)
     store.init_db(settings.title_list())
-    stop_at = end_offsets(settings.kafka_brokers, settings.events_topic) if stop_at_end else None
-    if stop_at is not None:
-        log.info("--stop-at-end: will stop at offsets %s", dict(sorted(stop_at.items())))
+    stop_at = None
+    if stop_at_end:
+        stop_at = {
+            (topic, p): o
+            for topic in (settings.events_topic, settings.outcomes_topic)
+            for p, o in end_offsets(settings.kafka_brokers, topic).items()
+        }
+        log.info("--stop-at-end: will stop at offsets %s", {f"{t}[{p}]": o for (t, p), o in sorted(stop_at.items())})
     app = create_app(settings)
     dlq = DeadLetters(settings.kafka_brokers, settings.dlq_topic)
     pipeline = Pipeline(settings, store, dlq)

@@ -43,6 +43,8 @@ pub enum Field {
     Status,
     FinishReason,
     LatencyMs,
+    Outcome,
+    Value,
 }
 
 impl Field {
@@ -65,6 +67,8 @@ impl Field {
             Field::Status => "status",
             Field::FinishReason => "finish_reason",
             Field::LatencyMs => "latency_ms",
+            Field::Outcome => "outcome",
+            Field::Value => "value",
         }
     }
 }

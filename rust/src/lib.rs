@@ -5,6 +5,7 @@ pub mod core;
 pub mod dedupe;
 pub mod error;
 pub mod event;
+pub mod outcome;
 pub mod time;
 pub mod tokenize;
 pub mod waste;

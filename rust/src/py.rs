@@ -12,8 +12,9 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use rayon::prelude::*;
 
-use crate::core::{BatchOut, Config, Core as RustCore, Message, StoredEvent};
+use crate::core::{BatchOut, Config, Core as RustCore, Message, Rejection, StoredEvent};
 use crate::error::CoreError;
+use crate::outcome::parse_outcomes;
 use crate::tokenize::{load_dir, Encoding, EncodingMap, DEFAULT_RULES};
 use crate::waste::{Fingerprint, WasteConfig};
 use crate::window::Contribution;
@@ -224,13 +225,7 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
     col(&ws, "wasted_tokens", x.iter().map(|r| r.cell.wasted_tokens))?;
     col(&ws, "version", x.iter().map(|_| out.version))?;
 
-    let rj = PyDict::new(py);
-    let r = &out.rejected;
-    col(&rj, "src_partition", r.iter().map(|r| r.partition))?;
-    col(&rj, "src_offset", r.iter().map(|r| r.offset))?;
-    col(&rj, "idx", r.iter().map(|r| r.idx))?;
-    col(&rj, "reason", r.iter().map(|r| r.reason.to_string()))?;
-    col(&rj, "raw", r.iter().map(|r| PyBytes::new(py, r.raw)))?;
+    let rj = rejected_columns(py, &out.rejected)?;
 
     let wm = PyDict::new(py);
     for (p, t) in &out.watermarks {
@@ -247,6 +242,43 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
         watermarks: wm.unbind(),
         version: out.version,
     })
+}
+
+fn rejected_columns<'py>(py: Python<'py>, r: &[Rejection<'_>]) -> PyResult<Bound<'py, PyDict>> {
+    let rj = PyDict::new(py);
+    col(&rj, "src_partition", r.iter().map(|r| r.partition))?;
+    col(&rj, "src_offset", r.iter().map(|r| r.offset))?;
+    col(&rj, "idx", r.iter().map(|r| r.idx))?;
+    col(&rj, "reason", r.iter().map(|r| r.reason.to_string()))?;
+    col(&rj, "raw", r.iter().map(|r| PyBytes::new(py, r.raw)))?;
+    Ok(rj)
+}
+
+/// The messages of one call; the three columns must have the same length.
+fn messages<'a>(
+    partitions: &[i32],
+    offsets: &[i64],
+    values: &'a [PyBackedBytes],
+) -> PyResult<Vec<Message<'a>>> {
+    if partitions.len() != offsets.len() || offsets.len() != values.len() {
+        return Err(CoreError::Input(format!(
+            "partitions, offsets and values differ in length ({}, {}, {})",
+            partitions.len(),
+            offsets.len(),
+            values.len()
+        ))
+        .into());
+    }
+    Ok(partitions
+        .iter()
+        .zip(offsets)
+        .zip(values)
+        .map(|((p, o), v)| Message {
+            partition: *p,
+            offset: *o,
+            value: v.as_ref(),
+        })
+        .collect())
 }
 
 /// Waste thresholds from `{name: int}` (missing names keep their defaults).
@@ -350,28 +382,38 @@ impl Core {
         values: Vec<PyBackedBytes>,
         now_ms: i64,
     ) -> PyResult<Batch> {
-        if partitions.len() != offsets.len() || offsets.len() != values.len() {
-            return Err(CoreError::Input(format!(
-                "partitions, offsets and values differ in length ({}, {}, {})",
-                partitions.len(),
-                offsets.len(),
-                values.len()
-            ))
-            .into());
-        }
-        let msgs: Vec<Message<'_>> = partitions
-            .iter()
-            .zip(&offsets)
-            .zip(&values)
-            .map(|((p, o), v)| Message {
-                partition: *p,
-                offset: *o,
-                value: v.as_ref(),
-            })
-            .collect();
+        let msgs = messages(&partitions, &offsets, &values)?;
         let inner = &mut self.inner;
         let out = py.detach(|| inner.process(&msgs, now_ms));
         to_batch(py, &out)
+    }
+
+    /// Validates a batch of outcome messages (`tokenlord.outcomes`):
+    /// `(outcomes, rejected)` as columns. No state: the store joins them.
+    fn outcomes(
+        &self,
+        py: Python<'_>,
+        partitions: Vec<i32>,
+        offsets: Vec<i64>,
+        values: Vec<PyBackedBytes>,
+        now_ms: i64,
+    ) -> PyResult<(Py<PyDict>, Py<PyDict>)> {
+        let msgs = messages(&partitions, &offsets, &values)?;
+        let cfg = self.inner.config();
+        let (max, future) = (cfg.max_message_bytes, cfg.future_tolerance_ms);
+        let out = py.detach(|| parse_outcomes(&msgs, max, now_ms, future));
+        let oc = PyDict::new(py);
+        let o = &out.outcomes;
+        col(&oc, "event_id", o.iter().map(|r| r.event_id.as_str()))?;
+        col(&oc, "session_id", o.iter().map(|r| r.session_id.as_str()))?;
+        col(&oc, "ts", o.iter().map(|r| r.ts))?;
+        col(&oc, "user", o.iter().map(|r| r.user.as_str()))?;
+        col(&oc, "outcome", o.iter().map(|r| r.outcome.as_str()))?;
+        col(&oc, "value", o.iter().map(|r| r.value))?;
+        col(&oc, "src_partition", o.iter().map(|r| r.partition))?;
+        col(&oc, "src_offset", o.iter().map(|r| r.offset))?;
+        col(&oc, "idx", o.iter().map(|r| r.idx))?;
+        Ok((oc.unbind(), rejected_columns(py, &out.rejected)?.unbind()))
     }
 
     /// Rebuilds a partition's state from its stored events; restates its open cells.

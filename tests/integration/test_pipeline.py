@@ -277,13 +277,24 @@ def test_a_token_maxxer_tops_raw_and_drops_in_effective(kafka_brokers: str, topi
               "prompt": f"{loop_prompt} [step {i}]", "output": loop_answer}  # fmt: skip
         msgs.append((b"maxxer", orjson.dumps(ev)))
     produce(kafka_brokers, events_topic, msgs)
+    # What honest-0's work achieved (by event and by session), and one bad outcome.
+    outcomes_topic = topic("outcomes", 3)
+    outcomes = [
+        {"event_id": f"h0-{i}-0", "ts": t0 + 3_600_000, "user": "honest-0", "outcome": "merged", "value": 2.0}
+        for i in range(3)
+    ]
+    produce(
+        kafka_brokers,
+        outcomes_topic,
+        [(b"honest-0", orjson.dumps(o)) for o in outcomes] + [(b"x", b'{"event_id": "h0-1-0", "user": "x"}')],
+    )
     url = f"chdb://{tmp_path / 'ch'}"
     env = {
         **os.environ,
         "TOKENLORD_KAFKA_BROKERS": kafka_brokers,
         "TOKENLORD_EVENTS_TOPIC": events_topic,
         "TOKENLORD_DLQ_TOPIC": f"{events_topic}.dlq",
-        "TOKENLORD_OUTCOMES_TOPIC": f"{events_topic}.outcomes",
+        "TOKENLORD_OUTCOMES_TOPIC": outcomes_topic,
         "TOKENLORD_GROUP_ID": f"it-{uuid.uuid4().hex[:8]}",
         "TOKENLORD_CLICKHOUSE_URL": url,
         "TOKENLORD_WEB_PORT": str(free_port()),
@@ -306,3 +317,8 @@ def test_a_token_maxxer_tops_raw_and_drops_in_effective(kafka_brokers: str, topi
         env=env, capture_output=True, text=True, check=True, timeout=120,
     )  # fmt: skip
     assert "agent_loop: 59 requests" in why.stdout and "e.g. g-" in why.stdout
+    assert rows["honest-0"]["outcomes"] == 3 and rows["maxxer"]["outcomes"] == 0
+    views = dump_views(url, "tokenlord")
+    value = {r["user"]: r for r in views["value_weekly"]}
+    assert value["honest-0"]["value"] == 6.0 and value["honest-0"]["attributed_tokens"] > 0
+    assert [(r["reason"], r["src_topic"]) for r in views["rejected"]] == [("missing_field:ts", outcomes_topic)]

@@ -51,6 +51,7 @@ def test_bad_flag_exits_2_without_traceback() -> None:
         ["leaderboard", "--by", "loudest"],
         ["config", "--grace", "soon"],
         ["leaderboard", "--week", "someday"],
+        ["simulate", "--users", "3", "--days", "1", "--outcomes-out", "o.jsonl"],
     ):
         proc = subprocess.run(
             [sys.executable, "-m", "tokenlord", *args],
@@ -115,3 +116,16 @@ def test_tokens_with_llama_vocabularies(
     assert main(["tokens", "--model", "llama-3", str(a)]) == 2
     err = capsys.readouterr().err
     assert "TOKENLORD_TOKENIZER_DIR" in err and "not a directory" in err and "Traceback" not in err
+
+
+def test_simulate_writes_usage_and_outcomes_to_separate_files(tmp_path: Path) -> None:
+    import orjson
+
+    out, oc = tmp_path / "usage.jsonl", tmp_path / "outcomes.jsonl"
+    args = ["simulate", "--users", "30", "--days", "3", "--seed", "2", "--out", str(out)]
+    assert main([*args, "--outcomes-out", str(oc)]) == 0
+    usage = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    outcomes = [orjson.loads(line) for line in oc.read_bytes().splitlines()]
+    assert outcomes and all("outcome" in o for o in outcomes) and not any("outcome" in e for e in usage)
+    sessions = {e.get("session_id") or e.get("gen_ai.conversation.id") for e in usage}
+    assert all(o.get("session_id") in sessions or "event_id" in o for o in outcomes)

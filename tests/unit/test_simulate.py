@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import reference
-from tokenlord import simulate
+from tokenlord import _core, simulate
 
 MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY = 86_400_000
@@ -219,3 +219,23 @@ def test_summary(week: list[dict[str, Any]]) -> None:
     assert s["first_ts"] >= MON and s["last_ts"] < MON + 7 * DAY
     assert 0 < s["otel_share"] < 1 and 0 < s["epoch_ts_share"] < 1
     assert s["users"] <= 40
+
+
+def test_outcomes(week: list[dict[str, Any]]) -> None:
+    both = gen(outcomes=True)
+    outcomes = [e for e in both if simulate.is_outcome(e)]
+    assert [e for e in both if not simulate.is_outcome(e)] == week, "usage is the same with or without outcomes"
+    assert [simulate.event_ts_ms(e) for e in both] == sorted(simulate.event_ts_ms(e) for e in both)
+    kinds = Counter(o["outcome"] for o in outcomes)
+    assert set(kinds) == set(simulate.OUTCOMES) and kinds["rejected"] < kinds["merged"]
+    sessions = {e.get("session_id") or e.get("gen_ai.conversation.id") for e in week} - {None}
+    ids = {e["event_id"] for e in week}
+    by_label = Counter(o["_label"] for o in outcomes)
+    assert by_label["honest"] > 10 * sum(n for label, n in by_label.items() if label != "honest")
+    for o in outcomes:  # naming real work
+        assert o.get("session_id") in sessions or o.get("event_id") in ids
+        assert ("value" in o) == (o["outcome"] != "rejected")
+    values = [json.dumps(o).encode() for o in outcomes]  # and valid CONTRACT §2 events
+    accepted, rejected = _core.Core().outcomes([0] * len(values), list(range(len(values))), values, MON + 8 * DAY)
+    assert len(accepted["outcome"]) == len(outcomes) and not rejected["reason"]
+    assert simulate.summary(both)["outcomes"] == dict(kinds.most_common())

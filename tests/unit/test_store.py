@@ -679,3 +679,47 @@ def test_explain_shows_reasons_and_example_events(store: Any) -> None:
     assert "rank 1 by raw tokens, 1 by effective tokens — Token Lord" in text
     assert "nothing was discounted" in format_explain(store.explain("bob", WEEK1))
     assert "no usage" in format_explain(store.explain("nobody", WEEK1))
+
+
+def test_outcomes_join_usage_in_leaderboard_and_value_weekly(store: Any) -> None:
+    import orjson
+    from tokenlord import _core
+
+    t0 = ms(WEEK1, 10)
+    core = _core.Core()
+    usage = [
+        {"event_id": "u1", "ts": t0, "user": "ann", "team": "red", "model": "gpt-4o", "session_id": "s-a",
+         "input_tokens": 1000, "output_tokens": 200},
+        {"event_id": "u2", "ts": t0 + 1, "user": "ann", "team": "red", "model": "gpt-4o", "session_id": "s-a",
+         "input_tokens": 2000, "output_tokens": 300},
+        {"event_id": "u3", "ts": t0 + 2, "user": "ann", "team": "red", "model": "gpt-4o", "input_tokens": 500,
+         "output_tokens": 0},
+        {"event_id": "u4", "ts": t0 + 3, "user": "bob", "model": "gpt-4o", "input_tokens": 40, "output_tokens": 2},
+    ]  # fmt: skip
+    out = core.process([0] * 4, [0, 1, 2, 3], [orjson.dumps(u) for u in usage], t0 + 10)
+    store.write_batch(out, "tokenlord.events", t0 + 10)
+    outcomes = [
+        {"session_id": "s-a", "ts": t0 + 5, "user": "ann", "outcome": "merged", "value": 3.0},
+        {"event_id": "u3", "ts": t0 + 6, "user": "ann", "outcome": "resolved"},
+        {"event_id": "u3", "ts": t0 + 6, "user": "ann", "outcome": "resolved"},  # sent twice: once
+        {"event_id": "zz", "ts": t0 + 7, "user": "ann"},  # no outcome: rejected
+        {"event_id": "u4", "ts": t0 + 8, "user": "bob", "outcome": "rejected"},  # achieved nothing
+    ]
+    oc, rj = core.outcomes([0] * 5, [0, 1, 2, 3, 4], [orjson.dumps(o) for o in outcomes], t0 + 10)
+    assert rj["reason"] == ["missing_field:outcome"]
+    written = store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", t0 + 10)
+    assert written == {"outcomes": 4, "rejected": 1}
+    board = {r["user"]: r for r in store.leaderboard(WEEK1)}
+    assert (board["ann"]["outcomes"], board["bob"]["outcomes"]) == (2, 0)
+    value = {r["user"]: r for r in view(store, "value_weekly")}
+    ann = value["ann"]
+    assert (ann["team"], ann["total_tokens"], ann["outcomes"], ann["value"]) == ("red", 4000, 2, 3.0)
+    assert ann["attributed_tokens"] == 4000  # session s-a (u1, u2) and event u3
+    assert ann["tokens_per_outcome"] == 2000 and ann["value_per_1m_tokens"] == 750.0
+    assert value["bob"]["tokens_per_outcome"] is None and value["bob"]["value"] == 0
+    assert value["bob"]["attributed_tokens"] == 0  # a rejected diff achieved nothing
+    assert [r["src_topic"] for r in view(store, "rejected")] == ["tokenlord.outcomes"]
+    from tokenlord.cli import format_explain
+
+    assert "outcomes: merged 1 (value 3), resolved 1" in format_explain(store.explain("ann", WEEK1))
+    assert "outcomes: rejected 1  ('rejected' does not count)" in format_explain(store.explain("bob", WEEK1))

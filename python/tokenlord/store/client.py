@@ -346,8 +346,8 @@ class Store:
     def write_batch(
         self, batch: BatchLike | Mapping[str, Columns], src_topic: str, now_ms: int
     ) -> dict[str, int]:
-        """Insert one core batch: rejected, events, hourly, weekly, waste (one INSERT
-        each, empty ones skipped). Idempotent: writing the same batch again changes
+        """Insert one core batch: rejected, outcomes, events, hourly, weekly, waste
+        (one INSERT each, empty ones skipped). Idempotent: writing the same batch again changes
         nothing the views show. Returns the rows written per table."""
         written: dict[str, int] = {}
 
@@ -369,6 +369,13 @@ class Store:
                 ],
             )
             written["rejected"] = n
+
+        oc = _section(batch, "outcomes")
+        names = [c for c, _ in schema.OUTCOMES_COLUMNS]
+        n = _rows(oc, "outcomes", names)
+        if n:
+            self._insert("_outcomes", schema.OUTCOMES_COLUMNS, [oc[c] for c in names])
+            written["outcomes"] = n
 
         ev = _section(batch, "events")
         names = [c for c, _ in schema.EVENTS_COLUMNS]
@@ -473,8 +480,9 @@ class Store:
 
     def explain(self, user: str, week: date) -> dict[str, Any]:
         """Why ``user``'s tokens were discounted in ``week``: the leaderboard row
-        (None if absent), per waste reason the requests and tokens, and for each
-        reason the three events that wasted most (an audit trail)."""
+        (None if absent), per waste reason the requests and tokens, for each
+        reason the three events that wasted most (an audit trail), and the
+        week's outcomes per kind (count, summed value)."""
         params = {"user": user, "week": week}
         cols = ", ".join(quote_ident(c) for c in schema.LEADERBOARD_VIEW_COLUMNS)
         board = self.query_rows(
@@ -500,7 +508,18 @@ class Store:
         )
         for r in reasons:
             r["examples"] = [e for e in examples if e["reason"] == r["reason"]]
-        return {"user": user, "week_start": week, "leaderboard": board[0] if board else None, "reasons": reasons}
+        outcomes = self.query_rows(
+            "SELECT outcome, count() AS n, sum(ifNull(value, 0)) AS value "
+            f"FROM {self.table('_outcomes')} FINAL WHERE {in_week} GROUP BY outcome ORDER BY n DESC, outcome",
+            params,
+        )
+        return {
+            "user": user,
+            "week_start": week,
+            "leaderboard": board[0] if board else None,
+            "reasons": reasons,
+            "outcomes": outcomes,
+        }
 
     def leaderboard(
         self,

@@ -117,6 +117,18 @@ REJECTED_COLUMNS: Final[Columns] = (
     ("raw", "String"),
 )
 
+OUTCOMES_COLUMNS: Final[Columns] = (
+    ("event_id", "String"),
+    ("session_id", "String"),
+    ("ts", "DateTime64(3, 'UTC')"),
+    ("user", "String"),
+    ("outcome", "LowCardinality(String)"),
+    ("value", "Nullable(Float64)"),
+    ("src_partition", "Int32"),
+    ("src_offset", "Int64"),
+    ("idx", "UInt32"),
+)
+
 TITLES_COLUMNS: Final[Columns] = (
     ("rank", "UInt32"),
     ("title", "String"),
@@ -136,8 +148,8 @@ LEADERBOARD_VIEW_COLUMNS: Final = (
 WASTE_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted_tokens")
 REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
 
-PUBLIC_VIEWS: Final = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected")
-INTERNAL_TABLES: Final = ("_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles")
+PUBLIC_VIEWS: Final = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly")
+INTERNAL_TABLES: Final = ("_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes")
 
 
 def check_ident(name: str) -> str:
@@ -223,6 +235,16 @@ ORDER BY (week_start, `user`, reason, src_partition)"""
 ENGINE = ReplacingMergeTree
 ORDER BY (src_topic, src_partition, src_offset, idx)"""
     )
+    # Outcomes: one row per outcome; the same outcome of the same request sent
+    # again (same user, target, outcome and ts) collapses, so does a replay.
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_outcomes")} (
+    {_cols(OUTCOMES_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toMonday(ts, 'UTC')
+ORDER BY (`user`, event_id, session_id, outcome, ts)"""
+    )
     stmts.append(
         f"""CREATE TABLE IF NOT EXISTS {t("_titles")} (
     {_cols(TITLES_COLUMNS)}
@@ -305,7 +327,7 @@ FROM (
                 a.*,
                 toUInt64(a.x_total - least(a.x_wasted, a.x_total)) AS x_effective,
                 if(a.x_total = 0, 0., a.x_wasted / a.x_total) AS x_waste_ratio,
-                toUInt64(0) AS x_outcomes
+                toUInt64(oc.x_n) AS x_outcomes
             FROM (
                 SELECT
                     w.week_start AS x_week,
@@ -321,6 +343,11 @@ FROM (
                 FROM {t("_weekly")} AS w FINAL
                 GROUP BY x_week, x_user
             ) AS a
+            LEFT JOIN (
+                SELECT toMonday(o.ts, 'UTC') AS x_o_week, o.`user` AS x_o_user, countIf(o.outcome != 'rejected') AS x_n
+                FROM {t("_outcomes")} AS o FINAL
+                GROUP BY x_o_week, x_o_user
+            ) AS oc ON oc.x_o_week = a.x_week AND oc.x_o_user = a.x_user
         ) AS e
     ) AS r
     LEFT JOIN (
@@ -349,6 +376,41 @@ FROM (
     FROM {t("_waste")} AS w FINAL
     GROUP BY x_week, x_user, x_reason
 )"""
+    )
+    # What the tokens achieved: outcomes joined to usage by event_id or
+    # session_id (attributed tokens: usage of the requests and sessions that led
+    # to an outcome), per user and week; sum by team for team figures. An
+    # outcome "rejected" (the work was turned down) is kept in _outcomes but
+    # counts as no outcome and attributes nothing.
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("value_weekly")} AS
+SELECT
+    l.week_start AS week_start,
+    l.`user` AS `user`,
+    l.team AS team,
+    l.total_tokens AS total_tokens,
+    l.effective_tokens AS effective_tokens,
+    l.cost_usd AS cost_usd,
+    l.outcomes AS outcomes,
+    ov.x_value AS value,
+    toUInt64(at.x_attributed) AS attributed_tokens,
+    if(l.outcomes = 0, NULL, l.total_tokens / l.outcomes) AS tokens_per_outcome,
+    if(l.outcomes = 0, NULL, l.cost_usd / l.outcomes) AS cost_per_outcome,
+    if(l.total_tokens = 0, 0., ov.x_value * 1000000 / l.total_tokens) AS value_per_1m_tokens
+FROM {t("leaderboard_weekly")} AS l
+LEFT JOIN (
+    SELECT toMonday(o.ts, 'UTC') AS x_week, o.`user` AS x_user, sum(ifNull(o.value, 0)) AS x_value
+    FROM {t("_outcomes")} AS o FINAL
+    GROUP BY x_week, x_user
+) AS ov ON ov.x_week = l.week_start AND ov.x_user = l.`user`
+LEFT JOIN (
+    SELECT toMonday(e.ts, 'UTC') AS x_week, e.`user` AS x_user, sum(e.total_tokens) AS x_attributed
+    FROM {t("_events")} AS e FINAL
+    WHERE e.event_id IN (SELECT event_id FROM {t("_outcomes")} WHERE event_id != '' AND outcome != 'rejected')
+       OR (e.session_id != '' AND e.session_id IN (
+           SELECT session_id FROM {t("_outcomes")} WHERE session_id != '' AND outcome != 'rejected'))
+    GROUP BY x_week, x_user
+) AS at ON at.x_week = l.week_start AND at.x_user = l.`user`"""
     )
     stmts.append(
         f"""CREATE OR REPLACE VIEW {t("rejected")} AS
