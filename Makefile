@@ -64,6 +64,8 @@ bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/core_throughput.py
 	$(PY) benchmarks/e2e_worker.py
 	$(PY) benchmarks/tokenize_bench.py
+	$(PY) benchmarks/waste_quality.py
+	$(PY) benchmarks/reliability.py
 
 clean: ## Stop local Kafka and remove build outputs (keeps cached jars)
 	-$(VENV)/bin/tokenlord kafka-local stop

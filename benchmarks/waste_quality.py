@@ -13,7 +13,10 @@ counts-only, and scores the verdicts against the labels:
 - **honest tokens flagged**: the share of honest users' tokens judged wasted
   (goal ≤ 1 %);
 - per week, the token-maxxers in the **raw top 10** and how many of them stay
-  in the **effective top 10** (goal: none).
+  in the **effective top 10** (goal: none), and of those how many do **not**
+  belong there by their honest work alone (ranking users by the tokens of
+  their honest events: the ranking deserved). A maxxer who also does the most
+  real work rightly stays.
 
 Peer in the same run: ``errors only`` — the earlier rule (failed requests are
 waste, nothing else) on the same events.
@@ -75,6 +78,7 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only:
     by_label_total: Counter[str] = Counter()
     raw: dict[int, Counter[str]] = defaultdict(Counter)
     eff: dict[int, Counter[str]] = defaultdict(Counter)
+    truth: dict[int, Counter[str]] = defaultdict(Counter)  # honest tokens only: the ranking deserved
     for eid, user, ts, total, wasted, reason in zip(
         cols["event_id"], cols["user"], cols["ts"], cols["total_tokens"], cols["wasted_tokens"],
         cols["waste_reason"], strict=True,
@@ -96,13 +100,17 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only:
         week = (day - (day + 3) % 7) * DAY_MS
         raw[week][user] += total
         eff[week][user] += total - wasted
+        truth[week][user] += total if lab == HONEST else 0
     weeks = []
     for week in sorted(raw):
         top_raw = [u for u, _ in sorted(raw[week].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]]
         top_eff = {u for u, _ in sorted(eff[week].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]}
+        top_true = {u for u, _ in sorted(truth[week].items(), key=lambda kv: (-kv[1], kv[0]))[:TOP]}
         maxxers = [u for u in top_raw if u in gamers]
-        weeks.append({"week_start_ms": week, "maxxers_in_raw_top": len(maxxers),
-                      "still_in_effective_top": sorted(u for u in maxxers if u in top_eff)})  # fmt: skip
+        still = sorted(u for u in maxxers if u in top_eff)
+        weeks.append({"week_start_ms": week, "maxxers_in_raw_top": len(maxxers), "still_in_effective_top": still,
+                      # their honest work alone puts them in the top: staying there is right
+                      "still_and_earned": sorted(u for u in still if u in top_true)})  # fmt: skip
     return {
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "recall": tp / (tp + fn) if tp + fn else 1.0,
@@ -112,6 +120,9 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only:
         "weeks": weeks,
         "maxxers_in_raw_top": sum(w["maxxers_in_raw_top"] for w in weeks),
         "maxxers_left_in_effective_top": sum(len(w["still_in_effective_top"]) for w in weeks),
+        "maxxers_left_unearned": sum(
+            len(w["still_in_effective_top"]) - len(w["still_and_earned"]) for w in weeks
+        ),
     }
 
 
@@ -146,11 +157,13 @@ def main() -> None:
                         f"{r['recall']:.3f}",
                         f"{100 * r['honest_flagged_share']:.2f} %",
                         f"{r['maxxers_left_in_effective_top']} of {r['maxxers_in_raw_top']}",
+                        str(r["maxxers_left_unearned"]),
                     ]
                 )
             print(f"{mode}, seed {seed}: {len(events):,} events in {secs:.1f} s", file=sys.stderr)
     head = ["events", "seed", "contender", "n", "precision", "recall", "honest flagged",
-            "maxxers still in effective top 10 (of those in raw top 10, all weeks)"]  # fmt: skip
+            "maxxers still in effective top 10 (of those in raw top 10, all weeks)",
+            "of them not earned by honest work alone"]  # fmt: skip
     print(table(head, rows, left=3))
     path = write_json(
         "waste_quality.json",

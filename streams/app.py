@@ -36,6 +36,9 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=max(500, settings.batch_size),
         broker_commit_every=max(1000, settings.batch_size),
         broker_commit_interval=1.0,
+        # A crashed worker's partitions move after this (Faust's default is 60 s).
+        broker_session_timeout=settings.session_timeout / 1000,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout / 3000),
         producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=16 * 1024 * 1024,
         datadir=str(datadir),

@@ -50,6 +50,8 @@ class Batch:
     waste    : src_partition, week_start, user, reason, requests,
                wasted_tokens, version
     rejected : src_partition, src_offset, idx, reason, raw (bytes)
+    progress : partition -> offset after the last applied message (write it last)
+    replayed : messages skipped as already applied (below a restored progress)
     """
 
     events: _Columns
@@ -61,6 +63,8 @@ class Batch:
     accepted: int
     watermarks: dict[int, int]
     version: int
+    progress: dict[int, int]
+    replayed: int
 
 @final
 class Core:
@@ -97,6 +101,7 @@ class Core:
         watermark_ms: int | None,
         min_version: int,
         events: _Columns,
+        next_offset: int | None = None,
     ) -> Batch: ...
     def drop_partition(self, partition: int) -> None: ...
     def watermark(self, partition: int) -> int | None: ...

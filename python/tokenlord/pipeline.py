@@ -11,13 +11,16 @@ Write order per batch, and why a crash anywhere is safe:
 
 1. DLQ messages (produced and flushed),
 2. ``_rejected`` rows (idempotent: keyed by source offset),
-3. ``_events`` rows (idempotent: keyed by source partition/offset/event_id) —
-   the commit point,
-4. restated ``_hourly`` / ``_weekly`` / ``_waste`` rows (versioned).
+3. ``_events`` rows (idempotent: keyed by source partition/offset/event_id),
+4. restated ``_hourly`` / ``_weekly`` / ``_waste`` rows (versioned),
+5. ``_progress``: per partition, the offset after the batch — the commit point.
 
-On (re)assignment a partition's window and dedupe state is rebuilt from
-``_events`` (step 3), so a crash after 3 but before 4 is repaired by the
-restatement the restore emits, and a replay after any step is deduplicated.
+On (re)assignment a partition's window, dedupe and waste state is rebuilt
+from the ``_events`` of messages below its stored progress, every open cell is
+restated with a higher version, and the core skips messages below the
+progress. A crash before 5 replays the batch onto state that does not hold it
+(its rows are rewritten under the same keys); a crash after 5 replays nothing
+twice, whatever the events' age (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any, TypeVar
 
 from tokenlord._core import Batch, Core
 from tokenlord.errors import StoreError
+from tokenlord.faults import Faults
 from tokenlord.settings import Settings
 from tokenlord.time_utils import WEEK_MS, week_start_ms
 
@@ -48,6 +52,7 @@ class Stats:
     rejected: dict[str, int] = field(default_factory=dict)
     batches: int = 0
     restores: int = 0
+    replayed: int = 0
     store_retries: int = 0
     last_flush_seconds: float = 0.0
     outcomes: int = 0
@@ -60,6 +65,7 @@ class Stats:
         for reason in batch.rejected["reason"]:
             self.rejected[reason] = self.rejected.get(reason, 0) + 1
         self.batches += 1
+        self.replayed += batch.replayed
 
 
 class Pipeline:
@@ -78,6 +84,7 @@ class Pipeline:
         self.dead_letters = dead_letters
         self.core = Core(**settings.core_kwargs())
         self.clock = clock
+        self.faults = Faults(settings.fault_crash_at, settings.fault_fail_writes)
         self.stats = Stats()
         self.stopping = threading.Event()
 
@@ -86,19 +93,22 @@ class Pipeline:
     def restore(self, partition: int) -> None:
         """Rebuild ``partition``'s state from the store and restate its open cells."""
         s = self.settings
-        watermark, max_version, _ = self._retry("read state", lambda: self.store.restore_partition(partition, None))
+        topic = s.events_topic
+        state = self._retry("read state", lambda: self.store.restore_partition(partition, None, topic))
+        watermark = state.watermark
         if watermark is None:
             since = 0
         else:
             oldest_open_week = week_start_ms(watermark - WEEK_MS - s.grace)
             since = min(oldest_open_week, watermark - s.dedupe_horizon)
-        _, _, events = self._retry("read state", lambda: self.store.restore_partition(partition, since))
-        batch = self.core.restore(partition, watermark, max_version, events)
-        self._retry("write", lambda: self.store.write_batch(batch, s.events_topic, self._now_ms()))
+        events = self._retry("read state", lambda: self.store.restore_partition(partition, since, topic)).events
+        batch = self.core.restore(partition, watermark, state.max_version, events, state.next_offset)
+        self._retry("write", lambda: self._write(batch, topic, self._now_ms()))
         self.stats.restores += 1
         log.info(
-            "partition %d restored: %d events since %s, watermark %s, %d weekly rows restated",
+            "partition %d restored: resumes at offset %s, %d events since %s, watermark %s, %d weekly rows restated",
             partition,
+            state.next_offset,
             len(events["event_id"]),
             since,
             watermark,
@@ -130,7 +140,8 @@ class Pipeline:
             self._retry(
                 "dead-letter", lambda: self.dead_letters.send(batch.rejected, key_of, self.settings.events_topic)
             )
-        self._retry("write", lambda: self.store.write_batch(batch, self.settings.events_topic, now_ms))
+            self.faults.reached("dlq")
+        self._retry("write", lambda: self._write(batch, self.settings.events_topic, now_ms))
         self.stats.add(batch, len(values))
         self.stats.last_flush_seconds = time.perf_counter() - started
         return batch
@@ -150,13 +161,19 @@ class Pipeline:
         if rejected["reason"]:
             key_of = {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
             self._retry("dead-letter", lambda: self.dead_letters.send(rejected, key_of, s.outcomes_topic))
+            self.faults.reached("dlq")
         batch = {"outcomes": outcomes, "rejected": rejected}
-        self._retry("write", lambda: self.store.write_batch(batch, s.outcomes_topic, now_ms))
+        self._retry("write", lambda: self._write(batch, s.outcomes_topic, now_ms))
         self.stats.outcomes += len(outcomes["user"])
         self.stats.outcomes_rejected += len(rejected["reason"])
         return len(outcomes["user"])
 
     # -- helpers ------------------------------------------------------------------
+
+    def _write(self, batch: Any, topic: str, now_ms: int) -> dict[str, int]:
+        self.faults.reached("start")
+        written: dict[str, int] = self.store.write_batch(batch, topic, now_ms, on_written=self.faults.reached)
+        return written
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

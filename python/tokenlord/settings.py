@@ -22,6 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tokenlord import _core
 from tokenlord.errors import ConfigError
+from tokenlord.faults import parse_crash_at, parse_fail_writes
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -30,6 +31,13 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 # The core's built-in rules (rust/src/tokenize.rs DEFAULT_RULES): one source of truth.
 DEFAULT_MODEL_ENCODINGS = _core.DEFAULT_MODEL_ENCODINGS
+
+
+def _session_timeout(text: str) -> int:
+    ms = parse_duration_ms(text)
+    if not 6_000 <= ms <= 1_800_000:
+        raise ValueError("must be between 6s and 30m (the broker's group.min/max.session.timeout.ms defaults)")
+    return ms
 
 
 def parse_duration_ms(text: str) -> int:
@@ -238,8 +246,28 @@ FIELDS: tuple[Field, ...] = (
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
     Field("web_port", "6066", "Port of the worker's web server (Faust).", _port),
+    Field(
+        "session_timeout",
+        "15s",
+        "Kafka consumer-group session timeout: how soon the group moves a crashed worker's partitions "
+        "(heartbeats every third of it, at most 3 s).",
+        _session_timeout,
+    ),
     Field("store_retry_max", "60s", "Longest backoff between retries of a failed store write.", parse_duration_ms),
     Field("log_level", "info", "debug, info, warning or error.", _level),
+    Field(
+        "fault_crash_at",
+        "",
+        "Testing only: POINT[:N] kills the worker (SIGKILL) the N-th time it reaches POINT "
+        "(start, dlq, _rejected, _outcomes, _events, _hourly, _weekly, _waste, _progress).",
+        parse_crash_at,
+    ),
+    Field(
+        "fault_fail_writes",
+        "",
+        "Testing only: N[@POINT] makes the first N store writes reaching POINT (default start) fail.",
+        parse_fail_writes,
+    ),
 )
 
 
@@ -276,8 +304,11 @@ class Settings:
     kafka_home: str = "./var/kafka"
     kafka_port: int = 9092
     web_port: int = 6066
+    session_timeout: int = 15_000
     store_retry_max: int = 60_000
     log_level: str = "info"
+    fault_crash_at: str = ""
+    fault_fail_writes: str = ""
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod

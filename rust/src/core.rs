@@ -158,6 +158,11 @@ pub struct BatchOut<'a> {
     pub duplicates: u64,
     pub version: u64,
     pub watermarks: Vec<(i32, i64)>,
+    /// Per partition of the batch: the offset after the last message applied
+    /// (stored last by the worker; where a restored partition resumes).
+    pub progress: Vec<(i32, i64)>,
+    /// Messages skipped because a restore showed them already applied.
+    pub replayed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -169,6 +174,9 @@ struct PartitionState {
     waste: HashMap<String, UserWaste>,
     /// Watermark at the last sweep of `waste`.
     waste_swept: i64,
+    /// Messages below this offset are already applied (from the store's
+    /// progress at restore, then advanced by every batch): a replay skips them.
+    resume: i64,
 }
 
 /// An element after the pure stage: an event with resolved counts, or a rejection.
@@ -290,6 +298,21 @@ impl Core {
 
     /// Processes one batch of messages (docs/semantics.md).
     pub fn process<'a>(&mut self, msgs: &[Message<'a>], now_ms: i64) -> BatchOut<'a> {
+        let applied = |parts: &HashMap<i32, PartitionState>, m: &Message<'_>| {
+            parts.get(&m.partition).is_some_and(|s| m.offset < s.resume)
+        };
+        let fresh: Vec<Message<'a>>;
+        let all = msgs.len();
+        let msgs = if msgs.iter().any(|m| applied(&self.parts, m)) {
+            fresh = msgs
+                .iter()
+                .filter(|m| !applied(&self.parts, m))
+                .copied()
+                .collect();
+            &fresh[..]
+        } else {
+            msgs
+        };
         let cfg = &self.cfg;
         let parsed: Vec<Vec<Parsed<'a>>> = if msgs.len() >= PARALLEL_MIN_MESSAGES {
             msgs.par_iter().map(|m| parse_message(m, cfg)).collect()
@@ -300,6 +323,7 @@ impl Core {
         let stamp = self.stamp;
         let mut out = BatchOut {
             version: self.next_version(now_ms),
+            replayed: (all - msgs.len()) as u64,
             ..BatchOut::default()
         };
         let mut touched: HashMap<i32, Touched> = HashMap::new();
@@ -325,6 +349,17 @@ impl Core {
             }
         }
         self.finish(touched, &mut out);
+        let mut progress: HashMap<i32, i64> = HashMap::new();
+        for m in msgs {
+            let next = progress.entry(m.partition).or_insert(i64::MIN);
+            *next = (*next).max(m.offset.saturating_add(1));
+        }
+        for (p, next) in progress {
+            let st = self.parts.entry(p).or_default();
+            st.resume = st.resume.max(next);
+            out.progress.push((p, st.resume));
+        }
+        out.progress.sort_unstable();
         out
     }
 
@@ -493,13 +528,17 @@ impl Core {
     /// Rebuilds a partition's state from its stored events (the worker's
     /// source of truth after a restart or rebalance) and restates every open
     /// cell. `events` must be the partition's accepted events with
-    /// `ts >= min(oldest open week, watermark - horizon)`.
+    /// `ts >= min(oldest open week, watermark - horizon)` and, when the store
+    /// knows the partition's progress, offsets below `resume`: messages below
+    /// `resume` are then skipped by `process` (already applied), whatever their
+    /// event time — exactly-once beyond the dedupe horizon.
     pub fn restore(
         &mut self,
         partition: i32,
         watermark: Option<i64>,
         min_version: u64,
         events: &[StoredEvent<'_>],
+        resume: Option<i64>,
     ) -> BatchOut<'static> {
         self.parts.remove(&partition);
         self.last_version = self.last_version.max(min_version);
@@ -514,6 +553,7 @@ impl Core {
         let wm = watermark.or_else(|| events.iter().map(|e| e.contribution.ts).max());
         let st = self.parts.entry(partition).or_default();
         st.watermark = wm;
+        st.resume = resume.unwrap_or(0);
         let mut touched = Touched::default();
         let waste_from = wm.map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste_memory_ms()));
         for e in events {
@@ -605,12 +645,14 @@ mod tests {
         partition: i32,
         values: &[Vec<u8>],
     ) -> (usize, Vec<String>, u64, Vec<WeeklyRow>) {
+        // Each call continues the partition's offsets (a new batch, not a replay).
+        let first = core.parts.get(&partition).map_or(0, |s| s.resume);
         let msgs: Vec<Message<'_>> = values
             .iter()
             .enumerate()
             .map(|(i, v)| Message {
                 partition,
-                offset: i as i64,
+                offset: first + i as i64,
                 value: v,
             })
             .collect();
@@ -800,7 +842,7 @@ mod tests {
             })
             .collect();
         let mut core = Core::new(Config::default()).unwrap();
-        core.restore(0, Some(MON + 1000), 0, &stored);
+        core.restore(0, Some(MON + 1000), 0, &stored, None);
         let msg = format!(
             r#"{{"event_id":"c","ts":{},"user":"u","model":"m","input_tokens":5000,"output_tokens":10}}"#,
             MON + 2000
@@ -835,13 +877,78 @@ mod tests {
             },
             fingerprint: Fingerprint::default(),
         }];
-        let out = core.restore(3, Some(MON), 41, &stored);
+        let out = core.restore(3, Some(MON), 41, &stored, None);
         assert_eq!(out.weekly.len(), 1);
         assert_eq!(out.weekly[0].cell.team, "t");
         assert!(out.version > 41);
         let (n, _, dups, weekly) = run(&mut core, 3, &[ev("a", MON, "u", 4), ev("b", MON, "u", 1)]);
         assert_eq!((n, dups), (1, 1));
         assert_eq!(weekly[0].cell.input_tokens, 5);
+    }
+
+    #[test]
+    fn messages_below_the_restored_progress_are_skipped_whatever_their_time() {
+        let day = 86_400_000;
+        let mut core = Core::new(Config::default()).unwrap();
+        // Offsets 0..2 applied: an old event (beyond the dedupe horizon of the
+        // watermark) and a recent one; a replay of both must change nothing.
+        let old = ev("old", MON + 1000, "u", 7);
+        let recent = ev("new", MON + 3 * day, "u", 5);
+        let (n, _, _, _) = run(&mut core, 0, &[old.clone(), recent.clone()]);
+        assert_eq!(n, 2);
+        let msgs = [
+            Message {
+                partition: 0,
+                offset: 0,
+                value: &old,
+            },
+            Message {
+                partition: 0,
+                offset: 1,
+                value: &recent,
+            },
+            Message {
+                partition: 0,
+                offset: 2,
+                value: &ev("next", MON + 3 * day, "u", 1),
+            },
+        ];
+        let out = core.process(&msgs, FAR_FUTURE);
+        assert_eq!((out.replayed, out.events.len(), out.duplicates), (2, 1, 0));
+        assert_eq!(out.progress, vec![(0, 3)]);
+        assert_eq!(out.weekly[0].cell.input_tokens, 13);
+        // After a restore with progress 2, the same replay is skipped too; without
+        // progress, "old" (older than watermark - horizon) would count again.
+        for (resume, counted) in [(Some(2), 13), (None, 20)] {
+            let new = Contribution {
+                ts: MON + 3 * day,
+                user: "u",
+                team: "",
+                model: "m",
+                input_tokens: 5,
+                output_tokens: 0,
+                cached_input_tokens: 0,
+                wasted_tokens: 0,
+                waste_reason: "",
+                cost_usd: 0.0,
+            };
+            let stored = [("old", MON + 1000, 7), ("new", MON + 3 * day, 5)].map(|(id, ts, n)| {
+                StoredEvent {
+                    event_id: id,
+                    contribution: Contribution {
+                        ts,
+                        input_tokens: n,
+                        ..new
+                    },
+                    fingerprint: Fingerprint::default(),
+                }
+            });
+            core.restore(0, Some(MON + 3 * day), 0, &stored, resume);
+            let out = core.process(&msgs[..2], FAR_FUTURE);
+            let restated = core.process(&msgs[2..], FAR_FUTURE).weekly;
+            assert_eq!(out.replayed, if resume.is_some() { 2 } else { 0 });
+            assert_eq!(restated[0].cell.input_tokens, counted, "resume {resume:?}");
+        }
     }
 
     #[test]

@@ -68,6 +68,10 @@ struct Batch {
     watermarks: Py<PyDict>,
     #[pyo3(get)]
     version: u64,
+    #[pyo3(get)]
+    progress: Py<PyDict>,
+    #[pyo3(get)]
+    replayed: u64,
 }
 
 #[pymethods]
@@ -231,6 +235,10 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
     for (p, t) in &out.watermarks {
         wm.set_item(p, t)?;
     }
+    let progress = PyDict::new(py);
+    for (p, next) in &out.progress {
+        progress.set_item(p, next)?;
+    }
     Ok(Batch {
         events: ev.unbind(),
         hourly: hr.unbind(),
@@ -241,6 +249,8 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
         accepted: out.events.len(),
         watermarks: wm.unbind(),
         version: out.version,
+        progress: progress.unbind(),
+        replayed: out.replayed,
     })
 }
 
@@ -417,6 +427,8 @@ impl Core {
     }
 
     /// Rebuilds a partition's state from its stored events; restates its open cells.
+    /// `next_offset`: the stored progress; messages below it are skipped as applied.
+    #[pyo3(signature = (partition, watermark_ms, min_version, events, next_offset=None))]
     fn restore(
         &mut self,
         py: Python<'_>,
@@ -424,6 +436,7 @@ impl Core {
         watermark_ms: Option<i64>,
         min_version: u64,
         events: &Bound<'_, PyDict>,
+        next_offset: Option<i64>,
     ) -> PyResult<Batch> {
         fn get<'py, T: for<'a> FromPyObject<'a, 'py>>(
             d: &Bound<'py, PyDict>,
@@ -497,7 +510,8 @@ impl Core {
             })
             .collect();
         let inner = &mut self.inner;
-        let out = py.detach(|| inner.restore(partition, watermark_ms, min_version, &stored));
+        let out =
+            py.detach(|| inner.restore(partition, watermark_ms, min_version, &stored, next_offset));
         to_batch(py, &out)
     }
 

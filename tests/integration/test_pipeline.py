@@ -9,9 +9,7 @@ import base64
 import datetime as dt
 import os
 import random
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,160 +18,11 @@ from typing import Any
 import expected
 import orjson
 import pytest
-from confluent_kafka import Producer
-from reference import Reference
-from tokenlord import _core
+from e2e import DAY, REPO, dump_views, free_port, make_stream, produce, reference_for, run_worker
 from tokenlord.kafka.admin import consume_all
 from tokenlord.settings import Settings
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
-HOUR = 3_600_000
-DAY = 24 * HOUR
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def make_stream(now_ms: int, seed: int = 11) -> list[tuple[bytes | None, bytes]]:
-    """(key, value) messages: honest traffic over 10 days, then hostile input."""
-    rng = random.Random(seed)
-    users = [f"user-{i:02d}" for i in range(14)]
-    teams = {u: f"team-{i % 4}" for i, u in enumerate(users)}
-    models = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "llama-3.1-70b", "claude-sonnet-4"]
-    msgs: list[tuple[bytes | None, bytes]] = []
-    sent: list[tuple[bytes, bytes]] = []
-    start = now_ms - 10 * DAY
-    for i in range(2500):
-        user = rng.choice(users)
-        ts = start + int((i / 2500) * 10 * DAY) + rng.randrange(0, 30 * 60_000)
-        ts = min(ts, now_ms - 1000)
-        ev: dict[str, Any] = {
-            "event_id": f"ev-{seed}-{i}",
-            "user": user,
-            "model": rng.choice(models),
-            "team": teams[user] if rng.random() > 0.1 else "new-" + teams[user],
-        }
-        ev["ts"] = (
-            ts
-            if rng.random() < 0.5
-            else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) + f".{ts % 1000:03d}Z"
-        )
-        kind = rng.random()
-        if kind < 0.1:
-            ev["prompt"] = " ".join(
-                rng.choice(["alpha", "beta", "δέλτα", "日本語", "fn()", "\n"]) for _ in range(rng.randrange(1, 40))
-            )
-            ev["output"] = "ok " * rng.randrange(0, 20)
-        elif kind < 0.2:
-            ev["gen_ai.usage.input_tokens"] = rng.randrange(0, 5000)
-            ev["gen_ai.usage.output_tokens"] = rng.randrange(0, 800)
-            ev["enduser.id"] = ev.pop("user")
-        else:
-            ev["input_tokens"] = rng.randrange(0, 20000)
-            ev["output_tokens"] = rng.randrange(0, 2000)
-            ev["cached_input_tokens"] = rng.randrange(0, ev["input_tokens"] + 1)
-        if rng.random() < 0.03:
-            ev["status"] = "error"
-        value = orjson.dumps(ev)
-        msgs.append((user.encode(), value))
-        sent.append((user.encode(), value))
-    # Duplicates: producer retries shortly after the original, and a replay of
-    # the last hours at the end (both inside the 24 h dedupe horizon).
-    for _ in range(150):
-        j = rng.randrange(len(msgs))
-        msgs.insert(min(len(msgs), j + rng.randrange(1, 50)), msgs[j])
-    msgs.extend(sent[-120:])
-    # Packed messages: an array (with a non-object) and NDJSON (with a bad line).
-    u = users[0].encode()
-    batch = [orjson.loads(v) for _, v in sent[-5:]]
-    batch = [{**e, "event_id": e["event_id"] + "-arr", "user": users[0]} for e in batch if "user" in e]
-    msgs.append((u, orjson.dumps([*batch, 42])))
-    msgs.append((u, b"\n".join(orjson.dumps({**e, "event_id": e["event_id"] + "-nd"}) for e in batch) + b"\n{oops\n"))
-    # Hostile and malformed input.
-    recent = now_ms - HOUR
-    bad: list[bytes] = [
-        b"not json at all",
-        b"",
-        b"\xff\xfe\x00garbage",
-        b"[1, 2]",
-        b"null",
-        orjson.dumps({"ts": recent, "user": "x", "model": "m", "input_tokens": 1}),
-        orjson.dumps({"event_id": "m1", "ts": recent, "user": "x", "input_tokens": 1}),
-        orjson.dumps({"event_id": "m2", "ts": "yesterday", "user": "x", "model": "m", "input_tokens": 1}),
-        orjson.dumps({"event_id": "m3", "ts": recent, "user": "x", "model": "m", "input_tokens": -4}),
-        orjson.dumps({"event_id": "m4", "ts": recent, "user": "x", "model": "m"}),
-        orjson.dumps({"event_id": "m5", "ts": recent, "user": "x", "model": "m", "input_tokens": 1, "status": "meh"}),
-        orjson.dumps(
-            {"event_id": "m6", "ts": recent, "user": "x'); DROP TABLE events; --", "model": "m", "input_tokens": 3}
-        ),
-        orjson.dumps({"event_id": "m7", "ts": now_ms + 2 * HOUR, "user": "x", "model": "m", "input_tokens": 1}),
-        b'{"event_id":"m8","ts":' + str(recent).encode() + b',"user":"x","model":"m","input_tokens":1e309}',
-        b'{"event_id":"m9","ts":'
-        + str(recent).encode()
-        + b',"user":"x","model":"m","input_tokens":1,"pad":"'
-        + b"a" * (1 << 20)
-        + b'"}',
-    ]
-    msgs.extend((None, b) for b in bad)
-    # Late: two weeks back, after every partition's watermark is near now.
-    for i, user in enumerate(users):
-        late = {"event_id": f"late-{i}", "ts": now_ms - 15 * DAY, "user": user, "model": "gpt-4o", "input_tokens": 5}
-        msgs.append((user.encode(), orjson.dumps(late)))
-    return msgs
-
-
-def produce(brokers: str, topic: str, msgs: list[tuple[bytes | None, bytes]]) -> None:
-    p = Producer(
-        {"bootstrap.servers": brokers, "enable.idempotence": True, "message.max.bytes": 4 << 20, "linger.ms": 5}
-    )
-    for i, (key, value) in enumerate(msgs):
-        # Keyless messages are spread over partitions deterministically.
-        p.produce(topic, value=value, key=key, partition=-1 if key is not None else i % 3)
-        p.poll(0)
-    assert p.flush(60) == 0
-
-
-def run_worker(env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(REPO / ".venv/bin/tokenlord"), "worker", "--stop-at-end"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def dump_views(url: str, db: str) -> dict[str, list[dict[str, Any]]]:
-    out = subprocess.run(
-        [sys.executable, str(REPO / "tests/dump_views.py"), url, db], capture_output=True, check=True, timeout=120
-    )
-    views: dict[str, list[dict[str, Any]]] = orjson.loads(out.stdout)
-    return views
-
-
-def reference_for(brokers: str, topic: str, now_ms: int, settings: Settings) -> Reference:
-    ref = Reference(
-        grace_ms=settings.grace,
-        dedupe_horizon_ms=settings.dedupe_horizon,
-        future_tolerance_ms=settings.future_tolerance,
-        max_message_bytes=settings.max_message_bytes,
-        prices=settings.prices(),
-        count_tokens=lambda text, model: count(text, model, settings),
-    )
-    messages = consume_all(brokers, topic)
-    for m in sorted(messages, key=lambda m: (m.partition(), m.offset())):
-        ref.process([m.partition()], [m.offset()], [m.value() or b""], now_ms)
-    return ref
-
-
-def count(text: str, model: str, settings: Settings) -> tuple[int, bool]:
-    enc, estimated = _core.encoding_for(model, settings.model_encodings_list(), settings.fallback_encoding)
-    return _core.count_tokens([text], enc)[0], estimated
 
 
 def test_worker_matches_reference_exactly(kafka_brokers: str, topic: Any, tmp_path: Path) -> None:

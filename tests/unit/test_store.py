@@ -529,8 +529,8 @@ def test_restore_partition(store: Any) -> None:
         0,
     )
     store.write_batch(batch(events=evs), "t", 0)  # replay
-    wm, version, cols = store.restore_partition(0, t0 + HOUR)
-    assert wm == t0 + 5 * HOUR
+    wm, version, cols, next_offset = store.restore_partition(0, t0 + HOUR)
+    assert wm == t0 + 5 * HOUR and next_offset is None
     assert version == 6
     assert list(cols) == list(st.RESTORE_COLUMNS)
     assert cols["event_id"] == ["b1", "a2"]  # ts >= since, in offset order
@@ -545,7 +545,22 @@ def test_restore_partition(store: Any) -> None:
     wm_only = store.restore_partition(0, None)
     assert wm_only[:2] == (t0 + 5 * HOUR, 6) and wm_only[2]["event_id"] == []
     assert store.restore_partition(1, 0)[:2] == (t0 + 9 * HOUR, 99)
-    assert store.restore_partition(7, 0) == (None, 0, {c: [] for c in st.RESTORE_COLUMNS})
+    assert store.restore_partition(7, 0) == (None, 0, {c: [] for c in st.RESTORE_COLUMNS}, None)
+
+
+def test_progress_bounds_what_a_restore_counts_as_applied(store: Any) -> None:
+    t0 = ms(WEEK1, 1)
+    evs = [event(f"e{o}", t0 + o * HOUR, "alice", partition=0, offset=o) for o in range(5)]
+    # Offsets 0..2 complete (progress 3); 3 and 4 written but the batch never finished.
+    store.write_batch({"events": columns(evs, EVENT_COLS), "progress": {0: 3}, "version": 7}, "t", 0)
+    assert store.restore_partition(0, None, "t").next_offset == 3
+    got = store.restore_partition(0, 0, "t")
+    assert (got.watermark, got.next_offset, got.events["event_id"]) == (t0 + 2 * HOUR, 3, ["e0", "e1", "e2"])
+    assert store.restore_partition(0, 0, "other-topic").next_offset is None  # progress is per topic
+    assert store.restore_partition(0, 0).events["event_id"] == [f"e{o}" for o in range(5)]
+    # Progress only moves forward in effect: the highest version wins.
+    store.write_batch({"progress": {0: 5, 1: 9}, "version": 8}, "t", 0)
+    assert [store.restore_partition(p, None, "t").next_offset for p in (0, 1, 2)] == [5, 9, None]
 
 
 def test_batch_shapes(store: Any) -> None:
@@ -640,8 +655,8 @@ def test_real_core_batch_round_trip(store: Any) -> None:
         ("alice", 15, 1, "red"),
         ("bob", 105, 2, ""),
     ]
-    wm, version, cols = store.restore_partition(0, 0)
-    assert wm == now - HOUR and version == b.version
+    wm, version, cols, next_offset = store.restore_partition(0, 0, "tokenlord.events")
+    assert wm == now - HOUR and version == b.version and next_offset == 3 == b.progress[0]
     assert cols["event_id"] == ["a", "b"]
     restated = core_mod.Core().restore(0, wm, version, cols)
     store.write_batch(restated, "tokenlord.events", now)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal, NamedTuple, Protocol
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
@@ -64,6 +64,15 @@ RESTORE_COLUMNS: Final = (
     "cached_input_tokens", "total_tokens", "wasted_tokens", "waste_reason", "cost_usd",
     "fp_prompt", "fp_prompt_sim", "fp_output_sim", "fp_flags",
 )  # fmt: skip
+
+
+class Restored(NamedTuple):
+    """A partition's state as stored (``Store.restore_partition``)."""
+
+    watermark: int | None
+    max_version: int
+    events: dict[str, list[Any]]
+    next_offset: int | None
 
 
 class BatchLike(Protocol):
@@ -344,18 +353,29 @@ class Store:
         )
 
     def write_batch(
-        self, batch: BatchLike | Mapping[str, Columns], src_topic: str, now_ms: int
+        self,
+        batch: BatchLike | Mapping[str, Columns],
+        src_topic: str,
+        now_ms: int,
+        *,
+        on_written: Callable[[str], None] | None = None,
     ) -> dict[str, int]:
-        """Insert one core batch: rejected, outcomes, events, hourly, weekly, waste
-        (one INSERT each, empty ones skipped). Idempotent: writing the same batch again changes
-        nothing the views show. Returns the rows written per table."""
+        """Insert one core batch: rejected, outcomes, events, hourly, weekly, waste,
+        then the progress (one INSERT each, empty ones skipped). Idempotent: writing
+        the same batch again changes nothing the views show. ``on_written(table)``
+        runs after each insert (fault injection). Returns the rows written per table."""
         written: dict[str, int] = {}
+
+        def insert(table: str, columns: schema.Columns, data: list[Sequence[Any]]) -> None:
+            self._insert(table, columns, data)
+            if on_written is not None:
+                on_written(table)
 
         rej = _section(batch, "rejected")
         rej_cols = ("src_partition", "src_offset", "idx", "reason", "raw")
         n = _rows(rej, "rejected", rej_cols)
         if n:
-            self._insert(
+            insert(
                 "_rejected",
                 schema.REJECTED_COLUMNS,
                 [
@@ -374,7 +394,7 @@ class Store:
         names = [c for c, _ in schema.OUTCOMES_COLUMNS]
         n = _rows(oc, "outcomes", names)
         if n:
-            self._insert("_outcomes", schema.OUTCOMES_COLUMNS, [oc[c] for c in names])
+            insert("_outcomes", schema.OUTCOMES_COLUMNS, [oc[c] for c in names])
             written["outcomes"] = n
 
         ev = _section(batch, "events")
@@ -382,7 +402,7 @@ class Store:
         n = _rows(ev, "events", names)
         if n:
             # DateTime64(3) takes the epoch-ms ints as they are (raw ticks).
-            self._insert("_events", schema.EVENTS_COLUMNS, [ev[c] for c in names])
+            insert("_events", schema.EVENTS_COLUMNS, [ev[c] for c in names])
             written["events"] = n
 
         hr = _section(batch, "hourly")
@@ -391,7 +411,7 @@ class Store:
         if n:
             data: list[Sequence[Any]] = [hr[c] for c in names]
             data[names.index("hour")] = _ms_to_seconds(hr["hour"])
-            self._insert("_hourly", schema.HOURLY_COLUMNS, data)
+            insert("_hourly", schema.HOURLY_COLUMNS, data)
             written["hourly"] = n
 
         wk = _section(batch, "weekly")
@@ -401,7 +421,7 @@ class Store:
             data = [wk[c] for c in names]
             data[names.index("week_start")] = _ms_to_days(wk["week_start"])
             data[names.index("team_ts")] = [t if t is not None else 0 for t in wk["team_ts"]]
-            self._insert("_weekly", schema.WEEKLY_COLUMNS, data)
+            insert("_weekly", schema.WEEKLY_COLUMNS, data)
             written["weekly"] = n
 
         ws = _section(batch, "waste")
@@ -410,8 +430,21 @@ class Store:
         if n:
             data = [ws[c] for c in names]
             data[names.index("week_start")] = _ms_to_days(ws["week_start"])
-            self._insert("_waste", schema.WASTE_COLUMNS, data)
+            insert("_waste", schema.WASTE_COLUMNS, data)
             written["waste"] = n
+
+        # Last: the batch is complete up to these offsets.
+        progress: Mapping[int, int] = _section(batch, "progress")  # type: ignore[assignment]
+        if progress:
+            parts = sorted(progress)
+            version = batch["version"] if isinstance(batch, Mapping) else getattr(batch, "version", 0)
+            insert(
+                "_progress",
+                schema.PROGRESS_COLUMNS,
+                [[src_topic] * len(parts), parts, [progress[p] for p in parts], [now_ms] * len(parts),
+                 [version] * len(parts)],
+            )  # fmt: skip
+            written["progress"] = len(parts)
         return written
 
     # -- reads -------------------------------------------------------------------------
@@ -424,23 +457,35 @@ class Store:
         return list(result.named_results())
 
     def restore_partition(
-        self, partition: int, since_ms: int | None
-    ) -> tuple[int | None, int, dict[str, list[Any]]]:
+        self, partition: int, since_ms: int | None, topic: str | None = None
+    ) -> Restored:
         """What a worker needs to rebuild the core state of one Kafka partition.
 
-        Returns ``(watermark, max_version, events)``: the max event ts (epoch ms)
-        stored for the partition or None; the highest aggregate version written
-        for it (0 if none); and its events with ``ts >= since_ms`` as columns
-        (``RESTORE_COLUMNS``, ts in epoch ms), in Kafka offset order
-        (``since_ms=None``: no events, empty columns).
+        Returns ``Restored(watermark, max_version, events, next_offset)``:
+        ``next_offset`` is the partition's stored progress in ``topic`` (None if
+        unknown or no ``topic``): only events of messages below it count as
+        applied. ``watermark`` is the max event ts (epoch ms) of those events or
+        None; ``max_version`` the highest aggregate version written for the
+        partition (0 if none); ``events`` its applied events with ``ts >=
+        since_ms`` as columns (``RESTORE_COLUMNS``, ts in epoch ms), in Kafka
+        offset order (``since_ms=None``: no events, empty columns).
         """
-        params = {"p": partition, "since": since_ms}
+        next_offset = None
+        if topic is not None:
+            rows = self._client.query(
+                f"SELECT maxOrNull(next_offset) FROM {self.table('_progress')} FINAL "
+                "WHERE src_topic = {t:String} AND src_partition = {p:Int32}",
+                parameters={"t": topic, "p": partition},
+            ).result_rows
+            next_offset = None if not rows or rows[0][0] is None else int(rows[0][0])
+        params = {"p": partition, "since": since_ms, "next": next_offset if next_offset is not None else 2**63 - 1}
+        applied = "src_partition = {p:Int32} AND src_offset < {next:Int64}"
         wm_rows = self._client.query(
             "SELECT maxOrNull(toUnixTimestamp64Milli(ts)) AS wm "
-            f"FROM {self.table('_events')} WHERE src_partition = {{p:Int32}}",
+            f"FROM {self.table('_events')} WHERE {applied}",
             parameters=params,
         ).result_rows
-        watermark = wm_rows[0][0] if wm_rows else None
+        watermark = None if not wm_rows or wm_rows[0][0] is None else int(wm_rows[0][0])
         version_sql = " UNION ALL ".join(
             f"SELECT max(version) AS v FROM {self.table(t)} WHERE src_partition = {{p:Int32}}"
             for t in ("_hourly", "_weekly", "_waste")
@@ -452,14 +497,14 @@ class Store:
 
         events: dict[str, list[Any]] = {c: [] for c in RESTORE_COLUMNS}
         if since_ms is None:
-            return (None if watermark is None else int(watermark)), max_version, events
+            return Restored(watermark, max_version, events, next_offset)
         select = ", ".join(
             "toUnixTimestamp64Milli(ts) AS x_ts_ms" if c == "ts" else quote_ident(c)
             for c in RESTORE_COLUMNS
         )
         result = self._client.query(
             f"SELECT {select} FROM {self.table('_events')} FINAL "
-            "WHERE src_partition = {p:Int32} "
+            f"WHERE {applied} "
             "AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
             "ORDER BY src_offset, x_ts_ms, event_id "
             "SETTINGS do_not_merge_across_partitions_select_final = 1",
@@ -469,7 +514,7 @@ class Store:
         cols = result.result_columns
         if cols and len(cols) == len(RESTORE_COLUMNS):
             events = {c: list(col) for c, col in zip(RESTORE_COLUMNS, cols, strict=True)}
-        return (None if watermark is None else int(watermark)), max_version, events
+        return Restored(watermark, max_version, events, next_offset)
 
     def weeks(self) -> list[date]:
         """Weeks (Monday dates) with leaderboard data, oldest first."""

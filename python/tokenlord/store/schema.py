@@ -129,6 +129,14 @@ OUTCOMES_COLUMNS: Final[Columns] = (
     ("idx", "UInt32"),
 )
 
+PROGRESS_COLUMNS: Final[Columns] = (
+    ("src_topic", "LowCardinality(String)"),
+    ("src_partition", "Int32"),
+    ("next_offset", "Int64"),
+    ("at", "DateTime64(3, 'UTC')"),
+    ("version", "UInt64"),
+)
+
 TITLES_COLUMNS: Final[Columns] = (
     ("rank", "UInt32"),
     ("title", "String"),
@@ -149,7 +157,9 @@ WASTE_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted
 REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
 
 PUBLIC_VIEWS: Final = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly")
-INTERNAL_TABLES: Final = ("_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes")
+INTERNAL_TABLES: Final = (
+    "_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes", "_progress",
+)  # fmt: skip
 
 
 def check_ident(name: str) -> str:
@@ -244,6 +254,16 @@ ORDER BY (src_topic, src_partition, src_offset, idx)"""
 ENGINE = ReplacingMergeTree
 PARTITION BY toMonday(ts, 'UTC')
 ORDER BY (`user`, event_id, session_id, outcome, ts)"""
+    )
+    # Per source partition: the offset after the last message whose rows are all
+    # written (the batch's last insert). A restore resumes there and rebuilds its
+    # state from the events below it, so a replay never applies a message twice.
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_progress")} (
+    {_cols(PROGRESS_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree(version)
+ORDER BY (src_topic, src_partition)"""
     )
     stmts.append(
         f"""CREATE TABLE IF NOT EXISTS {t("_titles")} (

@@ -1,0 +1,70 @@
+"""Fault injection against real Kafka and embedded ClickHouse: kill -9 at random
+moments, a self-kill after each write step, consumer-group churn, failing store
+writes, duplicates and full redelivery, and a broker restart. In every scenario
+each public view must equal the reference's exactly: nothing lost, nothing
+counted twice (tests/chaos.py has the scenarios; benchmarks/reliability.py
+prints them as a table)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import chaos
+import pytest
+
+pytestmark = pytest.mark.integration
+SEED = int(os.environ.get("TOKENLORD_CHAOS_SEED", "1"))
+
+
+@pytest.fixture
+def ctx(kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int], topic: Callable[..., str],
+        tmp_path: Path) -> chaos.Ctx:  # fmt: skip
+    return chaos.Ctx(kafka_brokers, kafka_home, kafka_ports, tmp_path, topic, seed=SEED)
+
+
+def check(report: chaos.Report) -> None:
+    summary = {k: v for k, v in report.as_dict().items() if k != "notes"}
+    assert report.events_expected > 2000 and report.rejected, summary
+    assert report.lost_events == 0 and report.extra_events == 0, (summary, report.notes)
+    assert report.lost_tokens == 0 and report.double_counted_tokens == 0, (summary, report.notes)
+    assert report.dlq_missing == 0, (summary, report.notes)
+    assert report.views_exact, (summary, report.notes)
+
+
+def test_kill9_at_random_moments(ctx: chaos.Ctx) -> None:
+    report = chaos.kill9(ctx, kills=20)
+    check(report)
+    assert report.notes["kills"] >= 15, report.notes  # most lives end by SIGKILL, not by finishing
+
+
+def test_self_kill_after_each_write_step(ctx: chaos.Ctx) -> None:
+    report = chaos.crash_points(ctx)
+    check(report)
+    assert sum(outcome == "killed" for _, outcome in report.notes["lives"]) >= 5, report.notes
+
+
+def test_store_writes_failing_for_a_stretch(ctx: chaos.Ctx) -> None:
+    report = chaos.store_outage(ctx, failures=6)
+    check(report)
+    assert report.notes["retries_logged"] == 6
+
+
+def test_duplicates_replays_and_full_redelivery(ctx: chaos.Ctx) -> None:
+    report = chaos.redelivery(ctx)
+    check(report)
+    assert report.events_expected < report.messages  # the second copy was all duplicates
+
+
+def test_group_members_joining_and_leaving(ctx: chaos.Ctx) -> None:
+    report = chaos.rebalance(ctx, cycles=3)
+    check(report)
+    assert report.notes["revocations"] >= 3, report.notes
+
+
+def test_broker_restart_mid_stream(ctx: chaos.Ctx) -> None:
+    # Last in the module: the session's broker goes down and comes back.
+    report = chaos.broker_restart(ctx)
+    check(report)
+    assert report.notes["worker_alive_10s_later"], report.notes
