@@ -8,12 +8,15 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 export CARGO_TARGET_DIR ?= $(CURDIR)/var/cargo-target
 WHEELS := var/wheels
+# The page's browser test drives Debian's chromium; playwright never fetches a browser of its own.
+CHROMIUM ?= /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 DEMO_USERS ?= 300
 DEMO_DAYS ?= 14
 DEMO_GAMERS ?= 5
 
-.PHONY: help install venv build test test-rust test-py lint demo demo-run bench clean
+.PHONY: help install venv build browser test test-rust test-py lint demo demo-run bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -38,10 +41,19 @@ install: build ## .venv/ with tokenlord and its native extension (release build)
 	$(PIP) install --no-deps "llama-models==0.3.0"
 	@$(VENV)/bin/tokenlord --version
 
+browser: ## Debian's chromium for the leaderboard page's browser test (apt-get as root; idempotent)
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "==> installing chromium (apt-get) for the browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; mkdir -p var; \
+		{ apt-get update -qq && apt-get install -y -qq chromium; } >var/apt-chromium.log 2>&1 \
+			|| { tail -5 var/apt-chromium.log; echo "warning: apt-get could not install chromium: the browser test will fail"; }; \
+	else echo "note: $(CHROMIUM) is missing and installing it needs root and apt-get: the browser test will be skipped"; fi
+
 test-rust: ## cargo test (the core's domain logic)
 	cargo test --quiet
 
-test-py: install ## pytest: unit and integration (starts a real local Kafka)
+test-py: install browser ## pytest: unit and integration (starts a real local Kafka)
 	$(PY) -m pytest tests -q
 
 lint: install ## ruff, mypy (strict) and the native stub check (stubtest)
@@ -51,7 +63,7 @@ lint: install ## ruff, mypy (strict) and the native stub check (stubtest)
 	cargo fmt --check
 	PYO3_PYTHON=$(CURDIR)/$(PY) cargo clippy --quiet --features python --all-targets -- -D warnings
 
-test: install lint test-rust ## Everything CI runs: build, lint, cargo test, pytest unit + integration
+test: install lint test-rust browser ## Everything CI runs: build, lint, cargo test, pytest unit + integration
 	$(PY) -m pytest tests -q
 
 demo: install ## Fresh machine -> local Kafka, a simulated week, a worker, the leaderboard

@@ -12,3 +12,7 @@ echo "updated $site/tokenlord/_core.abi3.so"
 # ...and the package's Python sources (the wheel install is not editable).
 cp -r python/tokenlord/. "$site/tokenlord/"
 echo "synced python/tokenlord -> $site/tokenlord"
+# ...and the Faust app (the wheel ships streams/ as a top-level package).
+mkdir -p "$site/streams"
+cp -r streams/. "$site/streams/"
+echo "synced streams -> $site/streams"

@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.web_bind,
         web_enabled=True,
         store="memory://",
         stream_buffer_maxsize=max(4096, settings.batch_size * 2),

@@ -22,6 +22,8 @@ import faust
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 
+from streams import web
+
 log = logging.getLogger("tokenlord.worker")
 
 
@@ -82,6 +84,10 @@ def register(
             # Same thread as the batches: runs after the one in flight.
             await run(pipeline.revoke, parts)
             log.info("partitions revoked: %s", parts)
+
+    # /metrics, /healthz, /readyz and the leaderboard page; their store reads
+    # run on the same thread as the batches (chDB is not safe across threads).
+    web.register(app, settings, pipeline, run, done_up_to)
 
     if stop_at is not None:
         targets = {p: o for p, o in stop_at.items() if o > 0}

@@ -12,12 +12,17 @@ import csv
 import datetime as dt
 import io
 import logging
+import logging.config
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from tokenlord import report as fmt
 from tokenlord.errors import TokenlordError
+from tokenlord.report import WASTE_RULES
 from tokenlord.settings import FIELDS, Settings, configuration_markdown
+
+__all__ = ["LEADERBOARD_COLUMNS", "WASTE_RULES", "format_explain", "format_table", "main", "resolve_week"]
 
 LEADERBOARD_COLUMNS = (
     "week_start",
@@ -162,11 +167,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from tokenlord.logs import logging_config
+
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,8 +294,7 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
     if not rows:
         return "no data for that week (yet): run a worker, or pick another --week (last, YYYY-MM-DD)\n"
     week = rows[0]["week_start"]
-    final = all(r["final"] for r in rows)
-    head = f"Leaderboard — week of {week} ({'final' if final else 'open'}), ranked by {by} tokens\n"
+    head = f"Leaderboard — week of {week} ({fmt.board_state(rows)}), ranked by {by} tokens\n"
     cols = [
         ("#", 4),
         ("user", 24),
@@ -309,31 +311,19 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
         "  ".join(name.rjust(w) if name not in ("user", "team", "title") else name.ljust(w) for name, w in cols),
     ]
     for r in rows:
-        position = r["rank"] if by == "raw" else r["effective_rank"]
         cells = [
-            str(position).rjust(4),
+            str(fmt.position(r, by)).rjust(4),
             str(r["user"])[:24].ljust(24),
             str(r["team"])[:14].ljust(14),
-            f"{r['total_tokens']:,}".rjust(14),
-            f"{r['effective_tokens']:,}".rjust(14),
-            f"{100 * r['waste_ratio']:.1f}%".rjust(7),
-            f"{r['cost_usd']:,.2f}".rjust(10),
+            fmt.tokens(r["total_tokens"]).rjust(14),
+            fmt.tokens(r["effective_tokens"]).rjust(14),
+            fmt.percent(r["waste_ratio"]).rjust(7),
+            fmt.money(r["cost_usd"]).rjust(10),
             str(r["effective_rank"]).rjust(5),
             str(r["title"])[:16].ljust(16),
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines) + "\n"
-
-
-# What each waste reason means, for people reading `explain` (docs/semantics.md, "Waste").
-WASTE_RULES = {
-    "failed_request": "the request failed (status=error): all its tokens",
-    "retry_storm": "the same request again within seconds of two or more identical ones",
-    "agent_loop": "a near-identical prompt got the same answer again within minutes",
-    "duplicate_prompt": "the same prompt sent again within the hour (the first resend is free)",
-    "padded_prompt": "most of the prompt repeats itself: the repeated share of its input tokens",
-    "repetitive_output": "most of the answer repeats itself: the repeated share, and the prompt that bought it",
-}
 
 
 def _cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
@@ -352,32 +342,20 @@ def _cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 def format_explain(report: dict[str, Any]) -> str:
     user, week, row = report["user"], report["week_start"], report["leaderboard"]
     if row is None:
-        return f"{user}: no usage in the week of {week} (try --week last or a date)\n"
-    lines = [
-        f"{user} ({row['team'] or 'no team'}) — week of {week} ({'final' if row['final'] else 'open'})",
-        f"  {row['total_tokens']:,} tokens, {row['wasted_tokens']:,} judged wasted ({100 * row['waste_ratio']:.1f}%), "
-        f"{row['effective_tokens']:,} effective",
-        f"  rank {row['rank']} by raw tokens, {row['effective_rank']} by effective tokens"
-        + (f" — {row['title']}" if row["title"] else ""),
-    ]
+        return f"{fmt.no_usage(user, week)} (try --week last or a date)\n"
+    head, *rest = fmt.explain_headline(user, week, row)
+    lines = [head, *(f"  {line}" for line in rest)]
     if not report["reasons"]:
         lines.append("  nothing was discounted.")
     for r in report["reasons"]:
         lines.append("")
-        lines.append(
-            f"  {r['reason']}: {r['requests']:,} requests, {r['wasted_tokens']:,} tokens wasted "
-            f"(of {r['total_tokens']:,})"
-        )
-        lines.append(f"    rule: {WASTE_RULES.get(r['reason'], 'see docs/semantics.md')}")
+        lines.append(f"  {fmt.reason_line(r)}")
+        lines.append(f"    rule: {fmt.rule(r['reason'])}")
         for e in r["examples"]:
-            lines.append(
-                f"    e.g. {e['event_id']}  {e['ts']:%Y-%m-%d %H:%M:%S}  {e['model']}  "
-                f"session {e['session_id'] or '-'}  {e['wasted_tokens']:,} of {e['total_tokens']:,} tokens"
-            )
-    kinds = [f"{o['outcome']} {o['n']:,}" + (f" (value {o['value']:g})" if o["value"] else "")
-             for o in report["outcomes"]]  # fmt: skip
-    note = "  ('rejected' does not count)" if any(o["outcome"] == "rejected" for o in report["outcomes"]) else ""
-    lines += ["", f"  outcomes: {', '.join(kinds) or 'none reported'}{note}"]
+            lines.append(f"    e.g. {fmt.example_line(e)}")
+    kinds = fmt.outcome_kinds(report["outcomes"])
+    note = fmt.rejected_outcomes_note(report["outcomes"])
+    lines += ["", f"  outcomes: {', '.join(kinds) or 'none reported'}{'  ' + note if note else ''}"]
     return "\n".join(lines) + "\n"
 
 

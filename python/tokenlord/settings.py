@@ -124,6 +124,20 @@ def _directory(text: str) -> str:
     return text
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return value
+
+
+def _bind(text: str) -> str:
+    value = text.strip()
+    if not re.match(r"^[A-Za-z0-9.\-:\[\]]+$", value):
+        raise ValueError("must be an IP address or host name (127.0.0.1 local only, 0.0.0.0 all interfaces)")
+    return value
+
+
 def _str(text: str) -> str:
     return text
 
@@ -245,7 +259,18 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
-    Field("web_port", "6066", "Port of the worker's web server (Faust).", _port),
+    Field(
+        "web_port",
+        "6066",
+        "Port of the worker's web server (Faust): leaderboard page, /metrics, /healthz, /readyz.",
+        _port,
+    ),
+    Field(
+        "web_bind",
+        "127.0.0.1",
+        "Address the worker's web server listens on; 0.0.0.0 for all interfaces (containers).",
+        _bind,
+    ),
     Field(
         "session_timeout",
         "15s",
@@ -255,6 +280,7 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("store_retry_max", "60s", "Longest backoff between retries of a failed store write.", parse_duration_ms),
     Field("log_level", "info", "debug, info, warning or error.", _level),
+    Field("log_format", "text", "text (one line per record) or json (one JSON object per line).", _log_format),
     Field(
         "fault_crash_at",
         "",
@@ -304,9 +330,11 @@ class Settings:
     kafka_home: str = "./var/kafka"
     kafka_port: int = 9092
     web_port: int = 6066
+    web_bind: str = "127.0.0.1"
     session_timeout: int = 15_000
     store_retry_max: int = 60_000
     log_level: str = "info"
+    log_format: str = "text"
     fault_crash_at: str = ""
     fault_fail_writes: str = ""
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)

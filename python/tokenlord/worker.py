@@ -16,6 +16,7 @@ from streams.app import create_app
 from streams.events import register
 from tokenlord.kafka.admin import end_offsets, ensure_topics
 from tokenlord.kafka.dlq import DeadLetters
+from tokenlord.logs import logging_config
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 from tokenlord.store import open_store
@@ -46,7 +47,9 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     dlq = DeadLetters(settings.kafka_brokers, settings.dlq_topic)
     pipeline = Pipeline(settings, store, dlq)
     register(app, settings, pipeline, stop_at=stop_at)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    # JSON logs: Faust's worker (mode) replaces the root handlers, so hand it ours.
+    config = logging_config(settings.log_level, "json") if settings.log_format == "json" else None
+    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=config)
     code = 0
     try:
         worker.execute_from_commandline()

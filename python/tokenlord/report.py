@@ -1,0 +1,94 @@
+"""Wording and number formats shared by the command line and the web page.
+
+``tokenlord leaderboard`` / ``tokenlord explain`` (text) and the worker's
+leaderboard page (HTML) say the same things the same way; both take their
+words and formats from here. Everything is plain text: callers escape it for
+their medium.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# What each waste reason means, for people reading `explain` (docs/semantics.md, "Waste").
+WASTE_RULES = {
+    "failed_request": "the request failed (status=error): all its tokens",
+    "retry_storm": "the same request again within seconds of two or more identical ones",
+    "agent_loop": "a near-identical prompt got the same answer again within minutes",
+    "duplicate_prompt": "the same prompt sent again within the hour (the first resend is free)",
+    "padded_prompt": "most of the prompt repeats itself: the repeated share of its input tokens",
+    "repetitive_output": "most of the answer repeats itself: the repeated share, and the prompt that bought it",
+}
+
+UNKNOWN_RULE = "see docs/semantics.md"
+
+
+def rule(reason: str) -> str:
+    return WASTE_RULES.get(reason, UNKNOWN_RULE)
+
+
+def tokens(n: int) -> str:
+    """``1234567`` → ``1,234,567``."""
+    return f"{n:,}"
+
+
+def percent(ratio: float) -> str:
+    """``0.9421`` → ``94.2%``."""
+    return f"{100 * ratio:.1f}%"
+
+
+def money(usd: float) -> str:
+    return f"{usd:,.2f}"
+
+
+def week_state(final: bool) -> str:
+    return "final" if final else "open"
+
+
+def board_state(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``final`` when every row of the week is final, else ``open``."""
+    return week_state(all(r["final"] for r in rows))
+
+
+def position(row: Mapping[str, Any], by: str) -> int:
+    """The row's place in a board ranked ``by`` raw or effective tokens."""
+    return int(row["rank"] if by == "raw" else row["effective_rank"])
+
+
+def outcome_kinds(outcomes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """``["merged 3 (value 6)", "resolved 1"]`` from ``Store.explain``'s outcomes."""
+    return [f"{o['outcome']} {o['n']:,}" + (f" (value {o['value']:g})" if o["value"] else "") for o in outcomes]
+
+
+def rejected_outcomes_note(outcomes: Sequence[Mapping[str, Any]]) -> str:
+    return "('rejected' does not count)" if any(o["outcome"] == "rejected" for o in outcomes) else ""
+
+
+def explain_headline(user: str, week: object, row: Mapping[str, Any]) -> list[str]:
+    """The three summary lines of an explain report (row: the user's leaderboard row)."""
+    return [
+        f"{user} ({row['team'] or 'no team'}) — week of {week} ({week_state(bool(row['final']))})",
+        f"{tokens(row['total_tokens'])} tokens, {tokens(row['wasted_tokens'])} judged wasted "
+        f"({percent(row['waste_ratio'])}), {tokens(row['effective_tokens'])} effective",
+        f"rank {row['rank']} by raw tokens, {row['effective_rank']} by effective tokens"
+        + (f" — {row['title']}" if row["title"] else ""),
+    ]
+
+
+def reason_line(r: Mapping[str, Any]) -> str:
+    return (
+        f"{r['reason']}: {tokens(r['requests'])} requests, {tokens(r['wasted_tokens'])} tokens wasted "
+        f"(of {tokens(r['total_tokens'])})"
+    )
+
+
+def example_line(e: Mapping[str, Any]) -> str:
+    return (
+        f"{e['event_id']}  {e['ts']:%Y-%m-%d %H:%M:%S}  {e['model']}  "
+        f"session {e['session_id'] or '-'}  {tokens(e['wasted_tokens'])} of {tokens(e['total_tokens'])} tokens"
+    )
+
+
+def no_usage(user: str, week: object) -> str:
+    return f"{user}: no usage in the week of {week}"

@@ -1,0 +1,144 @@
+"""docker-compose.yml, Prometheus and Grafana provisioning, checked without Docker:
+services, mounted files, scrape targets vs the workers' web settings, and every
+dashboard query (ClickHouse SQL run against the real schema in embedded chDB;
+PromQL names checked against the metrics a worker exports)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tokenlord import metrics
+
+yaml = pytest.importorskip("yaml", reason="PyYAML (dev extra) is needed to read docker-compose.yml")
+
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD = REPO / "deploy/grafana/dashboards/tokenlord.json"
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = load(REPO / "docker-compose.yml")
+    return doc
+
+
+def test_services_and_mounted_files(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"kafka", "clickhouse", "init-db", "worker", "prometheus", "grafana"} <= set(services)
+    named = set(compose.get("volumes") or {})
+    for name, svc in services.items():
+        for vol in svc.get("volumes", []):
+            source = vol.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (REPO / source).exists(), f"{name} mounts {source}, which is not in the repository"
+            else:
+                assert source in named, f"{name} uses volume {source!r}, not declared under volumes:"
+        for dep in svc.get("depends_on", []):
+            assert dep in services, f"{name} depends on unknown service {dep}"
+    assert "grafana-clickhouse-datasource" in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
+
+
+def test_prometheus_scrapes_the_workers_web_port(compose: dict[str, Any]) -> None:
+    env = compose["services"]["worker"]["environment"]
+    assert env["TOKENLORD_WEB_BIND"] == "0.0.0.0", "inside a container the web server must listen on all interfaces"
+    port = int(env["TOKENLORD_WEB_PORT"])
+    prom = load(REPO / "deploy/prometheus/prometheus.yml")
+    jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
+    job = jobs["tokenlord-worker"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    targets = [(name, sd["port"]) for sd in job["dns_sd_configs"] for name in sd["names"]]
+    assert targets == [("worker", port)]
+    # The worker's healthcheck asks the same port.
+    assert f"127.0.0.1:{port}/readyz" in " ".join(compose["services"]["worker"]["healthcheck"]["test"])
+
+
+def test_datasources_and_dashboard_refer_to_each_other(compose: dict[str, Any]) -> None:
+    ds = load(REPO / "deploy/grafana/provisioning/datasources/tokenlord.yml")["datasources"]
+    uids = {d["uid"]: d["type"] for d in ds}
+    assert set(uids.values()) == {"prometheus", "grafana-clickhouse-datasource"}
+    ch = next(d for d in ds if d["type"] == "grafana-clickhouse-datasource")
+    assert ch["jsonData"]["host"] == "clickhouse" and ch["jsonData"]["protocol"] == "http"
+    assert ch["secureJsonData"]["password"] == "$CLICKHOUSE_PASSWORD"  # from the environment, never in the file
+    assert "CLICKHOUSE_PASSWORD" in compose["services"]["grafana"]["environment"]
+    providers = load(REPO / "deploy/grafana/provisioning/dashboards/tokenlord.yml")["providers"]
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"] if v.startswith("./"))
+    assert mounts["./deploy/grafana/dashboards"] == providers[0]["options"]["path"]
+    dash = json.loads(DASHBOARD.read_text())
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] in uids, panel["title"]
+            assert uids[target["datasource"]["uid"]] == target["datasource"]["type"]
+
+
+def panels_of(kind: str) -> list[tuple[str, str]]:
+    dash = json.loads(DASHBOARD.read_text())
+    return [
+        (p["title"], t["rawSql"] if kind == "sql" else t["expr"])
+        for p in dash["panels"]
+        for t in p["targets"]
+        if ("rawSql" in t) == (kind == "sql")
+    ]
+
+
+def test_dashboard_covers_the_issue() -> None:
+    titles = " | ".join(t for t, _ in panels_of("sql") + panels_of("promql")).lower()
+    for wanted in ("raw", "effective", "waste by reason", "hourly tokens", "cost", "lag", "flush latency", "rejected"):
+        assert wanted in titles, wanted
+
+
+def test_promql_uses_only_exported_metrics() -> None:
+    exported = set()
+    for name, (kind, _) in metrics.METRICS.items():
+        exported |= {
+            "counter": {f"{name}_total"},
+            "histogram": {f"{name}_bucket", f"{name}_sum", f"{name}_count"},
+            "gauge": {name},
+            "info": {f"{name}_info"},
+        }[kind]
+    exprs = panels_of("promql")
+    assert exprs
+    for title, expr in exprs:
+        used = set(re.findall(r"\btokenlord_[a-z_]+", expr))
+        assert used and used <= exported, (title, used - exported)
+
+
+# Grafana ClickHouse macros, replaced by what they expand to over a fixed range.
+MACROS = [
+    (re.compile(r"\$__timeFilter\((\w+)\)"), r"\1 >= toDateTime(1790000000) AND \1 <= toDateTime(1800000000)"),
+    (re.compile(r"\$__toTime"), "toDateTime(1800000000)"),
+    (re.compile(r"\$__fromTime"), "toDateTime(1790000000)"),
+]
+
+RUN_SQL = """
+import json, sys
+from tokenlord.store import Store
+store = Store.connect("chdb://memory", "tokenlord")
+store.init_db()
+for sql in json.load(sys.stdin):
+    store.query_rows(sql)
+print("ok")
+"""
+
+
+def test_dashboard_sql_runs_against_the_schema() -> None:
+    queries = []
+    for title, sql in panels_of("sql"):
+        for pattern, repl in MACROS:
+            sql = pattern.sub(repl, sql)
+        assert "$" not in sql, f"{title}: unexpanded macro in {sql}"
+        assert re.search(r"\btokenlord\.(_\w+)", sql) is None, f"{title}: reads an internal table"
+        queries.append(sql)
+    # In a child process: chDB allows one data directory per process, and other tests hold theirs.
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_SQL], input=json.dumps(queries), capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
