@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tokenlord import metrics as m
 from tokenlord.pipeline import Distribution, Pipeline, Stats
 from tokenlord.settings import Settings
-from tokenlord.store.client import RESTORE_COLUMNS
+from tokenlord.store.client import RESTORE_COLUMNS, Restored
 
 REPO = Path(__file__).resolve().parents[2]
 NOW_MS = 1_795_000_000_000
@@ -111,10 +111,10 @@ class FakeStore:
         self.seen_failing: list[str] = []
         self.pipeline: Pipeline | None = None
 
-    def restore_partition(self, partition: int, since: int | None) -> Any:
-        return None, 0, {c: [] for c in RESTORE_COLUMNS}
+    def restore_partition(self, partition: int, since: int | None, topic: str | None = None) -> Any:
+        return Restored(None, 0, {c: [] for c in RESTORE_COLUMNS}, None)
 
-    def write_batch(self, batch: Any, topic: str, now_ms: int) -> dict[str, int]:
+    def write_batch(self, batch: Any, topic: str, now_ms: int, *, on_written: Any = None) -> dict[str, int]:
         if self.pipeline is not None and self.pipeline.stats.failing:
             self.seen_failing.append(self.pipeline.stats.failing)
         if self.failures:
