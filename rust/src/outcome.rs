@@ -49,7 +49,8 @@ fn string(
         Some(Value::String(s)) if (1..=max_chars).contains(&s.chars().count()) => {
             Ok(Some(s.clone()))
         }
-        Some(Value::String(_)) => Err(Reason::OutOfRange(field)),
+        // Like usage events: a string of the wrong length is an invalid field.
+        Some(Value::String(_)) => Err(Reason::InvalidField(field)),
         Some(_) => Err(Reason::InvalidField(field)),
     }
 }
@@ -217,7 +218,7 @@ mod tests {
                 "missing_field:outcome",
                 "invalid_field:value",
                 "future_timestamp",
-                "out_of_range:outcome",
+                "invalid_field:outcome",
                 "invalid_json",
                 "not_an_object",
             ]
