@@ -86,7 +86,11 @@ def _finish(env: dict[str, str], log: Path, report: Report) -> None:
     """A last, clean worker until the end offsets; its run time is the recovery time."""
     started = time.monotonic()
     proc = start_worker(env, log)
-    rc = proc.wait(timeout=WORKER_TIMEOUT)
+    try:
+        rc = proc.wait(timeout=WORKER_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        rc = f"did not catch up within {WORKER_TIMEOUT:.0f} s"  # type: ignore[assignment]
     report.recovery_s = round(time.monotonic() - started, 2)
     if rc != 0:
         report.notes["final_worker_exit"] = rc

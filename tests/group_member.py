@@ -24,14 +24,21 @@ app = faust.App(
     broker_heartbeat_interval=2.0,
     datadir=os.environ.get("TMPDIR", "/tmp") + f"/tokenlord-member-{os.getpid()}",
 )
-topic = app.topic(os.environ["TOKENLORD_EVENTS_TOPIC"], key_type=bytes, value_type=bytes,
-                  key_serializer="raw", value_serializer="raw")  # fmt: skip
+# The worker's subscription exactly (events and outcomes): Faust's assignor
+# balances members with the same topics.
+events, outcomes = (
+    app.topic(os.environ[name], key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    for name in ("TOKENLORD_EVENTS_TOPIC", "TOKENLORD_OUTCOMES_TOPIC")
+)
 
 
-@app.agent(topic)
 async def hold(stream: faust.StreamT[bytes]) -> None:
     async for _ in stream.noack():  # type: ignore[attr-defined]
         await asyncio.sleep(0.05)
+
+
+app.agent(events, name="tokenlord-events")(hold)
+app.agent(outcomes, name="tokenlord-outcomes")(hold)
 
 
 if __name__ == "__main__":

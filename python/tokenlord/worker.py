@@ -14,7 +14,7 @@ import faust
 
 from streams.app import create_app
 from streams.events import register
-from tokenlord.kafka.admin import end_offsets, ensure_topics
+from tokenlord.kafka.admin import committed_offsets, end_offsets, ensure_topics
 from tokenlord.kafka.dlq import DeadLetters
 from tokenlord.logs import logging_config
 from tokenlord.pipeline import Pipeline
@@ -37,10 +37,13 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     store.init_db(settings.title_list())
     stop_at = None
     if stop_at_end:
+        # Partitions the group has already committed up to the end have nothing to wait for.
         stop_at = {
             (topic, p): o
             for topic in (settings.events_topic, settings.outcomes_topic)
+            for done in [committed_offsets(settings.kafka_brokers, settings.group_id, topic)]
             for p, o in end_offsets(settings.kafka_brokers, topic).items()
+            if o > done.get(p, 0)
         }
         log.info("--stop-at-end: will stop at offsets %s", {f"{t}[{p}]": o for (t, p), o in sorted(stop_at.items())})
     app = create_app(settings)

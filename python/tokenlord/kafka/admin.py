@@ -171,6 +171,22 @@ def end_offsets(brokers: str, topic: str, timeout: float = 30) -> dict[int, int]
         consumer.close()
 
 
+def committed_offsets(brokers: str, group_id: str, topic: str, timeout: float = 30) -> dict[int, int]:
+    """The consumer group's committed offset of every partition of ``topic`` that
+    has one (the group is only read, never joined)."""
+    deadline = time.monotonic() + timeout
+    parts = _partitions(_admin(brokers), brokers, topic, deadline)
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": group_id, "enable.auto.commit": False,
+                         "logger": _log})  # fmt: skip
+    try:
+        got = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=_remaining(deadline))
+    except KafkaException as exc:
+        raise KafkaAdminError(f"cannot read the committed offsets of group {group_id!r} on {topic!r}: {exc}") from exc
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
+
+
 def consume_all(brokers: str, topic: str, timeout: float = 30) -> list[Message]:
     """Every message of ``topic`` from the beginning up to the end offsets seen at the start.
 
