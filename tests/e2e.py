@@ -239,6 +239,16 @@ class Report:
         return {**asdict(self), "ok": self.ok}
 
 
+def dead_letters(brokers: str, dlq_topic: str) -> list[tuple[int, int, int, str, bytes]]:
+    """Every dead letter as (src_partition, src_offset, idx, reason, value), from its headers."""
+    out = []
+    for m in consume_all(brokers, dlq_topic):
+        h = dict(m.headers() or [])
+        out.append((int(h["tokenlord.src_partition"]), int(h["tokenlord.src_offset"]), int(h["tokenlord.idx"]),
+                    h["tokenlord.reason"].decode(), m.value() or b""))  # fmt: skip
+    return out
+
+
 def verify(report: Report, brokers: str, topic: str, env: dict[str, str], now_ms: int) -> Report:
     """Fills ``report`` by comparing the store and the DLQ with the reference run
     over every message of ``topic``."""
@@ -268,16 +278,7 @@ def verify(report: Report, brokers: str, topic: str, env: dict[str, str], now_ms
     got_rej = sorted(
         (r["src_partition"], r["src_offset"], r["reason"], base64.b64decode(r["raw"]["b64"])) for r in views["rejected"]
     )
-    dlq = Counter(
-        (
-            int(dict(m.headers())["tokenlord.src_partition"]),
-            int(dict(m.headers())["tokenlord.src_offset"]),
-            int(dict(m.headers())["tokenlord.idx"]),
-            dict(m.headers())["tokenlord.reason"].decode(),
-            m.value(),
-        )
-        for m in consume_all(brokers, f"{topic}.dlq")
-    )
+    dlq = Counter(dead_letters(brokers, f"{topic}.dlq"))
     report.dlq_missing = sum(1 for r in want_rej if r not in dlq)
     report.dlq_redelivered = sum(n - 1 for n in dlq.values())
     try:
