@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+from tokenlord.kafka.security import faust_credentials
 from tokenlord.settings import Settings
 
 
@@ -24,6 +25,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.group_id,
         broker=broker_urls(settings.kafka_brokers),
+        broker_credentials=faust_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         topic_partitions=settings.partitions,

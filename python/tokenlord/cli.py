@@ -44,10 +44,18 @@ LEADERBOARD_COLUMNS = (
 )
 
 
-def _settings_parent() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags: one must never pick another flag (--kafka-password is not ...-file)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
+def _settings_parent() -> _Parser:
+    parent = _Parser(add_help=False)
     group = parent.add_argument_group("settings (each also TOKENLORD_<NAME>; see `tokenlord config`)")
-    for f in FIELDS:
+    for f in (f for f in FIELDS if f.has_flag):
         group.add_argument(
             f.flag, dest=f"setting_{f.name}", metavar=f.name.upper(), default=None, help=argparse.SUPPRESS
         )
@@ -58,13 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     from tokenlord import __version__
 
     parent = _settings_parent()
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="tokenlord",
         description="The honest LLM token leaderboard: Kafka -> Faust -> Rust core -> ClickHouse.",
         parents=[parent],
     )
     p.add_argument("--version", action="version", version=f"tokenlord {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     w = sub.add_parser("worker", parents=[parent], help="run a Faust worker on the events topic")
     w.add_argument(
@@ -162,7 +170,7 @@ def _fraction(text: str) -> float:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {f.name: getattr(args, f"setting_{f.name}", None) for f in FIELDS}
+    overrides = {f.name: getattr(args, f"setting_{f.name}", None) for f in FIELDS if f.has_flag}
     return Settings.from_env(overrides)
 
 

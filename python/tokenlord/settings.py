@@ -124,6 +124,26 @@ def _directory(text: str) -> str:
     return text
 
 
+def _readable_file(text: str) -> str:
+    if text and not Path(text).is_file():
+        raise ValueError("no such file")
+    return text
+
+
+def _security_protocol(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ValueError("must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    return value
+
+
+def _sasl_mechanism(text: str) -> str:
+    value = text.strip().upper()
+    if value not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        raise ValueError("must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    return value
+
+
 def _log_format(text: str) -> str:
     value = text.strip().lower()
     if value not in ("text", "json"):
@@ -149,6 +169,7 @@ class Field:
     doc: str
     parse: Callable[[str], Any] = _str
     secret: bool = False
+    has_flag: bool = True  # False: environment only (a password never goes on a command line)
 
     @property
     def env(self) -> str:
@@ -161,6 +182,29 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("kafka_brokers", "localhost:9092", "Kafka bootstrap servers, comma-separated.", _brokers),
+    Field(
+        "kafka_security_protocol",
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client (worker, produce, admin).",
+        _security_protocol,
+    ),
+    Field(
+        "kafka_sasl_mechanism", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).", _sasl_mechanism
+    ),
+    Field("kafka_username", "", "SASL user name."),
+    Field(
+        "kafka_password",
+        "",
+        "SASL password: environment only (no flag), masked; or use TOKENLORD_KAFKA_PASSWORD_FILE.",
+        secret=True,
+        has_flag=False,
+    ),
+    Field("kafka_password_file", "", "File holding the SASL password (e.g. a mounted secret).", _readable_file),
+    Field(
+        "kafka_ca_file", "", "PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL).", _readable_file
+    ),
+    Field("kafka_cert_file", "", "PEM client certificate, for brokers that require mutual TLS.", _readable_file),
+    Field("kafka_key_file", "", "PEM private key of the client certificate.", _readable_file),
     Field(
         "clickhouse_url",
         "chdb://./var/tokenlord",
@@ -300,6 +344,14 @@ FIELDS: tuple[Field, ...] = (
 @dataclass(frozen=True)
 class Settings:
     kafka_brokers: str = "localhost:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "PLAIN"
+    kafka_username: str = ""
+    kafka_password: str = ""
+    kafka_password_file: str = ""
+    kafka_ca_file: str = ""
+    kafka_cert_file: str = ""
+    kafka_key_file: str = ""
     clickhouse_url: str = "chdb://./var/tokenlord"
     database: str = "tokenlord"
     events_topic: str = "tokenlord.events"
@@ -351,17 +403,49 @@ class Settings:
             text, source = f.default, "default"
             if f.env in env:
                 text, source = env[f.env], f.env
-            if overrides and overrides.get(f.name) is not None:
+            if f.has_flag and overrides and overrides.get(f.name) is not None:
                 text, source = str(overrides[f.name]), f.flag
             try:
                 values[f.name] = f.parse(text)
             except ValueError as exc:
-                shown = mask(text) if f.secret else text
-                raise ConfigError(
-                    f"{source}={shown!r}: {exc}. Set {f.env} or pass {f.flag} (default: {f.default!r})."
-                ) from None
+                shown = mask_field(f, text)
+                how = f"Set {f.env} or pass {f.flag}" if f.has_flag else f"Set {f.env}"
+                raise ConfigError(f"{source}={shown!r}: {exc}. {how} (default: {f.default!r}).") from None
             raw[f.name] = text
-        return cls(**values, raw=raw)
+        settings = cls(**values, raw=raw)
+        settings._check_kafka_security()
+        return settings
+
+    def _check_kafka_security(self) -> None:
+        """The Kafka security settings that only make sense together."""
+        proto = self.kafka_security_protocol
+        if self.kafka_password and self.kafka_password_file:
+            raise ConfigError("set TOKENLORD_KAFKA_PASSWORD or TOKENLORD_KAFKA_PASSWORD_FILE, not both.")
+        has_secret = bool(self.kafka_password or self.kafka_password_file)
+        if proto.startswith("SASL_") and not (self.kafka_username and has_secret):
+            raise ConfigError(
+                f"TOKENLORD_KAFKA_SECURITY_PROTOCOL={proto} needs TOKENLORD_KAFKA_USERNAME and "
+                "TOKENLORD_KAFKA_PASSWORD (or TOKENLORD_KAFKA_PASSWORD_FILE)."
+            )
+        if bool(self.kafka_cert_file) != bool(self.kafka_key_file):
+            raise ConfigError("TOKENLORD_KAFKA_CERT_FILE and TOKENLORD_KAFKA_KEY_FILE go together: set both or none.")
+        tls_files = [f for f in ("kafka_ca_file", "kafka_cert_file") if getattr(self, f)]
+        if tls_files and not proto.endswith("SSL"):
+            raise ConfigError(
+                f"TOKENLORD_{tls_files[0].upper()} is only used with TLS: set "
+                "TOKENLORD_KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL."
+            )
+
+    def kafka_secret(self) -> str:
+        """The SASL password, from the environment or the password file."""
+        if self.kafka_password_file:
+            try:
+                return Path(self.kafka_password_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"TOKENLORD_KAFKA_PASSWORD_FILE={self.kafka_password_file!r}: cannot read it ({exc.strerror})."
+                ) from None
+        return self.kafka_password
 
     # Derived views of the settings ------------------------------------------------
 
@@ -444,8 +528,15 @@ class Settings:
         rows = []
         for f in FIELDS:
             value = self.raw.get(f.name, f.default)
-            rows.append((f.env, mask(value) if (masked and f.secret) else value, f.doc))
+            rows.append((f.env, mask_field(f, value) if masked else value, f.doc))
         return rows
+
+
+def mask_field(f: Field, value: str) -> str:
+    """A field's value as it may be shown: a password as ``***``, a URL's password hidden."""
+    if not f.secret or not value:
+        return value
+    return mask(value) if "://" in value else "***"
 
 
 def mask(value: str) -> str:
@@ -481,5 +572,6 @@ def configuration_markdown() -> str:
     ]
     for f in FIELDS:
         default = f.default.replace(",", ", ") if len(f.default) > 60 else f.default
-        lines.append(f"| `{f.env}` | `{f.flag}` | `{default}` | {f.doc} |")
+        flag = f"`{f.flag}`" if f.has_flag else "(env only)"
+        lines.append(f"| `{f.env}` | {flag} | `{default}` | {f.doc} |")
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ from streams.app import create_app
 from streams.events import register
 from tokenlord.kafka.admin import committed_offsets, end_offsets, ensure_topics
 from tokenlord.kafka.dlq import DeadLetters
+from tokenlord.kafka.security import client_config
 from tokenlord.logs import logging_config
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
@@ -25,8 +26,9 @@ log = logging.getLogger("tokenlord.worker")
 
 
 def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
+    kafka = client_config(settings)
     ensure_topics(
-        settings.kafka_brokers,
+        kafka,
         {
             settings.events_topic: settings.partitions,
             settings.dlq_topic: settings.partitions,
@@ -41,13 +43,13 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
         stop_at = {
             (topic, p): o
             for topic in (settings.events_topic, settings.outcomes_topic)
-            for done in [committed_offsets(settings.kafka_brokers, settings.group_id, topic)]
-            for p, o in end_offsets(settings.kafka_brokers, topic).items()
+            for done in [committed_offsets(kafka, settings.group_id, topic)]
+            for p, o in end_offsets(kafka, topic).items()
             if o > done.get(p, 0)
         }
         log.info("--stop-at-end: will stop at offsets %s", {f"{t}[{p}]": o for (t, p), o in sorted(stop_at.items())})
     app = create_app(settings)
-    dlq = DeadLetters(settings.kafka_brokers, settings.dlq_topic)
+    dlq = DeadLetters(kafka, settings.dlq_topic)
     pipeline = Pipeline(settings, store, dlq)
     register(app, settings, pipeline, stop_at=stop_at)
     # JSON logs: Faust's worker (mode) replaces the root handlers, so hand it ours.

@@ -2,7 +2,8 @@
 
 Used by the CLI (creating topics), the worker (``--stop-at-end`` end offsets)
 and the tests (reading the DLQ). ``brokers`` is a ``bootstrap.servers`` string,
-e.g. ``"127.0.0.1:9092"``.
+e.g. ``"127.0.0.1:9092"``, or a whole librdkafka configuration with security
+settings (``tokenlord.kafka.security.client_config(settings)``).
 """
 
 from __future__ import annotations
@@ -35,20 +36,39 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+Brokers = str | Mapping[str, Any]
+
+
+def _conf(brokers: Brokers) -> dict[str, Any]:
+    return {"bootstrap.servers": brokers} if isinstance(brokers, str) else dict(brokers)
+
+
+def _hint(brokers: Brokers) -> str:
+    if isinstance(brokers, Mapping) and "security.protocol" in brokers:
+        return (
+            f"is it up, does it speak {brokers['security.protocol']} there, and are TOKENLORD_KAFKA_USERNAME / "
+            "TOKENLORD_KAFKA_PASSWORD / TOKENLORD_KAFKA_SASL_MECHANISM right? librdkafka's log above has the cause"
+        )
+    return "is it up? `tokenlord kafka-local start` for a local one, or set TOKENLORD_KAFKA_BROKERS"
+
+
+def _where(brokers: Brokers) -> str:
+    """The bootstrap servers, for messages (never the credentials)."""
+    return brokers if isinstance(brokers, str) else str(brokers["bootstrap.servers"])
 
 
 class KafkaAdminError(TokenlordError):
     """A Kafka admin operation failed or did not finish in time."""
 
 
-def _admin(brokers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": brokers}, logger=_log)
+def _admin(brokers: Brokers) -> AdminClient:
+    return AdminClient(_conf(brokers), logger=_log)
 
 
-def _consumer(brokers: str) -> Consumer:
+def _consumer(brokers: Brokers) -> Consumer:
     """A consumer that never joins its (unique) group and commits nothing."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": brokers,
+        **_conf(brokers),
         "group.id": f"tokenlord-admin-{uuid.uuid4().hex}",
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -80,7 +100,7 @@ def _remaining(deadline: float) -> float:
     return max(0.1, deadline - time.monotonic())
 
 
-def _partitions(admin: AdminClient, brokers: str, topic: str, deadline: float) -> list[int]:
+def _partitions(admin: AdminClient, brokers: Brokers, topic: str, deadline: float) -> list[int]:
     """Partition ids of ``topic`` once every partition has a leader."""
     last_error = "no metadata"
     while True:
@@ -97,7 +117,7 @@ def _partitions(admin: AdminClient, brokers: str, topic: str, deadline: float) -
             elif tmd is not None and tmd.error is not None:
                 last_error = str(tmd.error)
         if time.monotonic() >= deadline:
-            raise KafkaAdminError(f"topic {topic!r} not ready on {brokers}: {last_error}")
+            raise KafkaAdminError(f"topic {topic!r} not ready on {_where(brokers)}: {last_error}")
         time.sleep(0.1)
 
 
@@ -119,7 +139,7 @@ def _wait_all(futures: Mapping[str, Any], deadline: float, harmless: int, verb: 
 
 
 def ensure_topics(
-    brokers: str,
+    brokers: Brokers,
     topics: Mapping[str, int],
     timeout: float = 30,
     replication_factor: int = -1,
@@ -137,8 +157,7 @@ def ensure_topics(
         md = admin.list_topics(timeout=_remaining(deadline))
     except KafkaException as exc:
         raise KafkaAdminError(
-            f"cannot reach Kafka at {brokers}: {exc} (is it up? `tokenlord kafka-local start` for a local one, "
-            "or set TOKENLORD_KAFKA_BROKERS)"
+            f"cannot reach Kafka at {_where(brokers)}: {exc} ({_hint(brokers)})"
         ) from exc
     missing = [
         NewTopic(
@@ -160,7 +179,7 @@ def ensure_topics(
     return created
 
 
-def end_offsets(brokers: str, topic: str, timeout: float = 30) -> dict[int, int]:
+def end_offsets(brokers: Brokers, topic: str, timeout: float = 30) -> dict[int, int]:
     """High watermark (offset of the next message) of every partition of ``topic``."""
     deadline = time.monotonic() + timeout
     parts = _partitions(_admin(brokers), brokers, topic, deadline)
@@ -171,23 +190,31 @@ def end_offsets(brokers: str, topic: str, timeout: float = 30) -> dict[int, int]
         consumer.close()
 
 
-def committed_offsets(brokers: str, group_id: str, topic: str, timeout: float = 30) -> dict[int, int]:
+def committed_offsets(brokers: Brokers, group_id: str, topic: str, timeout: float = 30) -> dict[int, int]:
     """The consumer group's committed offset of every partition of ``topic`` that
     has one (the group is only read, never joined)."""
     deadline = time.monotonic() + timeout
     parts = _partitions(_admin(brokers), brokers, topic, deadline)
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": group_id, "enable.auto.commit": False,
-                         "logger": _log})  # fmt: skip
+    consumer = Consumer({**_conf(brokers), "group.id": group_id, "enable.auto.commit": False, "logger": _log})
     try:
-        got = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=_remaining(deadline))
-    except KafkaException as exc:
-        raise KafkaAdminError(f"cannot read the committed offsets of group {group_id!r} on {topic!r}: {exc}") from exc
+        while True:
+            try:
+                got = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=_remaining(deadline))
+                break
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                # e.g. NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS on a fresh broker: wait and retry
+                if not (isinstance(err, KafkaError) and err.retriable()) or time.monotonic() >= deadline:
+                    raise KafkaAdminError(
+                        f"cannot read the committed offsets of group {group_id!r} on {topic!r}: {exc}"
+                    ) from exc
+                time.sleep(0.2)
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
 
 
-def consume_all(brokers: str, topic: str, timeout: float = 30) -> list[Message]:
+def consume_all(brokers: Brokers, topic: str, timeout: float = 30) -> list[Message]:
     """Every message of ``topic`` from the beginning up to the end offsets seen at the start.
 
     Partitions are assigned directly (no group rebalance) with a unique group id
@@ -228,7 +255,7 @@ def consume_all(brokers: str, topic: str, timeout: float = 30) -> list[Message]:
     return out
 
 
-def delete_topics(brokers: str, topics: Iterable[str], timeout: float = 30) -> None:
+def delete_topics(brokers: Brokers, topics: Iterable[str], timeout: float = 30) -> None:
     """Delete the topics; ones that do not exist are ignored."""
     names = list(dict.fromkeys(topics))  # a repeated name makes the broker refuse the request
     if not names:

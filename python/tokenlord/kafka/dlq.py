@@ -11,10 +11,11 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 class DeadLetters:
     """Produces rejections to the DLQ topic and waits until Kafka has them all."""
 
-    def __init__(self, brokers: str, topic: str, *, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, brokers: str | Mapping[str, Any], topic: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        """``brokers``: bootstrap servers, or a librdkafka configuration with security settings."""
         self.topic = topic
         conf: dict[str, Any] = {
-            "bootstrap.servers": brokers,
+            **({"bootstrap.servers": brokers} if isinstance(brokers, str) else brokers),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,

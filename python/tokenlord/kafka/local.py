@@ -27,7 +27,7 @@ import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from tokenlord.errors import KafkaLocalError
@@ -278,18 +278,37 @@ def ensure_jars(version: str = KAFKA_VERSION, timeout: float = DOWNLOAD_TIMEOUT)
 # --------------------------------------------------------------------------- config files
 
 
-def _server_properties(home: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    home: Path, port: int, controller_port: int, sasl: tuple[int, Mapping[str, str]] | None = None
+) -> str:
     data = home / DATA_DIR
+    listeners = f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}"
+    advertised = f"PLAINTEXT://{HOST}:{port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    sasl_lines: list[str] = []
+    if sasl is not None:
+        sasl_port, users = sasl
+        listeners += f",SASL_PLAINTEXT://{HOST}:{sasl_port}"
+        advertised += f",SASL_PLAINTEXT://{HOST}:{sasl_port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        accounts = " ".join(f'user_{u}="{pw}"' for u, pw in users.items())
+        sasl_lines = [
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};",
+        ]
     lines = [
         "# Written by tokenlord.kafka.local on every start; edits are overwritten.",
         "process.roles=broker,controller",
         f"node.id={NODE_ID}",
         f"controller.quorum.voters={NODE_ID}@{HOST}:{controller_port}",
-        f"listeners=PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://{HOST}:{port}",
+        f"listeners={listeners}",
+        f"advertised.listeners={advertised}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"listener.security.protocol.map={protocols}",
+        *sasl_lines,
         f"log.dirs={data}",
         "num.partitions=3",
         "default.replication.factor=1",
@@ -538,8 +557,19 @@ def _spawn(java: str, libs: Path, home: Path) -> int:
 # --------------------------------------------------------------------------- public API
 
 
-def start(home: Path, port: int = 9092, controller_port: int = 9093, timeout: float = 120) -> str:
+def start(
+    home: Path,
+    port: int = 9092,
+    controller_port: int = 9093,
+    timeout: float = 120,
+    *,
+    sasl: tuple[int, Mapping[str, str]] | None = None,
+) -> str:
     """Start the broker (if it is not running yet) and wait until it serves metadata.
+
+    ``sasl=(port, {user: password})`` adds a SASL_PLAINTEXT listener (mechanism
+    PLAIN) on that port accepting those accounts, for testing authenticated
+    clients; the PLAINTEXT listener stays.
 
     ``timeout`` bounds the wait for the broker; fetching the jars the first
     time has its own bound (:data:`DOWNLOAD_TIMEOUT`). Returns a message for
@@ -570,7 +600,7 @@ def start(home: Path, port: int = 9092, controller_port: int = 9093, timeout: fl
             return f"Kafka already running on {HOST}:{port} (pid {pid}, data in {home})"
         if pid is not None:
             _remove_pid(home)  # stale
-        for p in (port, controller_port):
+        for p in (port, controller_port, *([sasl[0]] if sasl else [])):
             if _port_open(p):
                 raise KafkaLocalError(
                     f"{HOST}:{p} is already in use by another process; stop it or choose "
@@ -579,7 +609,7 @@ def start(home: Path, port: int = 9092, controller_port: int = 9093, timeout: fl
         java = java or find_java()
         libs = ensure_jars()
         (home / PROPS_FILE).write_text(
-            _server_properties(home, port, controller_port), encoding="utf-8"
+            _server_properties(home, port, controller_port, sasl), encoding="utf-8"
         )
         (home / LOG4J_FILE).write_text(_LOG4J2, encoding="utf-8")
         _format_storage(java, libs, home)

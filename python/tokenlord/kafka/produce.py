@@ -13,13 +13,14 @@ from confluent_kafka import KafkaException, Producer
 
 from tokenlord.errors import TokenlordError
 from tokenlord.kafka.admin import ensure_topics
+from tokenlord.kafka.security import client_config
 from tokenlord.progress import Progress
 from tokenlord.settings import Settings
 
 
 def producer(settings: Settings, **extra: Any) -> Producer:
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_brokers,
+        **client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 20,
@@ -61,7 +62,7 @@ class _Sender:
     @classmethod
     def to_topic(cls, settings: Settings, topic: str, rate: int | None, label: str, progress: bool) -> _Sender:
         """A sender to ``topic``, created first if missing."""
-        ensure_topics(settings.kafka_brokers, {topic: settings.partitions})
+        ensure_topics(client_config(settings), {topic: settings.partitions})
         return cls(settings, topic, rate, Progress(label, enabled=progress))
 
     def _on_delivery(self, err: Any, _msg: Any) -> None:
