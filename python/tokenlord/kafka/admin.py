@@ -37,6 +37,15 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 Brokers = str | Mapping[str, Any]
+# The group coordinator is still being elected or loading (a fresh broker, a new group): retry.
+_COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError._TIMED_OUT,
+    }
+)
 
 
 def _conf(brokers: Brokers) -> dict[str, Any]:
@@ -204,7 +213,8 @@ def committed_offsets(brokers: Brokers, group_id: str, topic: str, timeout: floa
             except KafkaException as exc:
                 err = exc.args[0] if exc.args else None
                 # e.g. NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS on a fresh broker: wait and retry
-                if not (isinstance(err, KafkaError) and err.retriable()) or time.monotonic() >= deadline:
+                retry = isinstance(err, KafkaError) and (err.retriable() or err.code() in _COORDINATOR_NOT_READY)
+                if not retry or time.monotonic() >= deadline:
                     raise KafkaAdminError(
                         f"cannot read the committed offsets of group {group_id!r} on {topic!r}: {exc}"
                     ) from exc
