@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ class DeadLetters:
             "linger.ms": 5,
             "message.max.bytes": 16 * 1024 * 1024,
             "client.id": "tokenlord-dlq",
+            # librdkafka's own log lines go through Python logging (level, JSON format)
+            "logger": logging.getLogger("tokenlord.kafka.dlq"),
         }
         conf.update(extra or {})
         self._producer = Producer(conf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -30,6 +31,8 @@ def producer(settings: Settings, **extra: Any) -> Producer:
         "compression.type": "lz4",
         "message.max.bytes": max(1_100_000, settings.max_message_bytes + 65536),
         "client.id": "tokenlord-produce",
+        # librdkafka's own log lines go through Python logging (level, JSON format)
+        "logger": logging.getLogger("tokenlord.kafka.produce"),
     }
     conf.update(extra)
     return Producer(conf)
