@@ -209,7 +209,8 @@ FIELDS: tuple[Field, ...] = (
         "clickhouse_url",
         "chdb://./var/tokenlord",
         "Where results go: `chdb://DIR` (embedded ClickHouse, one process per DIR) or "
-        "`http(s)://user:pass@host:8123` (a ClickHouse server). The password is masked.",
+        "`http(s)://user:pass@host:8123[/db]` (a ClickHouse server; https takes "
+        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked.",
         _clickhouse_url,
         secret=True,
     ),

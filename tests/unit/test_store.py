@@ -628,9 +628,29 @@ def test_parse_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     h = st.parse_url("https://ch.local")
     assert (h.port, h.secure, h.username, h.password, h.database) == (8443, True, None, "", None)
     assert st.parse_url("http://localhost").port == 8123
-    for bad in ("ftp://x", "http://", "http://h:8123/db?x=1", "http://h/bad-name"):
+    for bad in ("ftp://x", "http://", "http://h:8123/db?x=1", "http://h/bad-name", "https://h?ca_cert=/nope.pem",
+                "https://h?verify=maybe", "http://h?verify=false", "https://h?sslmode=require"):  # fmt: skip
         with pytest.raises((StoreError, ValueError)):
             st.parse_url(bad)
+
+
+def test_https_url_tls_options_reach_the_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    h = st.parse_url(f"https://bi:pw@ch.example:8443/tokenlord?ca_cert={ca}&verify=true")
+    assert h.tls == (("ca_cert", str(ca)), ("verify", True))
+    seen: dict[str, Any] = {}
+
+    def fake_get_client(**kwargs: Any) -> Any:
+        seen.update(kwargs)
+        raise client_mod.ClickHouseError("stop here")
+
+    client_mod = sys.modules[st.Store.__module__]
+    monkeypatch.setattr(client_mod.clickhouse_connect, "get_client", fake_get_client)
+    with pytest.raises(StoreError) as err:
+        st.Store.connect(f"https://bi:pw@ch.example:8443/tokenlord?ca_cert={ca}&verify=false")
+    assert (seen["ca_cert"], seen["verify"], seen["secure"], seen["password"]) == (str(ca), False, True, "pw")
+    assert "pw" not in str(err.value).replace("https", "")
 
 
 def test_real_core_batch_round_trip(store: Any) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal, NamedTuple, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -120,6 +120,8 @@ class HttpTarget:
     username: str | None
     password: str
     database: str | None
+    # TLS (https only), from the URL's query: ?ca_cert=PATH&client_cert=PATH&client_cert_key=PATH&verify=false
+    tls: tuple[tuple[str, str | bool], ...] = ()
 
 
 def parse_url(url: str) -> ChdbTarget | HttpTarget:
@@ -136,8 +138,9 @@ def parse_url(url: str) -> ChdbTarget | HttpTarget:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise StoreError(f"unsupported ClickHouse URL scheme {parts.scheme!r} (chdb, http, https)")
-    if parts.query or parts.fragment:
-        raise StoreError("ClickHouse URL takes no query string or fragment")
+    if parts.fragment:
+        raise StoreError("ClickHouse URL takes no fragment")
+    tls = _tls_options(parts.query, parts.scheme == "https")
     if not parts.hostname:
         raise StoreError("ClickHouse URL has no host")
     secure = parts.scheme == "https"
@@ -156,7 +159,32 @@ def parse_url(url: str) -> ChdbTarget | HttpTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else "",
         database=database,
+        tls=tls,
     )
+
+
+_TLS_FILES = ("ca_cert", "client_cert", "client_cert_key")
+
+
+def _tls_options(query: str, secure: bool) -> tuple[tuple[str, str | bool], ...]:
+    """TLS options of an https URL's query; files must exist, verify is true/false."""
+    if not query:
+        return ()
+    if not secure:
+        raise StoreError("ClickHouse URL: TLS options (?ca_cert=..., ?verify=...) need https://")
+    out: list[tuple[str, str | bool]] = []
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
+        if key in _TLS_FILES:
+            if not os.path.isfile(value):
+                raise StoreError(f"ClickHouse URL: {key}={value!r}: no such file")
+            out.append((key, value))
+        elif key == "verify" and value.lower() in ("true", "false", "1", "0"):
+            out.append((key, value.lower() in ("true", "1")))
+        else:
+            raise StoreError(
+                f"ClickHouse URL: unknown option {key!r} (ca_cert, client_cert, client_cert_key, verify=true|false)"
+            )
+    return tuple(out)
 
 
 # ---- chDB client cache ---------------------------------------------------------
@@ -280,6 +308,7 @@ class Store:
                 secure=target.secure,
                 username=target.username,
                 password=target.password,
+                **dict[str, Any](target.tls),
                 # No server session: a session serializes requests and the store
                 # may be used from several threads.
                 autogenerate_session_id=False,
