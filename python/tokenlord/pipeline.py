@@ -222,12 +222,7 @@ class Pipeline:
         started = time.perf_counter()
         now_ms = self._now_ms()
         batch = self.core.process(partitions, offsets, values, now_ms)
-        if batch.rejected["reason"]:
-            key_of = {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
-            self._retry(
-                "dead-letter", lambda: self.dead_letters.send(batch.rejected, key_of, self.settings.events_topic)
-            )
-            self.faults.reached("dlq")
+        self._dead_letter(batch.rejected, partitions, offsets, keys, self.settings.events_topic)
         self._retry("write", lambda: self._write(batch, self.settings.events_topic, now_ms))
         self.stats.add(batch, len(values))
         self.stats.flushed(time.perf_counter() - started, self.clock(), self.core.state_size())
@@ -245,16 +240,28 @@ class Pipeline:
         s = self.settings
         now_ms = self._now_ms()
         outcomes, rejected = self.core.outcomes(partitions, offsets, values, now_ms)
-        if rejected["reason"]:
-            key_of = {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
-            self._retry("dead-letter", lambda: self.dead_letters.send(rejected, key_of, s.outcomes_topic))
-            self.faults.reached("dlq")
+        self._dead_letter(rejected, partitions, offsets, keys, s.outcomes_topic)
         batch = {"outcomes": outcomes, "rejected": rejected}
         self._retry("write", lambda: self._write(batch, s.outcomes_topic, now_ms))
         self.stats.add_outcomes(len(values), len(outcomes["user"]), rejected["reason"])
         return len(outcomes["user"])
 
     # -- helpers ------------------------------------------------------------------
+
+    def _dead_letter(
+        self,
+        rejected: Any,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        keys: Sequence[bytes | None],
+        topic: str,
+    ) -> None:
+        """Rejections of a batch read from ``topic`` → the DLQ (flushed), keyed as their source messages."""
+        if not rejected["reason"]:
+            return
+        key_of = {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
+        self._retry("dead-letter", lambda: self.dead_letters.send(rejected, key_of, topic))
+        self.faults.reached("dlq")
 
     def _write(self, batch: Any, topic: str, now_ms: int) -> dict[str, int]:
         self.faults.reached("start")
