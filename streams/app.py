@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import faust
+from faust.types import ConsumerT
 from tokenlord.kafka.security import faust_credentials
 from tokenlord.settings import Settings
+
+from streams.consumer import BatchConsumer
+
+
+class App(faust.App):
+    """A Faust app whose consumer hands whole fetches of the core's topics to
+    batch sinks (streams/consumer.py) instead of one event at a time."""
+
+    def _new_consumer(self) -> ConsumerT:
+        transport: Any = self.transport
+        return BatchConsumer(
+            transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=transport.loop,
+        )
 
 
 def broker_urls(brokers: str) -> list[str]:
     return [f"kafka://{b.strip()}" for b in brokers.split(",") if b.strip()]
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings) -> App:
     """A Faust app: raw bytes in (the Rust core parses), manual acks, no tables.
 
     Faust windowed tables expire by wall clock and have no grace period, so
@@ -22,7 +42,7 @@ def create_app(settings: Settings) -> faust.App:
     # Faust keeps (unused: no tables) state here and creates only the last level.
     datadir = Path("var/faust")
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return App(
         settings.group_id,
         broker=broker_urls(settings.kafka_brokers),
         broker_credentials=faust_credentials(settings),

@@ -1,11 +1,16 @@
-"""Agents on ``tokenlord.events`` and ``tokenlord.outcomes``: batches of raw
-messages → the Rust core → ClickHouse.
+"""The worker's consumers of ``tokenlord.events`` and ``tokenlord.outcomes``:
+whole fetches of raw messages → the Rust core → ClickHouse.
 
-Each batch is taken without acking (``noack_take``), handed to
-:meth:`tokenlord.pipeline.Pipeline.handle` in one call on a dedicated thread
-(the core releases the GIL; the event loop keeps heartbeating), and acked only
-after everything was durably written. A crash before the ack replays the batch,
-and the store's keys and the restored dedupe state make the replay harmless.
+Faust runs the worker (consumer group, rebalances, commits, web server,
+signals) but its per-event stream path is skipped for these two topics:
+:class:`streams.consumer.BatchConsumer` hands each fetch to a
+:class:`streams.batches.Batcher`, which cuts batches of up to
+``TOKENLORD_BATCH_SIZE`` messages (or what arrived within
+``TOKENLORD_FLUSH_INTERVAL``), runs the core on one thread while the previous
+batch is written on another, and reports a batch's offsets for commit only
+after everything was durably written. A crash before that replays the batch,
+and the store's keys, ``_progress`` and the restored state make the replay
+harmless (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
+from faust.types import TP
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 
 from streams import web
+from streams.batches import Batcher, Stage
+from streams.consumer import BatchConsumer
 
 log = logging.getLogger("tokenlord.worker")
 
@@ -34,60 +42,79 @@ def register(
     *,
     stop_at: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
-    """Adds the events and outcomes agents to ``app``.
+    """Subscribes ``app`` to the events and outcomes topics and adds their batchers.
 
     ``stop_at``: (topic, partition) → end offset seen at start
     (``--stop-at-end``); the worker commits and exits once it has written
     everything before them.
     """
-
-    def raw_topic(name: str) -> Any:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-    topic = raw_topic(settings.events_topic)
-    outcomes_topic = raw_topic(settings.outcomes_topic)
-    # One thread for every core call and store write: batches apply in order.
-    executor = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-core")
+    for name in (settings.events_topic, settings.outcomes_topic):
+        app.topics.add(
+            app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        )
+    # The core thread runs the core; the store thread every store access
+    # (writes, restores, page reads: chDB is not safe across threads).
+    core_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-core")
+    store_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-store")
     done_up_to: dict[tuple[str, int], int] = {}
     stopping = False
 
-    async def run(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    def on_thread(executor: ThreadPoolExecutor) -> Any:
+        async def run(fn: Any, *args: Any) -> Any:
+            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
-    async def consume(stream: faust.StreamT[bytes], name: str, handle: Any) -> None:
-        # noack_take (faust-streaming >= 0.11) is missing from Faust's StreamT protocol.
-        take = stream.noack_take  # type: ignore[attr-defined]
-        async for batch in take(settings.batch_size, within=settings.flush_interval / 1000):
-            partitions = [e.message.partition for e in batch]
-            offsets = [e.message.offset for e in batch]
-            values = [e.message.value or b"" for e in batch]
-            keys = [e.message.key for e in batch]
-            await run(handle, partitions, offsets, values, keys)
-            for e in batch:
-                await stream.ack(e)
-            for p, o in zip(partitions, offsets, strict=True):
-                if o + 1 > done_up_to.get((name, p), 0):
-                    done_up_to[(name, p)] = o + 1
+        return run
 
-    @app.agent(topic, name="tokenlord-events")
-    async def events(stream: faust.StreamT[bytes]) -> None:
-        await consume(stream, settings.events_topic, pipeline.handle)
+    run_core, run_store = on_thread(core_thread), on_thread(store_thread)
 
-    @app.agent(outcomes_topic, name="tokenlord-outcomes")
-    async def outcomes(stream: faust.StreamT[bytes]) -> None:
-        await consume(stream, settings.outcomes_topic, pipeline.handle_outcomes)
+    def consumer() -> BatchConsumer:
+        c = app.consumer
+        assert isinstance(c, BatchConsumer), "streams.app.App makes the worker's consumer"
+        return c
+
+    def on_done(ends: dict[TP, int]) -> None:
+        consumer().batch_done(ends)
+        for tp, end in ends.items():
+            key = (tp.topic, tp.partition)
+            if end > done_up_to.get(key, 0):
+                done_up_to[key] = end
+
+    def batcher(topic: str, stage: Stage) -> Batcher:
+        return Batcher(
+            topic,
+            stage,
+            run_core=run_core,
+            run_store=run_store,
+            max_messages=settings.batch_size,
+            flush_interval=settings.flush_interval / 1000,
+            assignment=lambda: consumer().assignment(),
+            on_done=on_done,
+        )
+
+    events = batcher(
+        settings.events_topic,
+        Stage(pipeline.prepare, pipeline.write, pipeline.new_partitions, pipeline.restore_new),
+    )
+    outcomes = batcher(settings.outcomes_topic, Stage(pipeline.prepare_outcomes, pipeline.write))
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def run_batchers() -> None:
+        c = consumer()
+        for b in (events, outcomes):
+            c.add_batch_sink(b.topic, b)
+        await asyncio.gather(events.run(), outcomes.run())
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         parts = sorted(tp.partition for tp in revoked if tp.topic == settings.events_topic)
         if parts:
-            # Same thread as the batches: runs after the one in flight.
-            await run(pipeline.revoke, parts)
+            # After the batch in flight is written; none starts meanwhile.
+            await events.exclusive(pipeline.revoke, parts)
             log.info("partitions revoked: %s", parts)
 
     # /metrics, /healthz, /readyz and the leaderboard page; their store reads
-    # run on the same thread as the batches (chDB is not safe across threads).
-    web.register(app, settings, pipeline, run, done_up_to)
+    # run on the store thread.
+    web.register(app, settings, pipeline, run_store, done_up_to)
 
     if stop_at is not None:
         targets = {p: o for p, o in stop_at.items() if o > 0}

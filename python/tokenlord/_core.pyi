@@ -6,6 +6,7 @@ from typing import Any, TypeAlias, final
 
 __all__ = [
     "DEFAULT_MODEL_ENCODINGS",
+    "ROW_BINARY_COLUMNS",
     "Batch",
     "ConfigError",
     "Core",
@@ -20,6 +21,8 @@ __all__ = [
 
 __version__: str
 DEFAULT_MODEL_ENCODINGS: str
+#: table ("events", "hourly", "weekly", "waste") -> [(column, ClickHouse type)] of Batch.row_binary
+ROW_BINARY_COLUMNS: dict[str, list[tuple[str, str]]]
 
 class TokenlordError(Exception):
     """Base class of every error raised by the native core."""
@@ -52,6 +55,12 @@ class Batch:
     rejected : src_partition, src_offset, idx, reason, raw (bytes)
     progress : partition -> offset after the last applied message (write it last)
     replayed : messages skipped as already applied (below a restored progress)
+
+    The rows of events, hourly, weekly and waste are held as the RowBinary
+    blocks the store inserts (``row_binary``); those four column views are
+    decoded from the same bytes on first access (times as epoch ms; events
+    also has the fingerprint columns fp_prompt, fp_prompt_sim, fp_output_sim,
+    fp_flags).
     """
 
     events: _Columns
@@ -65,6 +74,10 @@ class Batch:
     version: int
     progress: dict[int, int]
     replayed: int
+    #: rows per table: events, hourly, weekly, waste
+    rows: dict[str, int]
+    def row_binary(self, table: str) -> tuple[int, bytes]:
+        """``(rows, bytes)`` of one table in ClickHouse RowBinary, columns as ``ROW_BINARY_COLUMNS[table]``."""
 
 @final
 class Core:

@@ -155,6 +155,22 @@ class Stats:
             )
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A batch after the core, before its writes (:meth:`Pipeline.write`)."""
+
+    topic: str
+    batch: Any  # tokenlord._core.Batch, or {"outcomes": ..., "rejected": ...}
+    rejected: Any
+    partitions: Sequence[int]
+    offsets: Sequence[int]
+    keys: Sequence[bytes | None]
+    now_ms: int
+    messages: int
+    started: float  # perf_counter() when the core started on it
+    state_size: dict[str, int] | None  # Core.state_size() after it (None: outcomes)
+
+
 class Pipeline:
     """Core + store + DLQ for one worker process."""
 
@@ -174,6 +190,9 @@ class Pipeline:
         self.faults = Faults(settings.fault_crash_at, settings.fault_fail_writes)
         self.stats = Stats()
         self.stopping = threading.Event()
+        # The worker calls the core from two threads (batches on the core
+        # thread, restores on the store thread); one call at a time.
+        self.core_lock = threading.Lock()
 
     # -- partition ownership ------------------------------------------------------
 
@@ -189,7 +208,8 @@ class Pipeline:
             oldest_open_week = week_start_ms(watermark - WEEK_MS - s.grace)
             since = min(oldest_open_week, watermark - s.dedupe_horizon)
         events = self._retry("read state", lambda: self.store.restore_partition(partition, since, topic)).events
-        batch = self.core.restore(partition, watermark, state.max_version, events, state.next_offset)
+        with self.core_lock:
+            batch = self.core.restore(partition, watermark, state.max_version, events, state.next_offset)
         self._retry("write", lambda: self._write(batch, topic, self._now_ms()))
         self.stats.restores += 1
         log.info(
@@ -199,12 +219,13 @@ class Pipeline:
             len(events["event_id"]),
             since,
             watermark,
-            len(batch.weekly["user"]),
+            batch.rows["weekly"],
         )
 
     def revoke(self, partitions: Sequence[int]) -> None:
-        for p in partitions:
-            self.core.drop_partition(p)
+        with self.core_lock:
+            for p in partitions:
+                self.core.drop_partition(p)
 
     # -- the batch ----------------------------------------------------------------
 
@@ -215,18 +236,76 @@ class Pipeline:
         values: Sequence[bytes],
         keys: Sequence[bytes | None],
     ) -> Batch:
-        """Process and durably write one batch; returns the core's result."""
-        owned = set(self.core.partitions())
-        for p in sorted(set(partitions) - owned):
+        """Process and durably write one batch (restoring partitions first
+        seen); returns the core's result. The worker runs the same steps on
+        two threads (:meth:`restore_new` and :meth:`write` on the store's,
+        :meth:`prepare` on the core's) so that a batch's core work overlaps the
+        previous batch's store write."""
+        self.restore_new(partitions)
+        prepared = self.prepare(partitions, offsets, values, keys)
+        self.write(prepared)
+        assert isinstance(prepared.batch, Batch)
+        return prepared.batch
+
+    def restore_new(self, partitions: Sequence[int]) -> None:
+        """Restore every partition of ``partitions`` this worker does not hold yet."""
+        for p in self.new_partitions(partitions):
             self.restore(p)
+
+    def new_partitions(self, partitions: Sequence[int]) -> list[int]:
+        """Partitions of ``partitions`` whose state this worker does not hold (yet)."""
+        with self.core_lock:
+            held = set(self.core.partitions())
+        return sorted(set(partitions) - held)
+
+    def prepare(
+        self,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        values: Sequence[bytes],
+        keys: Sequence[bytes | None],
+    ) -> Prepared:
+        """The core's part of a batch of usage messages (no I/O). Every
+        partition must be held (:meth:`restore_new`)."""
         started = time.perf_counter()
         now_ms = self._now_ms()
-        batch = self.core.process(partitions, offsets, values, now_ms)
-        self._dead_letter(batch.rejected, partitions, offsets, keys, self.settings.events_topic)
-        self._retry("write", lambda: self._write(batch, self.settings.events_topic, now_ms))
-        self.stats.add(batch, len(values))
-        self.stats.flushed(time.perf_counter() - started, self.clock(), self.core.state_size())
-        return batch
+        with self.core_lock:
+            batch = self.core.process(partitions, offsets, values, now_ms)
+            state_size = self.core.state_size()
+        return Prepared(
+            self.settings.events_topic, batch, batch.rejected, partitions, offsets, keys, now_ms,
+            len(values), started, state_size,
+        )  # fmt: skip
+
+    def prepare_outcomes(
+        self,
+        partitions: Sequence[int],
+        offsets: Sequence[int],
+        values: Sequence[bytes],
+        keys: Sequence[bytes | None],
+    ) -> Prepared:
+        """The core's part of a batch of outcome messages (validation; no I/O)."""
+        started = time.perf_counter()
+        now_ms = self._now_ms()
+        with self.core_lock:
+            outcomes, rejected = self.core.outcomes(partitions, offsets, values, now_ms)
+        return Prepared(
+            self.settings.outcomes_topic, {"outcomes": outcomes, "rejected": rejected}, rejected,
+            partitions, offsets, keys, now_ms, len(values), started, None,
+        )  # fmt: skip
+
+    def write(self, prepared: Prepared) -> None:
+        """Durably write a prepared batch: dead letters, then the store (retried
+        until it succeeds: nothing is acked meanwhile)."""
+        p = prepared
+        self._dead_letter(p.rejected, p.partitions, p.offsets, p.keys, p.topic)
+        self._retry("write", lambda: self._write(p.batch, p.topic, p.now_ms))
+        if p.state_size is None:
+            rejected = p.rejected["reason"]
+            self.stats.add_outcomes(p.messages, len(p.batch["outcomes"]["user"]), rejected)
+            return
+        self.stats.add(p.batch, p.messages)
+        self.stats.flushed(time.perf_counter() - p.started, self.clock(), p.state_size)
 
     def handle_outcomes(
         self,
@@ -237,14 +316,9 @@ class Pipeline:
     ) -> int:
         """Validate (in the core) and durably write one batch of outcome messages;
         bad ones go to the dead-letter topic and ``rejected``. Returns the outcomes kept."""
-        s = self.settings
-        now_ms = self._now_ms()
-        outcomes, rejected = self.core.outcomes(partitions, offsets, values, now_ms)
-        self._dead_letter(rejected, partitions, offsets, keys, s.outcomes_topic)
-        batch = {"outcomes": outcomes, "rejected": rejected}
-        self._retry("write", lambda: self._write(batch, s.outcomes_topic, now_ms))
-        self.stats.add_outcomes(len(values), len(outcomes["user"]), rejected["reason"])
-        return len(outcomes["user"])
+        prepared = self.prepare_outcomes(partitions, offsets, values, keys)
+        self.write(prepared)
+        return len(prepared.batch["outcomes"]["user"])
 
     # -- helpers ------------------------------------------------------------------
 

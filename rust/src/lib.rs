@@ -6,6 +6,7 @@ pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod outcome;
+pub mod rowbinary;
 pub mod time;
 pub mod tokenize;
 pub mod waste;

@@ -9,12 +9,17 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use rayon::prelude::*;
 
-use crate::core::{BatchOut, Config, Core as RustCore, Message, Rejection, StoredEvent};
+use crate::core::{
+    BatchOut, Config, Core as RustCore, HourlyRow, Message, Rejection, StoredEvent, WasteRow,
+    WeeklyRow,
+};
 use crate::error::CoreError;
 use crate::outcome::parse_outcomes;
+use crate::rowbinary::{self, Block, Values};
 use crate::tokenize::{load_dir, Encoding, EncodingMap, DEFAULT_RULES};
 use crate::waste::{Fingerprint, WasteConfig};
 use crate::window::Contribution;
@@ -47,17 +52,17 @@ impl From<CoreError> for PyErr {
     }
 }
 
-/// Columnar result of one call; see `_core.pyi` for the columns.
+/// Result of one call; see `_core.pyi`. The rows of `events`, `hourly`,
+/// `weekly` and `waste` are held as the RowBinary blocks the store inserts;
+/// their column views are made on first access (events decoded from its
+/// block; the others from the rows, whose times the Date/DateTime types round).
 #[pyclass(module = "tokenlord._core", frozen)]
 struct Batch {
-    #[pyo3(get)]
-    events: Py<PyDict>,
-    #[pyo3(get)]
-    hourly: Py<PyDict>,
-    #[pyo3(get)]
-    weekly: Py<PyDict>,
-    #[pyo3(get)]
-    waste: Py<PyDict>,
+    blocks: [Block; 4],
+    views: [PyOnceLock<Py<PyDict>>; 4],
+    hourly: Vec<HourlyRow>,
+    weekly: Vec<WeeklyRow>,
+    waste: Vec<WasteRow>,
     #[pyo3(get)]
     rejected: Py<PyDict>,
     #[pyo3(get)]
@@ -74,8 +79,143 @@ struct Batch {
     replayed: u64,
 }
 
+fn table_index(name: &str) -> PyResult<usize> {
+    rowbinary::TABLES
+        .iter()
+        .position(|(t, _)| *t == name)
+        .ok_or_else(|| {
+            InputError::new_err(format!(
+                "no RowBinary table {name:?} (events, hourly, weekly, waste)"
+            ))
+        })
+}
+
+impl Batch {
+    fn view(&self, py: Python<'_>, i: usize) -> PyResult<Py<PyDict>> {
+        let d = self.views[i].get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+            let d = PyDict::new(py);
+            match i {
+                0 => events_view(&d, &self.blocks[0])?,
+                1 => hourly_view(&d, &self.hourly, self.version)?,
+                2 => weekly_view(&d, &self.weekly, self.version)?,
+                _ => waste_view(&d, &self.waste, self.version)?,
+            }
+            Ok(d.unbind())
+        })?;
+        Ok(d.clone_ref(py))
+    }
+}
+
+fn events_view(d: &Bound<'_, PyDict>, block: &Block) -> PyResult<()> {
+    let cols = rowbinary::decode(rowbinary::EVENTS, block)
+        .map_err(|e| PyException::new_err(format!("RowBinary block: {}", e.0)))?;
+    for (name, values) in cols {
+        match values {
+            Values::Str(v) => col(d, name, v)?,
+            Values::Int(v) => col(d, name, v)?,
+            Values::UInt(v) => col(d, name, v)?,
+            Values::Float(v) => col(d, name, v)?,
+            Values::OptUInt(v) => col(d, name, v)?,
+        }
+    }
+    Ok(())
+}
+
+fn hourly_view(hr: &Bound<'_, PyDict>, h: &[HourlyRow], version: u64) -> PyResult<()> {
+    col(hr, "src_partition", h.iter().map(|r| r.partition))?;
+    col(hr, "hour", h.iter().map(|r| r.hour))?;
+    col(hr, "user", h.iter().map(|r| r.user.as_str()))?;
+    col(hr, "model", h.iter().map(|r| r.model.as_str()))?;
+    col(hr, "requests", h.iter().map(|r| r.cell.requests))?;
+    col(hr, "input_tokens", h.iter().map(|r| r.cell.input_tokens))?;
+    col(hr, "output_tokens", h.iter().map(|r| r.cell.output_tokens))?;
+    col(
+        hr,
+        "cached_input_tokens",
+        h.iter().map(|r| r.cell.cached_input_tokens),
+    )?;
+    col(
+        hr,
+        "total_tokens",
+        h.iter().map(|r| r.cell.input_tokens + r.cell.output_tokens),
+    )?;
+    col(hr, "wasted_tokens", h.iter().map(|r| r.cell.wasted_tokens))?;
+    col(hr, "cost_usd", h.iter().map(|r| r.cell.cost_usd))?;
+    col(hr, "version", h.iter().map(|_| version))
+}
+
+fn weekly_view(wk: &Bound<'_, PyDict>, w: &[WeeklyRow], version: u64) -> PyResult<()> {
+    col(wk, "src_partition", w.iter().map(|r| r.partition))?;
+    col(wk, "week_start", w.iter().map(|r| r.week_start))?;
+    col(wk, "user", w.iter().map(|r| r.user.as_str()))?;
+    col(wk, "team", w.iter().map(|r| r.cell.team.as_str()))?;
+    col(wk, "team_ts", w.iter().map(|r| r.cell.team_ts))?;
+    col(wk, "requests", w.iter().map(|r| r.cell.requests))?;
+    col(wk, "input_tokens", w.iter().map(|r| r.cell.input_tokens))?;
+    col(wk, "output_tokens", w.iter().map(|r| r.cell.output_tokens))?;
+    col(
+        wk,
+        "total_tokens",
+        w.iter().map(|r| r.cell.input_tokens + r.cell.output_tokens),
+    )?;
+    col(wk, "wasted_tokens", w.iter().map(|r| r.cell.wasted_tokens))?;
+    col(wk, "cost_usd", w.iter().map(|r| r.cell.cost_usd))?;
+    col(wk, "final", w.iter().map(|r| u8::from(r.closed)))?;
+    col(wk, "version", w.iter().map(|_| version))
+}
+
+fn waste_view(ws: &Bound<'_, PyDict>, x: &[WasteRow], version: u64) -> PyResult<()> {
+    col(ws, "src_partition", x.iter().map(|r| r.partition))?;
+    col(ws, "week_start", x.iter().map(|r| r.week_start))?;
+    col(ws, "user", x.iter().map(|r| r.user.as_str()))?;
+    col(ws, "reason", x.iter().map(|r| r.reason.as_str()))?;
+    col(ws, "requests", x.iter().map(|r| r.cell.requests))?;
+    col(ws, "wasted_tokens", x.iter().map(|r| r.cell.wasted_tokens))?;
+    col(ws, "version", x.iter().map(|_| version))
+}
+
 #[pymethods]
 impl Batch {
+    #[getter]
+    fn events(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.view(py, 0)
+    }
+
+    #[getter]
+    fn hourly(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.view(py, 1)
+    }
+
+    #[getter]
+    fn weekly(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.view(py, 2)
+    }
+
+    #[getter]
+    fn waste(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.view(py, 3)
+    }
+
+    /// `(rows, RowBinary bytes)` of one table, in `ROW_BINARY_COLUMNS[table]` order.
+    fn row_binary<'py>(
+        &self,
+        py: Python<'py>,
+        table: &str,
+    ) -> PyResult<(usize, Bound<'py, PyBytes>)> {
+        let b = &self.blocks[table_index(table)?];
+        Ok((b.rows, PyBytes::new(py, &b.bytes)))
+    }
+
+    /// Rows per table (`events`, `hourly`, `weekly`, `waste`).
+    #[getter]
+    fn rows(&self) -> StdHashMap<&'static str, usize> {
+        rowbinary::TABLES
+            .iter()
+            .zip(&self.blocks)
+            .map(|((t, _), b)| (*t, b.rows))
+            .collect()
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "Batch(accepted={}, rejected={}, duplicates={}, hourly={}, weekly={}, version={})",
@@ -87,18 +227,8 @@ impl Batch {
                 .flatten()
                 .map_or(0, |l| l.len().unwrap_or(0)),
             self.duplicates,
-            self.hourly
-                .bind(py)
-                .get_item("user")
-                .ok()
-                .flatten()
-                .map_or(0, |l| l.len().unwrap_or(0)),
-            self.weekly
-                .bind(py)
-                .get_item("user")
-                .ok()
-                .flatten()
-                .map_or(0, |l| l.len().unwrap_or(0)),
+            self.blocks[1].rows,
+            self.blocks[2].rows,
             self.version,
         )
     }
@@ -113,124 +243,18 @@ where
     d.set_item(name, PyList::new(d.py(), items)?)
 }
 
-fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
-    let ev = PyDict::new(py);
-    let e = &out.events;
-    col(&ev, "event_id", e.iter().map(|r| r.event.event_id.as_ref()))?;
-    col(&ev, "ts", e.iter().map(|r| r.event.ts))?;
-    col(&ev, "user", e.iter().map(|r| r.event.user.as_ref()))?;
-    col(&ev, "team", e.iter().map(|r| r.event.team.as_ref()))?;
-    col(&ev, "app", e.iter().map(|r| r.event.app.as_ref()))?;
-    col(&ev, "model", e.iter().map(|r| r.event.model.as_ref()))?;
-    col(&ev, "provider", e.iter().map(|r| r.event.provider.as_ref()))?;
-    col(
-        &ev,
-        "session_id",
-        e.iter().map(|r| r.event.session_id.as_ref()),
-    )?;
-    col(&ev, "input_tokens", e.iter().map(|r| r.input_tokens))?;
-    col(&ev, "output_tokens", e.iter().map(|r| r.output_tokens))?;
-    col(
-        &ev,
-        "cached_input_tokens",
-        e.iter().map(|r| r.cached_input_tokens),
-    )?;
-    col(
-        &ev,
-        "reasoning_tokens",
-        e.iter().map(|r| r.reasoning_tokens),
-    )?;
-    col(&ev, "total_tokens", e.iter().map(|r| r.total_tokens()))?;
-    col(
-        &ev,
-        "tokens_estimated",
-        e.iter().map(|r| u8::from(r.tokens_estimated)),
-    )?;
-    col(
-        &ev,
-        "status",
-        e.iter()
-            .map(|r| if r.event.is_error { "error" } else { "ok" }),
-    )?;
-    col(
-        &ev,
-        "finish_reason",
-        e.iter().map(|r| r.event.finish_reason.as_ref()),
-    )?;
-    col(&ev, "latency_ms", e.iter().map(|r| r.event.latency_ms))?;
-    col(&ev, "cost_usd", e.iter().map(|r| r.cost_usd))?;
-    col(&ev, "wasted_tokens", e.iter().map(|r| r.wasted_tokens))?;
-    col(&ev, "waste_reason", e.iter().map(|r| r.waste_reason))?;
-    col(&ev, "fp_prompt", e.iter().map(|r| r.fingerprint.prompt))?;
-    col(
-        &ev,
-        "fp_prompt_sim",
-        e.iter().map(|r| r.fingerprint.prompt_sim),
-    )?;
-    col(
-        &ev,
-        "fp_output_sim",
-        e.iter().map(|r| r.fingerprint.output_sim),
-    )?;
-    col(&ev, "fp_flags", e.iter().map(|r| fp_flags(&r.fingerprint)))?;
-    col(&ev, "src_partition", e.iter().map(|r| r.partition))?;
-    col(&ev, "src_offset", e.iter().map(|r| r.offset))?;
+/// The RowBinary blocks of a batch (no GIL needed).
+fn blocks(out: &BatchOut<'_>) -> [Block; 4] {
+    [
+        rowbinary::events(&out.events),
+        rowbinary::hourly(&out.hourly, out.version),
+        rowbinary::weekly(&out.weekly, out.version),
+        rowbinary::waste(&out.waste, out.version),
+    ]
+}
 
-    let hr = PyDict::new(py);
-    let h = &out.hourly;
-    col(&hr, "src_partition", h.iter().map(|r| r.partition))?;
-    col(&hr, "hour", h.iter().map(|r| r.hour))?;
-    col(&hr, "user", h.iter().map(|r| r.user.as_str()))?;
-    col(&hr, "model", h.iter().map(|r| r.model.as_str()))?;
-    col(&hr, "requests", h.iter().map(|r| r.cell.requests))?;
-    col(&hr, "input_tokens", h.iter().map(|r| r.cell.input_tokens))?;
-    col(&hr, "output_tokens", h.iter().map(|r| r.cell.output_tokens))?;
-    col(
-        &hr,
-        "cached_input_tokens",
-        h.iter().map(|r| r.cell.cached_input_tokens),
-    )?;
-    col(
-        &hr,
-        "total_tokens",
-        h.iter().map(|r| r.cell.input_tokens + r.cell.output_tokens),
-    )?;
-    col(&hr, "wasted_tokens", h.iter().map(|r| r.cell.wasted_tokens))?;
-    col(&hr, "cost_usd", h.iter().map(|r| r.cell.cost_usd))?;
-    col(&hr, "version", h.iter().map(|_| out.version))?;
-
-    let wk = PyDict::new(py);
-    let w = &out.weekly;
-    col(&wk, "src_partition", w.iter().map(|r| r.partition))?;
-    col(&wk, "week_start", w.iter().map(|r| r.week_start))?;
-    col(&wk, "user", w.iter().map(|r| r.user.as_str()))?;
-    col(&wk, "team", w.iter().map(|r| r.cell.team.as_str()))?;
-    col(&wk, "team_ts", w.iter().map(|r| r.cell.team_ts))?;
-    col(&wk, "requests", w.iter().map(|r| r.cell.requests))?;
-    col(&wk, "input_tokens", w.iter().map(|r| r.cell.input_tokens))?;
-    col(&wk, "output_tokens", w.iter().map(|r| r.cell.output_tokens))?;
-    col(
-        &wk,
-        "total_tokens",
-        w.iter().map(|r| r.cell.input_tokens + r.cell.output_tokens),
-    )?;
-    col(&wk, "wasted_tokens", w.iter().map(|r| r.cell.wasted_tokens))?;
-    col(&wk, "cost_usd", w.iter().map(|r| r.cell.cost_usd))?;
-    col(&wk, "final", w.iter().map(|r| u8::from(r.closed)))?;
-    col(&wk, "version", w.iter().map(|_| out.version))?;
-
-    let ws = PyDict::new(py);
-    let x = &out.waste;
-    col(&ws, "src_partition", x.iter().map(|r| r.partition))?;
-    col(&ws, "week_start", x.iter().map(|r| r.week_start))?;
-    col(&ws, "user", x.iter().map(|r| r.user.as_str()))?;
-    col(&ws, "reason", x.iter().map(|r| r.reason.as_str()))?;
-    col(&ws, "requests", x.iter().map(|r| r.cell.requests))?;
-    col(&ws, "wasted_tokens", x.iter().map(|r| r.cell.wasted_tokens))?;
-    col(&ws, "version", x.iter().map(|_| out.version))?;
-
+fn to_batch(py: Python<'_>, out: BatchOut<'_>, blocks: [Block; 4]) -> PyResult<Batch> {
     let rj = rejected_columns(py, &out.rejected)?;
-
     let wm = PyDict::new(py);
     for (p, t) in &out.watermarks {
         wm.set_item(p, t)?;
@@ -240,10 +264,11 @@ fn to_batch(py: Python<'_>, out: &BatchOut<'_>) -> PyResult<Batch> {
         progress.set_item(p, next)?;
     }
     Ok(Batch {
-        events: ev.unbind(),
-        hourly: hr.unbind(),
-        weekly: wk.unbind(),
-        waste: ws.unbind(),
+        blocks,
+        views: std::array::from_fn(|_| PyOnceLock::new()),
+        hourly: out.hourly,
+        weekly: out.weekly,
+        waste: out.waste,
         rejected: rj.unbind(),
         duplicates: out.duplicates,
         accepted: out.events.len(),
@@ -312,11 +337,6 @@ fn waste_config(values: StdHashMap<String, i64>) -> Result<WasteConfig, CoreErro
         }
     }
     Ok(cfg)
-}
-
-/// Bit 0: the prompt had text; bit 1: the output had text.
-fn fp_flags(fp: &Fingerprint) -> u8 {
-    u8::from(fp.prompt_text) | u8::from(fp.output_text) << 1
 }
 
 /// The stream state of the partitions one worker owns.
@@ -394,8 +414,12 @@ impl Core {
     ) -> PyResult<Batch> {
         let msgs = messages(&partitions, &offsets, &values)?;
         let inner = &mut self.inner;
-        let out = py.detach(|| inner.process(&msgs, now_ms));
-        to_batch(py, &out)
+        let (out, blocks) = py.detach(|| {
+            let out = inner.process(&msgs, now_ms);
+            let b = blocks(&out);
+            (out, b)
+        });
+        to_batch(py, out, blocks)
     }
 
     /// Validates a batch of outcome messages (`tokenlord.outcomes`):
@@ -510,9 +534,12 @@ impl Core {
             })
             .collect();
         let inner = &mut self.inner;
-        let out =
-            py.detach(|| inner.restore(partition, watermark_ms, min_version, &stored, next_offset));
-        to_batch(py, &out)
+        let (out, blocks) = py.detach(|| {
+            let out = inner.restore(partition, watermark_ms, min_version, &stored, next_offset);
+            let b = blocks(&out);
+            (out, b)
+        });
+        to_batch(py, out, blocks)
     }
 
     /// Forgets a partition (revoked from this worker).
@@ -606,6 +633,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InputError", m.py().get_type::<InputError>())?;
     m.add_class::<Core>()?;
     m.add_class::<Batch>()?;
+    let tables = PyDict::new(m.py());
+    for (name, cols) in rowbinary::TABLES {
+        let c: Vec<(&str, &str)> = cols.iter().map(|(n, t, _)| (*n, *t)).collect();
+        tables.set_item(name, c)?;
+    }
+    m.add("ROW_BINARY_COLUMNS", tables)?;
     m.add_function(wrap_pyfunction!(count_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(encoding_for, m)?)?;
     m.add_function(wrap_pyfunction!(encodings, m)?)?;

@@ -684,6 +684,52 @@ def test_real_core_batch_round_trip(store: Any) -> None:
     assert len(view(store, "rejected")) == 1
 
 
+def test_row_binary_blocks_store_what_the_columns_say(chdb_url: str, store: Any) -> None:
+    """The core's RowBinary blocks (the worker's insert path) and its column views
+    (the path of look-alike batches) store identical rows, and the blocks' column
+    lists are the schema's."""
+    import orjson
+
+    try:
+        from tokenlord import _core
+    except ImportError:
+        pytest.skip("tokenlord._core is not built")
+    schema = st.schema
+    assert _core.ROW_BINARY_COLUMNS == {
+        "events": list(schema.EVENTS_COLUMNS),
+        "hourly": list(schema.HOURLY_COLUMNS),
+        "weekly": list(schema.WEEKLY_COLUMNS),
+        "waste": list(schema.WASTE_COLUMNS),
+    }
+    t0 = ms(WEEK1, 10)
+    evs: list[dict[str, Any]] = [
+        {"event_id": f"e{i}", "ts": t0 + i * 1500, "user": ["ann", "bo\u00e9", "x'); DROP --", "z" * 200][i % 4],
+         "model": ["gpt-4o", "claude-sonnet-4", "llama-3"][i % 3], "input_tokens": 100 + i, "output_tokens": i,
+         "team": "t\n" if i % 2 else "", "latency_ms": i if i % 3 else None, "status": "error" if i % 7 == 0 else "ok",
+         "cached_input_tokens": i % 5, "reasoning_tokens": i % 2, "finish_reason": "stop" if i % 2 else "",
+         "prompt": "the same prompt text " * 5 if i % 4 == 1 else None}
+        for i in range(60)
+    ]  # fmt: skip
+    evs = [{k: v for k, v in e.items() if v is not None} for e in evs]
+    b = _core.Core().process([0] * 60, list(range(60)), [orjson.dumps(e) for e in evs], t0 + 10 * HOUR)
+    assert b.rows["events"] == 60 and b.rows["hourly"] > 0 and b.rows["waste"] > 0
+    as_columns = {name: getattr(b, name) for name in ("events", "hourly", "weekly", "waste", "rejected")}
+    other = Store.connect(chdb_url, f"tl_{uuid.uuid4().hex[:12]}")
+    try:
+        other.init_db()
+        written = store.write_batch(b, "tokenlord.events", t0)
+        assert written == {**other.write_batch(as_columns, "tokenlord.events", t0), "progress": 1}
+        for table in ("_events", "_hourly", "_weekly", "_waste"):
+            cols = ", ".join(f"`{c}`" for c, _ in getattr(schema, table[1:].upper() + "_COLUMNS"))
+            sql = "SELECT {c} FROM {t} ORDER BY {c}"
+            got = store.query_rows(sql.format(c=cols, t=store.table(table)))
+            want = other.query_rows(sql.format(c=cols, t=other.table(table)))
+            assert got == want and len(got) == b.rows[table[1:]]
+    finally:
+        other.client.command(f"DROP DATABASE IF EXISTS `{other.database}`")
+        other.close()
+
+
 def test_explain_shows_reasons_and_example_events(store: Any) -> None:
     import orjson
     from tokenlord import _core

@@ -272,6 +272,10 @@ def _ms_to_seconds(values: Sequence[int]) -> list[int]:
     return [v // 1000 for v in values]
 
 
+def _none_to_zero(values: Sequence[int | None]) -> list[int]:
+    return [v if v is not None else 0 for v in values]
+
+
 def _raw_bytes(value: bytes | bytearray | memoryview | str) -> bytes:
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
@@ -400,6 +404,27 @@ class Store:
             if on_written is not None:
                 on_written(table)
 
+        row_binary = None if isinstance(batch, Mapping) else getattr(batch, "row_binary", None)
+
+        def insert_row_binary(name: str, table: str, columns: schema.Columns) -> bool:
+            """The native core's rows of ``name``, inserted as the RowBinary bytes it
+            made (no Python object per row); False for look-alike batches."""
+            if row_binary is None:
+                return False
+            n, data = row_binary(name)
+            if n:
+                self._client.raw_insert(
+                    self.table(table),
+                    [c for c, _ in columns],
+                    insert_block=data,
+                    settings=_INSERT_SETTINGS,
+                    fmt="RowBinary",
+                )
+                if on_written is not None:
+                    on_written(table)
+                written[name] = n
+            return True
+
         rej = _section(batch, "rejected")
         rej_cols = ("src_partition", "src_offset", "idx", "reason", "raw")
         n = _rows(rej, "rejected", rej_cols)
@@ -426,41 +451,24 @@ class Store:
             insert("_outcomes", schema.OUTCOMES_COLUMNS, [oc[c] for c in names])
             written["outcomes"] = n
 
-        ev = _section(batch, "events")
-        names = [c for c, _ in schema.EVENTS_COLUMNS]
-        n = _rows(ev, "events", names)
-        if n:
+        # The four row tables: from the core's RowBinary blocks, else (look-alike
+        # batches, e.g. the reference implementation's) from its columns.
+        tables: tuple[tuple[str, str, schema.Columns, dict[str, Callable[[Sequence[Any]], list[Any]]]], ...] = (
             # DateTime64(3) takes the epoch-ms ints as they are (raw ticks).
-            insert("_events", schema.EVENTS_COLUMNS, [ev[c] for c in names])
-            written["events"] = n
-
-        hr = _section(batch, "hourly")
-        names = [c for c, _ in schema.HOURLY_COLUMNS]
-        n = _rows(hr, "hourly", names)
-        if n:
-            data: list[Sequence[Any]] = [hr[c] for c in names]
-            data[names.index("hour")] = _ms_to_seconds(hr["hour"])
-            insert("_hourly", schema.HOURLY_COLUMNS, data)
-            written["hourly"] = n
-
-        wk = _section(batch, "weekly")
-        names = [c for c, _ in schema.WEEKLY_COLUMNS]
-        n = _rows(wk, "weekly", names)
-        if n:
-            data = [wk[c] for c in names]
-            data[names.index("week_start")] = _ms_to_days(wk["week_start"])
-            data[names.index("team_ts")] = [t if t is not None else 0 for t in wk["team_ts"]]
-            insert("_weekly", schema.WEEKLY_COLUMNS, data)
-            written["weekly"] = n
-
-        ws = _section(batch, "waste")
-        names = [c for c, _ in schema.WASTE_COLUMNS]
-        n = _rows(ws, "waste", names)
-        if n:
-            data = [ws[c] for c in names]
-            data[names.index("week_start")] = _ms_to_days(ws["week_start"])
-            insert("_waste", schema.WASTE_COLUMNS, data)
-            written["waste"] = n
+            ("events", "_events", schema.EVENTS_COLUMNS, {}),
+            ("hourly", "_hourly", schema.HOURLY_COLUMNS, {"hour": _ms_to_seconds}),
+            ("weekly", "_weekly", schema.WEEKLY_COLUMNS, {"week_start": _ms_to_days, "team_ts": _none_to_zero}),
+            ("waste", "_waste", schema.WASTE_COLUMNS, {"week_start": _ms_to_days}),
+        )
+        for name, table, columns, convert in tables:
+            if insert_row_binary(name, table, columns):
+                continue
+            section = _section(batch, name)
+            names = [c for c, _ in columns]
+            n = _rows(section, name, names)
+            if n:
+                insert(table, columns, [convert[c](section[c]) if c in convert else section[c] for c in names])
+                written[name] = n
 
         # Last: the batch is complete up to these offsets.
         progress: Mapping[int, int] = _section(batch, "progress")  # type: ignore[assignment]

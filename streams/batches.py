@@ -1,0 +1,181 @@
+"""From fetched record lists to durably written batches, two stages deep.
+
+A :class:`Batcher` takes the records :class:`streams.consumer.BatchConsumer`
+fetched for one topic, cuts batches (``batch_size`` messages, or whatever
+arrived within ``flush_interval`` of the oldest waiting message) and runs each
+through the pipeline on two threads:
+
+- the **core thread** runs the Rust core on batch *n+1* (it releases the GIL),
+- while the **store thread** writes batch *n* (dead letters, ClickHouse).
+
+Writes stay in batch order, and a batch's offsets are reported done (for the
+Kafka commit and ``--stop-at-end``) only after its write returned. Every store
+access of the worker (writes, restores, the web pages' reads) runs on the store
+thread: chDB is not safe across threads. A partition seen for the first time
+is restored on the store thread after the write in flight, before the core
+sees its messages; a revocation waits for the batch in flight (:meth:`exclusive`).
+
+Back-pressure: at most two batches of records wait here; beyond that the
+fetch loop waits (and with it Kafka fetching), so memory stays bounded when
+the store is slow or down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from faust.types import TP
+
+log = logging.getLogger("tokenlord.worker")
+T = TypeVar("T")
+
+Run = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class Stage:
+    """What a Batcher calls; ``prepare`` on the core thread, the rest on the store thread."""
+
+    prepare: Callable[[Sequence[int], Sequence[int], Sequence[bytes], Sequence[bytes | None]], Any]
+    write: Callable[[Any], None]
+    new_partitions: Callable[[Sequence[int]], list[int]] | None = None
+    restore: Callable[[Sequence[int]], None] | None = None
+
+
+class Batcher:
+    """The batches of one topic (see the module docstring)."""
+
+    def __init__(
+        self,
+        topic: str,
+        stage: Stage,
+        *,
+        run_core: Run,
+        run_store: Run,
+        max_messages: int,
+        flush_interval: float,
+        assignment: Callable[[], set[TP]],
+        on_done: Callable[[dict[TP, int]], None],
+    ) -> None:
+        self.topic = topic
+        self.stage = stage
+        self.run_core = run_core
+        self.run_store = run_store
+        self.max_messages = max_messages
+        self.flush_interval = flush_interval
+        self.assignment = assignment
+        self.on_done = on_done
+        self._chunks: list[tuple[TP, list[Any]]] = []
+        self._waiting = 0  # records in _chunks
+        self._oldest = 0.0  # monotonic time the oldest waiting record arrived
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._lock = asyncio.Lock()  # held while a batch is cut and prepared, and by exclusive()
+        self._write: asyncio.Future[None] | None = None
+
+    # -- the fetch loop's side --------------------------------------------------------
+
+    async def put(self, tp: TP, records: list[Any], generation: int) -> None:
+        while self._waiting >= 2 * self.max_messages:
+            self._room.clear()
+            await self._room.wait()
+        if not self._chunks:
+            self._oldest = time.monotonic()
+        self._chunks.append((tp, records))
+        self._waiting += len(records)
+        self._arrived.set()
+
+    # -- the batch loop -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Cut, prepare and write batches until cancelled."""
+        try:
+            while True:
+                await self._next_cut()
+                async with self._lock:
+                    await self._one_batch()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    async def _next_cut(self) -> None:
+        """Wait until a batch is full, or the oldest waiting record is flush_interval old."""
+        while True:
+            if self._waiting >= self.max_messages:
+                return
+            if self._chunks:
+                left = self._oldest + self.flush_interval - time.monotonic()
+                if left <= 0:
+                    return
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), left)
+            else:
+                self._arrived.clear()
+                await self._arrived.wait()
+
+    def _cut(self) -> tuple[list[int], list[int], list[bytes], list[bytes | None], dict[TP, int]]:
+        """Up to max_messages waiting records of partitions still assigned, in arrival order."""
+        assigned = self.assignment()
+        parts: list[int] = []
+        offsets: list[int] = []
+        values: list[bytes] = []
+        keys: list[bytes | None] = []
+        ends: dict[TP, int] = {}
+        room = self.max_messages
+        while self._chunks and room > 0:
+            tp, recs = self._chunks[0]
+            if len(recs) > room:
+                self._chunks[0] = (tp, recs[room:])
+                recs = recs[:room]
+            else:
+                self._chunks.pop(0)
+            self._waiting -= len(recs)
+            if tp not in assigned:
+                log.debug("dropping %d fetched records of revoked %s", len(recs), tp)
+                continue
+            room -= len(recs)
+            parts.extend([tp.partition] * len(recs))
+            offsets.extend([r.offset for r in recs])
+            values.extend([r.value or b"" for r in recs])
+            keys.extend([r.key for r in recs])
+            ends[tp] = recs[-1].offset + 1
+        self._oldest = time.monotonic()
+        self._room.set()
+        return parts, offsets, values, keys, ends
+
+    async def _one_batch(self) -> None:
+        parts, offsets, values, keys, ends = self._cut()
+        if not parts:
+            return
+        stage = self.stage
+        if stage.new_partitions is not None and stage.restore is not None and stage.new_partitions(parts):
+            # Restores read what the write in flight is writing: after it.
+            await self.flush()
+            await self.run_store(stage.restore, parts)
+        prepared = await self.run_core(stage.prepare, parts, offsets, values, keys)
+        await self.flush()
+        self._write = asyncio.ensure_future(self._write_then_done(prepared, ends))
+
+    async def _write_then_done(self, prepared: Any, ends: dict[TP, int]) -> None:
+        await self.run_store(self.stage.write, prepared)
+        self.on_done(ends)
+
+    async def flush(self) -> None:
+        """Wait for the write in flight (its error, if any, is raised here)."""
+        write, self._write = self._write, None
+        if write is not None:
+            await write
+
+    async def exclusive(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the core thread with no batch in flight (e.g. a revocation)."""
+        async with self._lock:
+            await self.flush()
+            result: T = await self.run_core(fn, *args)
+            return result
