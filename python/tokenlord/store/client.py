@@ -57,7 +57,7 @@ RAW_MAX_BYTES: Final = 4096
 _MS_PER_DAY: Final = 86_400_000
 # Acknowledged writes: 26.x enables async_insert by default, which would
 # acknowledge an insert before it is in a part.
-_INSERT_SETTINGS: Final[dict[str, Any]] = {"async_insert": 0}
+_INSERT_SETTINGS: Final[dict[str, Any]] = {"async_insert": 0, "optimize_on_insert": 0}
 
 RESTORE_COLUMNS: Final = (
     "event_id", "ts", "user", "team", "model", "input_tokens", "output_tokens",
