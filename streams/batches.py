@@ -23,10 +23,11 @@ the store is slow or down.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -42,10 +43,36 @@ Run = Callable[..., Awaitable[Any]]
 class Stage:
     """What a Batcher calls; ``prepare`` on the core thread, the rest on the store thread."""
 
-    prepare: Callable[[Sequence[int], Sequence[int], Sequence[bytes], Sequence[bytes | None]], Any]
+    prepare: Callable[[Sequence[int], Sequence[int], Sequence[bytes], Mapping[tuple[int, int], bytes | None]], Any]
     write: Callable[[Any], None]
     new_partitions: Callable[[Sequence[int]], list[int]] | None = None
     restore: Callable[[Sequence[int]], None] | None = None
+
+
+class RecordKeys(Mapping[tuple[int, int], "bytes | None"]):
+    """(partition, offset) → message key of a batch's records, found on demand:
+    only the dead letters need keys, so none is copied out per record."""
+
+    def __init__(self, chunks: list[tuple[int, list[Any]]]) -> None:
+        self._by_partition: dict[int, list[list[Any]]] = {}
+        for partition, recs in chunks:
+            self._by_partition.setdefault(partition, []).append(recs)
+
+    def __getitem__(self, key: tuple[int, int]) -> bytes | None:
+        partition, offset = key
+        for recs in self._by_partition.get(partition, ()):
+            if recs[0].offset <= offset <= recs[-1].offset:
+                i = bisect.bisect_left(recs, offset, key=lambda r: r.offset)
+                if i < len(recs) and recs[i].offset == offset:
+                    k: bytes | None = recs[i].key
+                    return k
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((p, r.offset) for p, chunks in self._by_partition.items() for recs in chunks for r in recs)
+
+    def __len__(self) -> int:
+        return sum(len(recs) for chunks in self._by_partition.values() for recs in chunks)
 
 
 class Batcher:
@@ -120,13 +147,13 @@ class Batcher:
                 self._arrived.clear()
                 await self._arrived.wait()
 
-    def _cut(self) -> tuple[list[int], list[int], list[bytes], list[bytes | None], dict[TP, int]]:
+    def _cut(self) -> tuple[list[int], list[int], list[bytes], RecordKeys, dict[TP, int]]:
         """Up to max_messages waiting records of partitions still assigned, in arrival order."""
         assigned = self.assignment()
         parts: list[int] = []
         offsets: list[int] = []
         values: list[bytes] = []
-        keys: list[bytes | None] = []
+        taken: list[tuple[int, list[Any]]] = []
         ends: dict[TP, int] = {}
         room = self.max_messages
         while self._chunks and room > 0:
@@ -144,11 +171,11 @@ class Batcher:
             parts.extend([tp.partition] * len(recs))
             offsets.extend([r.offset for r in recs])
             values.extend([r.value or b"" for r in recs])
-            keys.extend([r.key for r in recs])
+            taken.append((tp.partition, recs))
             ends[tp] = recs[-1].offset + 1
         self._oldest = time.monotonic()
         self._room.set()
-        return parts, offsets, values, keys, ends
+        return parts, offsets, values, RecordKeys(taken), ends
 
     async def _one_batch(self) -> None:
         parts, offsets, values, keys, ends = self._cut()

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -43,6 +43,9 @@ from tokenlord.time_utils import WEEK_MS, week_start_ms
 
 log = logging.getLogger("tokenlord.pipeline")
 T = TypeVar("T")
+#: The message keys of a batch, for its dead letters: one per message, or a
+#: mapping (partition, offset) -> key (the worker's, looked up on demand).
+Keys = Sequence[bytes | None] | Mapping[tuple[int, int], bytes | None]
 
 
 # Histogram bounds: messages per batch (up to TOKENLORD_BATCH_SIZE) and seconds per flush.
@@ -164,7 +167,7 @@ class Prepared:
     rejected: Any
     partitions: Sequence[int]
     offsets: Sequence[int]
-    keys: Sequence[bytes | None]
+    keys: Keys
     now_ms: int
     messages: int
     started: float  # perf_counter() when the core started on it
@@ -263,7 +266,7 @@ class Pipeline:
         partitions: Sequence[int],
         offsets: Sequence[int],
         values: Sequence[bytes],
-        keys: Sequence[bytes | None],
+        keys: Keys,
     ) -> Prepared:
         """The core's part of a batch of usage messages (no I/O). Every
         partition must be held (:meth:`restore_new`)."""
@@ -282,7 +285,7 @@ class Pipeline:
         partitions: Sequence[int],
         offsets: Sequence[int],
         values: Sequence[bytes],
-        keys: Sequence[bytes | None],
+        keys: Keys,
     ) -> Prepared:
         """The core's part of a batch of outcome messages (validation; no I/O)."""
         started = time.perf_counter()
@@ -327,13 +330,15 @@ class Pipeline:
         rejected: Any,
         partitions: Sequence[int],
         offsets: Sequence[int],
-        keys: Sequence[bytes | None],
+        keys: Keys,
         topic: str,
     ) -> None:
         """Rejections of a batch read from ``topic`` → the DLQ (flushed), keyed as their source messages."""
         if not rejected["reason"]:
             return
-        key_of = {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
+        key_of = keys if isinstance(keys, Mapping) else {
+            (p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)
+        }
         self._retry("dead-letter", lambda: self.dead_letters.send(rejected, key_of, topic))
         self.faults.reached("dlq")
 
