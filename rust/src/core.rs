@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
-use crate::event::{check_bounds, parse_event, split_message, Element, Event};
+use crate::event::{check_bounds, parse_event, single_object, split_message, Element, Event};
 use crate::tokenize::EncodingMap;
 use crate::waste::{fingerprint, Fingerprint, Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
@@ -218,10 +218,13 @@ pub struct Core {
 }
 
 fn resolve<'a>(json: &'a [u8], raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
-    let mut event = match parse_event(json) {
-        Ok(ev) => ev,
-        Err(r) => return Parsed::Rejected(r, raw),
-    };
+    match parse_event(json) {
+        Ok(event) => resolve_event(event, raw, encodings),
+        Err(r) => Parsed::Rejected(r, raw),
+    }
+}
+
+fn resolve_event<'a>(mut event: Event<'a>, raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
     let mut estimated = false;
     let mut count = |text: &Option<Cow<'_, str>>| {
         let (enc, fallback) = encodings.lookup(&event.model);
@@ -256,6 +259,12 @@ fn resolve<'a>(json: &'a [u8], raw: &'a [u8], encodings: &EncodingMap) -> Parsed
 }
 
 fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
+    // The common case, one event per message: one pass over its bytes.
+    if let Some(body) = single_object(m.value, cfg.max_message_bytes) {
+        if let Ok(event) = parse_event(body) {
+            return vec![resolve_event(event, m.value, &cfg.encodings)];
+        }
+    }
     split_message(m.value, cfg.max_message_bytes)
         .into_iter()
         .map(|el| match el {

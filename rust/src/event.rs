@@ -47,6 +47,21 @@ fn trim_start(b: &[u8]) -> &[u8] {
     &b[n..]
 }
 
+/// The body of a message that may be one event object: within the size
+/// limit and, after an optional BOM and whitespace, starting with `{`. When
+/// [`parse_event`] accepts that body, [`split_message`] would have yielded
+/// exactly `Element::Event { json: body, raw: value }` (parse_event accepts
+/// only one complete JSON value, and no deeper one than `RawValue` does), so
+/// the caller may skip the split; when it fails (an NDJSON message, a bad
+/// event), the caller falls back to the split, which finds the reason.
+pub fn single_object(value: &[u8], max_bytes: usize) -> Option<&[u8]> {
+    if value.len() > max_bytes {
+        return None;
+    }
+    let body = value.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(value);
+    (trim_start(body).first() == Some(&b'{')).then_some(body)
+}
+
 /// Splits one message value into elements, in order (docs/semantics.md).
 pub fn split_message(value: &[u8], max_bytes: usize) -> Vec<Element<'_>> {
     if value.len() > max_bytes {
@@ -274,6 +289,41 @@ const F_STATUS: &[usize] = &[23];
 const F_FINISH: &[usize] = &[24, 25];
 const F_LATENCY: &[usize] = &[26];
 
+/// The slot of a key (its index in `SLOT_KEYS`). A `match` on the string
+/// (dispatched on length by the compiler) instead of a scan of 27 keys.
+fn slot_of(key: &str) -> Option<usize> {
+    Some(match key {
+        "event_id" => 0,
+        "ts" => 1,
+        "user" => 2,
+        "user_id" => 3,
+        "enduser.id" => 4,
+        "model" => 5,
+        "gen_ai.request.model" => 6,
+        "gen_ai.response.model" => 7,
+        "team" => 8,
+        "app" => 9,
+        "provider" => 10,
+        "gen_ai.provider.name" => 11,
+        "session_id" => 12,
+        "gen_ai.conversation.id" => 13,
+        "input_tokens" => 14,
+        "gen_ai.usage.input_tokens" => 15,
+        "output_tokens" => 16,
+        "gen_ai.usage.output_tokens" => 17,
+        "cached_input_tokens" => 18,
+        "gen_ai.usage.cache_read.input_tokens" => 19,
+        "reasoning_tokens" => 20,
+        "prompt" => 21,
+        "output" => 22,
+        "status" => 23,
+        "finish_reason" => 24,
+        "gen_ai.response.finish_reasons" => 25,
+        "latency_ms" => 26,
+        _ => return None,
+    })
+}
+
 struct KeySlot(Option<usize>);
 
 impl<'de> serde::Deserialize<'de> for KeySlot {
@@ -285,7 +335,7 @@ impl<'de> serde::Deserialize<'de> for KeySlot {
                 f.write_str("an object key")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<KeySlot, E> {
-                Ok(KeySlot(SLOT_KEYS.iter().position(|k| *k == v)))
+                Ok(KeySlot(slot_of(v)))
             }
         }
         d.deserialize_str(KeyVisitor)
@@ -293,8 +343,8 @@ impl<'de> serde::Deserialize<'de> for KeySlot {
 }
 
 /// The raw values of the known keys of one event object.
-#[derive(Debug, Default)]
-pub struct Slots<'a>(Vec<Option<Val<'a>>>);
+#[derive(Debug)]
+pub struct Slots<'a>([Option<Val<'a>>; SLOT_KEYS.len()]);
 
 impl<'de> serde::Deserialize<'de> for Slots<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -305,7 +355,7 @@ impl<'de> serde::Deserialize<'de> for Slots<'de> {
                 f.write_str("an event object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Slots<'de>, A::Error> {
-                let mut slots: Vec<Option<Val<'de>>> = vec![None; SLOT_KEYS.len()];
+                let mut slots: [Option<Val<'de>>; SLOT_KEYS.len()] = Default::default();
                 while let Some(KeySlot(slot)) = map.next_key()? {
                     match slot {
                         Some(i) => slots[i] = Some(map.next_value_seed(ValSeed)?),
@@ -505,6 +555,39 @@ pub fn parse_event(raw: &[u8]) -> Result<Event<'_>, Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slot_of_agrees_with_slot_keys() {
+        for (i, k) in SLOT_KEYS.iter().enumerate() {
+            assert_eq!(slot_of(k), Some(i), "{k}");
+        }
+        assert_eq!(slot_of("Event_id"), None);
+        assert_eq!(slot_of(""), None);
+    }
+
+    #[test]
+    fn single_object_fast_path_agrees_with_split() {
+        let cases: &[&[u8]] = &[
+            br#"{"event_id":"a","ts":1,"user":"u","model":"m","input_tokens":1}"#,
+            b"\xEF\xBB\xBF  {\"event_id\":\"a\",\"ts\":1,\"user\":\"u\",\"model\":\"m\",\"input_tokens\":1}\n",
+            b"{\"event_id\":\"a\",\"ts\":1,\"user\":\"u\",\"model\":\"m\",\"input_tokens\":1}\n{\"event_id\":\"b\"}",
+            b"{\"a\":1} x",
+            b"{}",
+            b"[{}]",
+        ];
+        for v in cases {
+            let fast = single_object(v, 1 << 20).and_then(|b| parse_event(b).ok().map(|_| b));
+            if let Some(body) = fast {
+                let split = split_message(v, 1 << 20);
+                assert!(
+                    matches!(split.as_slice(), [Element::Event { json, raw }] if *json == body && *raw == *v),
+                    "{:?}",
+                    String::from_utf8_lossy(v)
+                );
+            }
+        }
+        assert!(single_object(b"{}", 1).is_none());
+    }
 
     fn reason(raw: &str) -> Option<String> {
         parse_event(raw.as_bytes()).err().map(|r| r.to_string())

@@ -218,8 +218,37 @@ pub fn fingerprint(prompt: Option<&str>, output: Option<&str>) -> Fingerprint {
 /// The fingerprint of a prompt known only by its size: the same model and
 /// the same input count to the token, again and again, is a resent prompt.
 pub fn counts_fingerprint(model: &str, input_tokens: u64) -> u64 {
-    let key = format!("\0counts\0{model}\0{input_tokens}");
-    nonzero(xxh3_64(key.as_bytes()))
+    // xxh3 of "\0counts\0{model}\0{input_tokens}", built on the stack (no
+    // allocation per event) when the model name is of a usual length.
+    const PREFIX: &[u8] = b"\0counts\0";
+    let mut buf = [0u8; 160];
+    let digits = decimal(input_tokens);
+    let n = PREFIX.len() + model.len() + 1 + digits.1;
+    if n > buf.len() {
+        let key = format!("\0counts\0{model}\0{input_tokens}");
+        return nonzero(xxh3_64(key.as_bytes()));
+    }
+    buf[..PREFIX.len()].copy_from_slice(PREFIX);
+    let at = PREFIX.len() + model.len();
+    buf[PREFIX.len()..at].copy_from_slice(model.as_bytes());
+    buf[at] = 0;
+    buf[at + 1..n].copy_from_slice(&digits.0[20 - digits.1..]);
+    nonzero(xxh3_64(&buf[..n]))
+}
+
+/// The decimal digits of `v`: right-aligned in 20 bytes, and their count.
+fn decimal(mut v: u64) -> ([u8; 20], usize) {
+    let mut d = [0u8; 20];
+    let mut i = 20;
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    (d, 20 - i)
 }
 
 /// One earlier request of a user, for the loop rule.
@@ -384,6 +413,23 @@ fn same_answer(x: &Recent, r: &Request<'_>, bits: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_fingerprint_is_the_hash_of_its_key() {
+        let long = "m".repeat(200);
+        for (model, n) in [
+            ("gpt-4o", 0u64),
+            ("claude", 7),
+            ("", u64::MAX),
+            (long.as_str(), 12_345),
+        ] {
+            let key = format!("\0counts\0{model}\0{n}");
+            assert_eq!(
+                counts_fingerprint(model, n),
+                nonzero(xxh3_64(key.as_bytes()))
+            );
+        }
+    }
 
     const T0: i64 = 1_704_067_200_000;
 
