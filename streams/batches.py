@@ -1,8 +1,9 @@
 """From fetched record lists to durably written batches, two stages deep.
 
 A :class:`Batcher` takes the records :class:`streams.consumer.BatchConsumer`
-fetched for one topic, cuts batches (``batch_size`` messages, or whatever
-arrived within ``flush_interval`` of the oldest waiting message) and runs each
+fetched for one topic, cuts batches (``batch_size`` messages or
+``batch_bytes`` of values, or whatever arrived within ``flush_interval`` of
+the oldest waiting message) and runs each
 through the pipeline on two threads:
 
 - the **core thread** runs the Rust core on batch *n+1* (it releases the GIL),
@@ -86,6 +87,7 @@ class Batcher:
         run_core: Run,
         run_store: Run,
         max_messages: int,
+        max_bytes: int,
         flush_interval: float,
         assignment: Callable[[], set[TP]],
         on_done: Callable[[dict[TP, int]], None],
@@ -95,11 +97,13 @@ class Batcher:
         self.run_core = run_core
         self.run_store = run_store
         self.max_messages = max_messages
+        self.max_bytes = max_bytes
         self.flush_interval = flush_interval
         self.assignment = assignment
         self.on_done = on_done
-        self._chunks: list[tuple[TP, list[Any]]] = []
+        self._chunks: list[tuple[TP, list[Any], int]] = []  # (tp, records, bytes of their values)
         self._waiting = 0  # records in _chunks
+        self._waiting_bytes = 0
         self._oldest = 0.0  # monotonic time the oldest waiting record arrived
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
@@ -109,13 +113,15 @@ class Batcher:
     # -- the fetch loop's side --------------------------------------------------------
 
     async def put(self, tp: TP, records: list[Any], generation: int) -> None:
-        while self._waiting >= 2 * self.max_messages:
+        while self._waiting >= 2 * self.max_messages or self._waiting_bytes >= 2 * self.max_bytes:
             self._room.clear()
             await self._room.wait()
         if not self._chunks:
             self._oldest = time.monotonic()
-        self._chunks.append((tp, records))
+        nbytes = sum(len(r.value or b"") for r in records)
+        self._chunks.append((tp, records, nbytes))
         self._waiting += len(records)
+        self._waiting_bytes += nbytes
         self._arrived.set()
 
     # -- the batch loop -----------------------------------------------------------------
@@ -134,7 +140,7 @@ class Batcher:
     async def _next_cut(self) -> None:
         """Wait until a batch is full, or the oldest waiting record is flush_interval old."""
         while True:
-            if self._waiting >= self.max_messages:
+            if self._waiting >= self.max_messages or self._waiting_bytes >= self.max_bytes:
                 return
             if self._chunks:
                 left = self._oldest + self.flush_interval - time.monotonic()
@@ -148,31 +154,40 @@ class Batcher:
                 await self._arrived.wait()
 
     def _cut(self) -> tuple[list[int], list[int], list[bytes], RecordKeys, dict[TP, int]]:
-        """Up to max_messages waiting records of partitions still assigned, in arrival order."""
+        """Up to max_messages waiting records (and about max_bytes, at least one
+        record) of partitions still assigned, in arrival order."""
         assigned = self.assignment()
         parts: list[int] = []
         offsets: list[int] = []
         values: list[bytes] = []
         taken: list[tuple[int, list[Any]]] = []
         ends: dict[TP, int] = {}
-        room = self.max_messages
-        while self._chunks and room > 0:
-            tp, recs = self._chunks[0]
-            if len(recs) > room:
-                self._chunks[0] = (tp, recs[room:])
-                recs = recs[:room]
+        room, room_bytes = self.max_messages, self.max_bytes
+        while self._chunks and room > 0 and room_bytes > 0:
+            tp, recs, nbytes = self._chunks[0]
+            take = min(len(recs), room)
+            if nbytes > room_bytes:
+                take = min(take, max(1, len(recs) * room_bytes // nbytes))
+            if take < len(recs):
+                head_bytes = nbytes * take // len(recs)
+                self._chunks[0] = (tp, recs[take:], nbytes - head_bytes)
+                recs, nbytes = recs[:take], head_bytes
             else:
                 self._chunks.pop(0)
             self._waiting -= len(recs)
+            self._waiting_bytes -= nbytes
             if tp not in assigned:
                 log.debug("dropping %d fetched records of revoked %s", len(recs), tp)
                 continue
             room -= len(recs)
+            room_bytes -= nbytes
             parts.extend([tp.partition] * len(recs))
             offsets.extend([r.offset for r in recs])
             values.extend([r.value or b"" for r in recs])
             taken.append((tp.partition, recs))
             ends[tp] = recs[-1].offset + 1
+        if not self._chunks:
+            self._waiting_bytes = 0  # the byte split above is approximate
         self._oldest = time.monotonic()
         self._room.set()
         return parts, offsets, values, RecordKeys(taken), ends

@@ -86,6 +86,7 @@ def register(
             run_core=run_core,
             run_store=run_store,
             max_messages=settings.batch_size,
+            max_bytes=settings.batch_bytes,
             flush_interval=settings.flush_interval / 1000,
             assignment=lambda: consumer().assignment(),
             on_done=on_done,

@@ -234,6 +234,12 @@ FIELDS: tuple[Field, ...] = (
         parse_duration_ms,
     ),
     Field("batch_size", "20000", "Max Kafka messages per core call and store write.", _positive_int),
+    Field(
+        "batch_bytes",
+        "8388608",
+        "Max bytes of message values per core call and store write (a batch ends at whichever comes first).",
+        _positive_int,
+    ),
     Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
     Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
     # Waste signals (docs/semantics.md, "Waste")
@@ -364,6 +370,7 @@ class Settings:
     dedupe_horizon: int = 86_400_000
     future_tolerance: int = 600_000
     batch_size: int = 20_000
+    batch_bytes: int = 8_388_608
     flush_interval: int = 1000
     max_message_bytes: int = 1_048_576
     waste_min_prompt_tokens: int = 32

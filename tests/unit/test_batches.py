@@ -27,7 +27,14 @@ def recs(start: int, n: int, partition: int = 0) -> list[Rec]:
 
 
 class Harness:
-    def __init__(self, *, max_messages: int = 5, flush_interval: float = 0.05, assigned: set[TP] | None = None):
+    def __init__(
+        self,
+        *,
+        max_messages: int = 5,
+        max_bytes: int = 1 << 20,
+        flush_interval: float = 0.05,
+        assigned: set[TP] | None = None,
+    ):
         self.log: list[tuple[str, Any]] = []
         self.assigned = assigned if assigned is not None else {TP("t", 0), TP("t", 1)}
         self.write_gate = asyncio.Event()
@@ -57,6 +64,7 @@ class Harness:
             run_core=run_core,
             run_store=run_store,
             max_messages=max_messages,
+            max_bytes=max_bytes,
             flush_interval=flush_interval,
             assignment=lambda: self.assigned,
             on_done=lambda ends: self.log.append(("done", dict(ends))),
@@ -96,6 +104,19 @@ def test_batches_cut_at_max_messages_in_arrival_order_then_by_time() -> None:
         assert first == [(0, 0), (0, 1), (0, 2), (1, 10), (1, 11)]
         assert second == [(1, 12), (1, 13)]  # the rest, after the flush interval
         assert h.entries("done") == [{TP("t", 0): 3, TP("t", 1): 12}, {TP("t", 1): 14}]
+
+    asyncio.run(go())
+
+
+def test_batches_also_end_at_max_bytes() -> None:
+    async def go() -> None:
+        h = Harness(max_messages=1000, max_bytes=20, flush_interval=0.05)  # values are 4 bytes
+        async with running(h):
+            await h.batcher.put(TP("t", 0), recs(0, 10), 1)
+            await until(lambda: sum(len(w) for w in h.entries("write")) == 10)
+        sizes = [len(w) for w in h.entries("write")]
+        assert sizes == [5, 5]
+        assert [o for w in h.entries("write") for _, o in w] == list(range(10))
 
     asyncio.run(go())
 
