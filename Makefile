@@ -16,10 +16,10 @@ DEMO_USERS ?= 300
 DEMO_DAYS ?= 14
 DEMO_GAMERS ?= 5
 
-.PHONY: help install venv build browser test test-rust test-py lint demo demo-run bench clean
+.PHONY: help install venv build browser test test-rust test-py lint compose-check demo demo-run bench clean
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -56,7 +56,10 @@ test-rust: ## cargo test (the core's domain logic)
 test-py: install browser ## pytest: unit and integration (starts a real local Kafka)
 	$(PY) -m pytest tests -q
 
-lint: install ## ruff, mypy (strict) and the native stub check (stubtest)
+compose-check: ## docker compose config on docker-compose.yml (builds the compose plugin once if docker has none; needs docker CLI + go)
+	bash scripts/compose-check.sh
+
+lint: install compose-check ## ruff, mypy (strict), the native stub check (stubtest), compose-check
 	$(VENV)/bin/ruff check python streams tests benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest tokenlord._core

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tokenlord import report as fmt
-from tokenlord.errors import TokenlordError
+from tokenlord.errors import ConfigError, StoreError, TokenlordError
 from tokenlord.report import WASTE_RULES
 from tokenlord.settings import FIELDS, Settings, configuration_markdown
 
@@ -125,7 +125,11 @@ def _parser() -> argparse.ArgumentParser:
     tk.add_argument("--model", required=True, help="model name, e.g. gpt-4o (see TOKENLORD_MODEL_ENCODINGS)")
     tk.add_argument("files", nargs="+", metavar="FILE", help="text files ('-' = stdin)")
 
-    sub.add_parser("init-db", parents=[parent], help="create the ClickHouse database, tables and views")
+    sub.add_parser(
+        "init-db",
+        parents=[parent],
+        help="create the ClickHouse database, tables and views (--bi-user NAME: also a read-only user for BI tools)",
+    )
 
     kl = sub.add_parser("kafka-local", parents=[parent], help="a real single-node Kafka on 127.0.0.1 for dev and tests")
     kl.add_argument("action", choices=("start", "stop", "status"))
@@ -199,12 +203,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if cmd == "kafka-local":
         return _cmd_kafka_local(args, settings)
     if cmd == "init-db":
-        from tokenlord.store import open_store
-
-        store = open_store(settings)
-        store.init_db(settings.title_list())
-        print(f"database {settings.database!r} ready at {settings.effective()[1][1]}")
-        return 0
+        return _cmd_init_db(settings)
     if cmd == "leaderboard":
         return _cmd_leaderboard(args, settings)
     if cmd == "produce":
@@ -242,6 +241,42 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     for env, value, _ in rows:
         print(f"{env.ljust(width)}  {value}")
     return 0
+
+
+def _cmd_init_db(settings: Settings) -> int:
+    from tokenlord.settings import mask
+
+    url = settings.clickhouse_url
+    where = url if url.startswith("chdb:") else mask(url)
+    password = ""
+    if settings.bi_user:  # checked before anything is created
+        if url.startswith("chdb:"):
+            raise ConfigError(
+                f"--bi-user needs a ClickHouse server (TOKENLORD_CLICKHOUSE_URL=http(s)://...): "
+                f"embedded chDB ({where}) has no users to create"
+            )
+        password = settings.bi_secret()
+    from tokenlord.store import open_store
+
+    store = open_store(settings)
+    store.init_db(settings.title_list())
+    print(f"database {settings.database!r} ready at {where}")
+    if settings.bi_user:
+        _create_bi_user(store.client, settings.database, settings.bi_user, password)
+        print(f"BI user {settings.bi_user!r}: SELECT on the views of {settings.database!r} only, readonly")
+    return 0
+
+
+def _create_bi_user(client: Any, database: str, user: str, password: str) -> None:
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from tokenlord.store.access import create_bi_user
+
+    try:
+        create_bi_user(client, database, user, password)
+    except ClickHouseError as exc:  # the server's own words, first line, never the password
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(password, "***")
+        raise StoreError(f"cannot create or update the BI user {user!r}: {first}") from None
 
 
 def _cmd_kafka_local(args: argparse.Namespace, settings: Settings) -> int:

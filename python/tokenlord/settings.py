@@ -81,6 +81,10 @@ def _identifier(text: str) -> str:
     return text
 
 
+def _optional_identifier(text: str) -> str:
+    return _identifier(text) if text else text
+
+
 def _topic(text: str) -> str:
     if not _TOPIC.match(text):
         raise ValueError("not a Kafka topic name (letters, digits, '.', '_', '-'; 1-249 chars)")
@@ -215,6 +219,21 @@ FIELDS: tuple[Field, ...] = (
         secret=True,
     ),
     Field("database", "tokenlord", "ClickHouse database of the tables and views.", _identifier),
+    Field(
+        "bi_user",
+        "",
+        "`init-db` also creates (or resets) this ClickHouse user for BI tools: SELECT on the public views "
+        "only, readonly. Needs a ClickHouse server (not chdb://). Empty: no BI user.",
+        _optional_identifier,
+    ),
+    Field(
+        "bi_password",
+        "",
+        "The BI user's password: environment only (no flag), masked; or use TOKENLORD_BI_PASSWORD_FILE.",
+        secret=True,
+        has_flag=False,
+    ),
+    Field("bi_password_file", "", "File holding the BI user's password (e.g. a mounted secret).", _readable_file),
     Field("events_topic", "tokenlord.events", "Topic of usage events.", _topic),
     Field("dlq_topic", "tokenlord.events.dlq", "Dead-letter topic for rejected input.", _topic),
     Field("outcomes_topic", "tokenlord.outcomes", "Topic of outcome events.", _topic),
@@ -361,6 +380,9 @@ class Settings:
     kafka_key_file: str = ""
     clickhouse_url: str = "chdb://./var/tokenlord"
     database: str = "tokenlord"
+    bi_user: str = ""
+    bi_password: str = ""
+    bi_password_file: str = ""
     events_topic: str = "tokenlord.events"
     dlq_topic: str = "tokenlord.events.dlq"
     outcomes_topic: str = "tokenlord.outcomes"
@@ -422,6 +444,8 @@ class Settings:
             raw[f.name] = text
         settings = cls(**values, raw=raw)
         settings._check_kafka_security()
+        if settings.bi_password and settings.bi_password_file:
+            raise ConfigError("set TOKENLORD_BI_PASSWORD or TOKENLORD_BI_PASSWORD_FILE, not both.")
         return settings
 
     def _check_kafka_security(self) -> None:
@@ -454,6 +478,25 @@ class Settings:
                     f"TOKENLORD_KAFKA_PASSWORD_FILE={self.kafka_password_file!r}: cannot read it ({exc.strerror})."
                 ) from None
         return self.kafka_password
+
+    def bi_secret(self) -> str:
+        """The BI user's password (environment or file); an error when there is none."""
+        if self.bi_password_file:
+            try:
+                secret = Path(self.bi_password_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"TOKENLORD_BI_PASSWORD_FILE={self.bi_password_file!r}: cannot read it ({exc.strerror})."
+                ) from None
+            if not secret:
+                raise ConfigError(f"TOKENLORD_BI_PASSWORD_FILE={self.bi_password_file!r} is empty.")
+            return secret
+        if not self.bi_password:
+            raise ConfigError(
+                f"--bi-user {self.bi_user} needs a password: set TOKENLORD_BI_PASSWORD or "
+                "TOKENLORD_BI_PASSWORD_FILE (never a flag)."
+            )
+        return self.bi_password
 
     # Derived views of the settings ------------------------------------------------
 

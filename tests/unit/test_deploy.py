@@ -142,3 +142,66 @@ def test_dashboard_sql_runs_against_the_schema() -> None:
         [sys.executable, "-c", RUN_SQL], input=json.dumps(queries), capture_output=True, text=True, timeout=120
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+# ---- `docker compose config` (the real compose CLI) ----------------------------------------------
+# `make compose-check` (part of `make lint`) builds the compose plugin once into the cache when
+# the docker CLI has none; this test uses whichever exists and skips when neither does.
+COMPOSE_VERSION = next(
+    line.split(":-", 1)[1].rstrip("}")
+    for line in (REPO / "scripts/compose-check.sh").read_text().splitlines()
+    if line.startswith("COMPOSE_VERSION=")
+)
+
+
+def compose_env() -> dict[str, str] | None:
+    """Environment under which `docker compose` works, or None (no docker CLI / no plugin)."""
+    import os
+    import shutil
+
+    if shutil.which("docker") is None:
+        return None
+    env = dict(os.environ)
+    if subprocess.run(["docker", "compose", "version"], env=env, capture_output=True).returncode == 0:
+        return env
+    cache = Path(os.environ.get("TOKENLORD_CACHE_DIR") or Path.home() / ".cache/tokenlord").expanduser()
+    config = cache / f"compose-{COMPOSE_VERSION}" / "docker-config"
+    if (config / "cli-plugins/docker-compose").is_file():
+        return {**env, "DOCKER_CONFIG": str(config)}
+    return None
+
+
+def compose_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", "compose", "-f", str(path), "config", "-q"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def compose_cli() -> dict[str, str]:
+    env = compose_env()
+    if env is None:
+        pytest.skip("no docker CLI with a compose plugin: `make compose-check` builds one (needs go)")
+    return env
+
+
+def test_docker_compose_config_accepts_the_file(compose_cli: dict[str, str]) -> None:
+    out = compose_config(REPO / "docker-compose.yml", compose_cli)
+    assert out.returncode == 0 and not (out.stdout + out.stderr).strip(), out.stdout + out.stderr
+
+
+def test_docker_compose_config_is_a_real_check(compose_cli: dict[str, str], tmp_path: Path) -> None:
+    """The same check rejects broken copies: an unknown key, a dependency on a missing service."""
+    for src in ("deploy", "Dockerfile"):  # relative paths resolve against the file's directory
+        (tmp_path / src).symlink_to(REPO / src)
+    original = (REPO / "docker-compose.yml").read_text()
+    for old, new, wanted in (
+        ('command: ["worker"]\n', 'command: ["worker"]\n    restart_policy: always\n', "restart_policy"),
+        ("depends_on: [worker]", "depends_on: [wrker]", "wrker"),
+    ):
+        assert old in original
+        broken = tmp_path / "docker-compose.yml"
+        broken.write_text(original.replace(old, new, 1))
+        out = compose_config(broken, compose_cli)
+        assert out.returncode != 0 and wanted in out.stderr, (new, out.stderr)

@@ -279,6 +279,17 @@ def test_init_db_is_idempotent(store: Any) -> None:
     ]
 
 
+def test_public_views_run_with_their_definers_rights(store: Any) -> None:
+    """A BI user granted SELECT on the views alone can read them (init-db --bi-user)."""
+    rows = store.query_rows(
+        "SELECT name, create_table_query AS q FROM system.tables WHERE database = {db:String} AND engine = 'View'",
+        {"db": store.database},
+    )
+    assert {r["name"] for r in rows} == set(st.PUBLIC_VIEWS)
+    for r in rows:
+        assert "SQL SECURITY DEFINER" in r["q"], r["name"]
+
+
 def test_view_columns_follow_the_contract(store: Any) -> None:
     def cols(table: str) -> list[str]:
         rows = store.query_rows(

@@ -28,6 +28,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokenlord.errors import KafkaLocalError
@@ -35,10 +36,13 @@ from tokenlord.errors import KafkaLocalError
 __all__ = [
     "HOST",
     "KAFKA_VERSION",
+    "SASL_MECHANISMS",
+    "BrokerCerts",
     "KafkaLocalError",
     "cache_dir",
     "ensure_jars",
     "find_java",
+    "make_test_certs",
     "start",
     "status",
     "stop",
@@ -278,8 +282,44 @@ def ensure_jars(version: str = KAFKA_VERSION, timeout: float = DOWNLOAD_TIMEOUT)
 # --------------------------------------------------------------------------- config files
 
 
+#: Mechanisms of the SASL listeners of a test broker (``start(..., sasl=...)``).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_MECHANISMS = tuple(m for m in SASL_MECHANISMS if m.startswith("SCRAM-"))
+_SCRAM_UNSAFE = re.compile(r"[\[\],=\s\"']")
+
+
+@dataclass(frozen=True)
+class BrokerCerts:
+    """A throw-away CA and a broker key store signed by it (:func:`make_test_certs`)."""
+
+    ca_pem: Path  # what a client trusts (TOKENLORD_KAFKA_CA_FILE)
+    keystore: Path  # PKCS12: the broker's key and certificate chain
+    password: str  # of the key store and the key
+
+
+def _listener_sasl_lines(listener: str, users: Mapping[str, str]) -> list[str]:
+    name = listener.lower()
+    accounts = " ".join(f'user_{u}="{pw}"' for u, pw in users.items())
+    lines = [
+        f"listener.name.{name}.sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+        f"listener.name.{name}.plain.sasl.jaas.config="
+        f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};",
+    ]
+    # SCRAM credentials live in the cluster metadata (``format --add-scram``), not here.
+    lines += [
+        f"listener.name.{name}.{m.lower()}.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        for m in _SCRAM_MECHANISMS
+    ]
+    return lines
+
+
 def _server_properties(
-    home: Path, port: int, controller_port: int, sasl: tuple[int, Mapping[str, str]] | None = None
+    home: Path,
+    port: int,
+    controller_port: int,
+    sasl: tuple[int, Mapping[str, str]] | None = None,
+    sasl_ssl: tuple[int, BrokerCerts] | None = None,
 ) -> str:
     data = home / DATA_DIR
     listeners = f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}"
@@ -291,13 +331,22 @@ def _server_properties(
         listeners += f",SASL_PLAINTEXT://{HOST}:{sasl_port}"
         advertised += f",SASL_PLAINTEXT://{HOST}:{sasl_port}"
         protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
-        accounts = " ".join(f'user_{u}="{pw}"' for u, pw in users.items())
         sasl_lines = [
-            "sasl.enabled.mechanisms=PLAIN",
-            "listener.name.sasl_plaintext.sasl.enabled.mechanisms=PLAIN",
-            "listener.name.sasl_plaintext.plain.sasl.jaas.config="
-            f"org.apache.kafka.common.security.plain.PlainLoginModule required {accounts};",
+            f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+            *_listener_sasl_lines("SASL_PLAINTEXT", users),
         ]
+        if sasl_ssl is not None:
+            ssl_port, certs = sasl_ssl
+            listeners += f",SASL_SSL://{HOST}:{ssl_port}"
+            advertised += f",SASL_SSL://{HOST}:{ssl_port}"
+            protocols += ",SASL_SSL:SASL_SSL"
+            sasl_lines += [
+                *_listener_sasl_lines("SASL_SSL", users),
+                f"listener.name.sasl_ssl.ssl.keystore.location={certs.keystore}",
+                "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
+                f"listener.name.sasl_ssl.ssl.keystore.password={certs.password}",
+                f"listener.name.sasl_ssl.ssl.key.password={certs.password}",
+            ]
     lines = [
         "# Written by tokenlord.kafka.local on every start; edits are overwritten.",
         "process.roles=broker,controller",
@@ -512,8 +561,11 @@ def _run_tool(java: str, libs: Path, home: Path, args: list[str]) -> str:
     return res.stdout
 
 
-def _format_storage(java: str, libs: Path, home: Path) -> str:
+def _format_storage(java: str, libs: Path, home: Path, scram_users: Mapping[str, str] | None = None) -> str:
+    """Format the data directory once; with ``scram_users``, always anew with their SCRAM credentials."""
     data = home / DATA_DIR
+    if scram_users is not None:
+        shutil.rmtree(data, ignore_errors=True)  # credentials are set at format time only
     if (data / "meta.properties").exists():
         return ""
     shutil.rmtree(data, ignore_errors=True)  # a half-formatted leftover
@@ -521,8 +573,52 @@ def _format_storage(java: str, libs: Path, home: Path) -> str:
     if not out:
         raise KafkaLocalError("kafka StorageTool random-uuid printed nothing")
     cluster_id = out[-1].strip()
-    _run_tool(java, libs, home, ["format", "-t", cluster_id, "-c", str(home / PROPS_FILE)])
+    scram = [
+        arg
+        for user, pw in (scram_users or {}).items()
+        for m in _SCRAM_MECHANISMS
+        for arg in ("--add-scram", f"{m}=[name={user},password={pw}]")
+    ]
+    _run_tool(java, libs, home, ["format", "-t", cluster_id, "-c", str(home / PROPS_FILE), *scram])
     return cluster_id
+
+
+def make_test_certs(directory: Path, password: str, validity_days: int = 2) -> BrokerCerts:
+    """A CA and a broker key store for 127.0.0.1 / localhost, made with the JDK's keytool.
+
+    For tests only: short-lived, one password for everything, written into
+    ``directory`` (created; existing files are replaced).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    keytool = str(Path(find_java()).parent / "keytool")
+    ca_store, ca_pem = directory / "ca.p12", directory / "ca.pem"
+    keystore, csr, crt = directory / "broker.p12", directory / "broker.csr", directory / "broker.pem"
+    for f in (ca_store, ca_pem, keystore, csr, crt):
+        f.unlink(missing_ok=True)
+    san = "SAN=ip:127.0.0.1,dns:localhost"
+    common = ["-storetype", "PKCS12", "-storepass", password, "-keypass", password]
+
+    def kt(*args: str) -> None:
+        try:
+            res = subprocess.run([keytool, *args], capture_output=True, text=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise KafkaLocalError(f"keytool {args[0]} failed: {exc}") from exc
+        if res.returncode != 0:
+            raise KafkaLocalError(f"keytool {args[0]} failed (exit {res.returncode}): {res.stderr.strip()[-2000:]}")
+
+    days = str(validity_days)
+    kt("-genkeypair", "-alias", "ca", "-keyalg", "RSA", "-keysize", "2048", "-dname", "CN=tokenlord test CA",
+       "-ext", "bc:c", "-validity", days, "-keystore", str(ca_store), *common)  # fmt: skip
+    kt("-exportcert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), "-storepass", password, "-file", str(ca_pem))
+    kt("-genkeypair", "-alias", "broker", "-keyalg", "RSA", "-keysize", "2048", "-dname", "CN=127.0.0.1",
+       "-ext", san, "-validity", days, "-keystore", str(keystore), *common)  # fmt: skip
+    kt("-certreq", "-alias", "broker", "-keystore", str(keystore), "-storepass", password, "-file", str(csr))
+    kt("-gencert", "-rfc", "-alias", "ca", "-keystore", str(ca_store), "-storepass", password, "-infile", str(csr),
+       "-outfile", str(crt), "-ext", san, "-validity", days)  # fmt: skip
+    kt("-importcert", "-noprompt", "-alias", "ca", "-file", str(ca_pem), "-keystore", str(keystore), *common)
+    kt("-importcert", "-noprompt", "-alias", "broker", "-file", str(crt), "-keystore", str(keystore), *common)
+    return BrokerCerts(ca_pem=ca_pem, keystore=keystore, password=password)
 
 
 def _spawn(java: str, libs: Path, home: Path) -> int:
@@ -564,12 +660,17 @@ def start(
     timeout: float = 120,
     *,
     sasl: tuple[int, Mapping[str, str]] | None = None,
+    sasl_ssl: tuple[int, BrokerCerts] | None = None,
 ) -> str:
     """Start the broker (if it is not running yet) and wait until it serves metadata.
 
-    ``sasl=(port, {user: password})`` adds a SASL_PLAINTEXT listener (mechanism
-    PLAIN) on that port accepting those accounts, for testing authenticated
-    clients; the PLAINTEXT listener stays.
+    For testing authenticated clients (the PLAINTEXT listener stays):
+    ``sasl=(port, {user: password})`` adds a SASL_PLAINTEXT listener on that
+    port accepting those accounts with each of :data:`SASL_MECHANISMS` (PLAIN
+    from the listener's config, SCRAM credentials written when the storage is
+    formatted, so the data directory is formatted anew on every such start);
+    ``sasl_ssl=(port, certs)`` (with ``sasl``) adds a SASL_SSL listener with
+    the same accounts and TLS from :func:`make_test_certs`.
 
     ``timeout`` bounds the wait for the broker; fetching the jars the first
     time has its own bound (:data:`DOWNLOAD_TIMEOUT`). Returns a message for
@@ -600,7 +701,13 @@ def start(
             return f"Kafka already running on {HOST}:{port} (pid {pid}, data in {home})"
         if pid is not None:
             _remove_pid(home)  # stale
-        for p in (port, controller_port, *([sasl[0]] if sasl else [])):
+        if sasl_ssl is not None and sasl is None:
+            raise KafkaLocalError("a SASL_SSL listener needs the SASL accounts: pass sasl=(port, users) too")
+        for user, pw in (sasl[1] if sasl else {}).items():
+            if _SCRAM_UNSAFE.search(user + pw) or not (user and pw):
+                raise KafkaLocalError(f"test account {user!r}: no spaces, quotes or any of []=, in a name or password")
+        extra_ports = [p for p in (sasl[0] if sasl else None, sasl_ssl[0] if sasl_ssl else None) if p is not None]
+        for p in (port, controller_port, *extra_ports):
             if _port_open(p):
                 raise KafkaLocalError(
                     f"{HOST}:{p} is already in use by another process; stop it or choose "
@@ -609,10 +716,10 @@ def start(
         java = java or find_java()
         libs = ensure_jars()
         (home / PROPS_FILE).write_text(
-            _server_properties(home, port, controller_port, sasl), encoding="utf-8"
+            _server_properties(home, port, controller_port, sasl, sasl_ssl), encoding="utf-8"
         )
         (home / LOG4J_FILE).write_text(_LOG4J2, encoding="utf-8")
-        _format_storage(java, libs, home)
+        _format_storage(java, libs, home, dict(sasl[1]) if sasl else None)
         t_spawn = time.monotonic()
         pid = _spawn(java, libs, home)
         try:

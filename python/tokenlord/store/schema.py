@@ -10,6 +10,8 @@ The public objects (``events``, ``usage_hourly``, ``leaderboard_weekly``,
 ``waste_weekly``, ``rejected``) are plain views that read the internal
 tables ``FINAL`` and, for the aggregates, sum the per-Kafka-partition rows,
 so a plain ``SELECT`` from a BI tool gets correct, deduplicated numbers.
+They run with their definer's rights (``SQL SECURITY DEFINER``): a user
+granted ``SELECT`` on the views alone can read them (``init-db --bi-user``).
 
 Every identifier that is not a literal of this module (the database name
 comes from settings) goes through :func:`quote_ident`, which only accepts
@@ -156,6 +158,12 @@ LEADERBOARD_VIEW_COLUMNS: Final = (
 WASTE_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted_tokens")
 REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
 
+# The public views read the internal tables with the rights of the user who ran
+# init-db (their definer), so a user granted SELECT on the views alone (the BI
+# user, store/access.py) can read them; ClickHouse's default for a plain view is
+# SQL SECURITY INVOKER, which would need grants on every internal table too.
+VIEW_SECURITY: Final = "DEFINER = CURRENT_USER SQL SECURITY DEFINER"
+
 PUBLIC_VIEWS: Final = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly")
 INTERNAL_TABLES: Final = (
     "_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes", "_progress",
@@ -279,12 +287,16 @@ ORDER BY `rank`"""
     # `sum(total_tokens) AS total_tokens`, `... AS rank`) can shadow the column
     # in other expressions of the same query.
     stmts.append(
-        f"""CREATE OR REPLACE VIEW {t("events")} AS
+        f"""CREATE OR REPLACE VIEW {t("events")}
+{VIEW_SECURITY}
+AS
 SELECT {_q(EVENTS_VIEW_COLUMNS)}
 FROM {t("_events")} FINAL"""
     )
     stmts.append(
-        f"""CREATE OR REPLACE VIEW {t("usage_hourly")} AS
+        f"""CREATE OR REPLACE VIEW {t("usage_hourly")}
+{VIEW_SECURITY}
+AS
 SELECT
     x_hour AS hour,
     x_user AS `user`,
@@ -313,7 +325,9 @@ FROM (
 )"""
     )
     stmts.append(
-        f"""CREATE OR REPLACE VIEW {t("leaderboard_weekly")} AS
+        f"""CREATE OR REPLACE VIEW {t("leaderboard_weekly")}
+{VIEW_SECURITY}
+AS
 SELECT
     x_week AS week_start,
     x_user AS `user`,
@@ -379,7 +393,9 @@ FROM (
 ORDER BY week_start DESC, `rank` ASC"""
     )
     stmts.append(
-        f"""CREATE OR REPLACE VIEW {t("waste_weekly")} AS
+        f"""CREATE OR REPLACE VIEW {t("waste_weekly")}
+{VIEW_SECURITY}
+AS
 SELECT
     x_week AS week_start,
     x_user AS `user`,
@@ -403,7 +419,9 @@ FROM (
     # outcome "rejected" (the work was turned down) is kept in _outcomes but
     # counts as no outcome and attributes nothing.
     stmts.append(
-        f"""CREATE OR REPLACE VIEW {t("value_weekly")} AS
+        f"""CREATE OR REPLACE VIEW {t("value_weekly")}
+{VIEW_SECURITY}
+AS
 SELECT
     l.week_start AS week_start,
     l.`user` AS `user`,
@@ -433,7 +451,9 @@ LEFT JOIN (
 ) AS at ON at.x_week = l.week_start AND at.x_user = l.`user`"""
     )
     stmts.append(
-        f"""CREATE OR REPLACE VIEW {t("rejected")} AS
+        f"""CREATE OR REPLACE VIEW {t("rejected")}
+{VIEW_SECURITY}
+AS
 SELECT {_q(REJECTED_VIEW_COLUMNS)}
 FROM {t("_rejected")} FINAL"""
     )
