@@ -81,6 +81,7 @@ bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/tokenize_bench.py
 	$(PY) benchmarks/waste_quality.py
 	$(PY) benchmarks/reliability.py
+	$(PY) benchmarks/memory_state.py
 
 clean: ## Stop local Kafka and remove build outputs (keeps cached jars)
 	-$(VENV)/bin/tokenlord kafka-local stop
