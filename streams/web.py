@@ -74,7 +74,7 @@ class Lag:
             if high is None:  # nothing fetched yet: unknown, not zero
                 continue
             position = max(self.done_up_to.get((tp.topic, tp.partition), 0), committed.get(tp) or 0)
-            out.append(m.PartitionLag(tp.topic, tp.partition, max(0, int(high) - position)))
+            out.append(m.PartitionLag(tp.topic, tp.partition, max(0, int(high) - position), position))
         return out
 
 

@@ -51,6 +51,10 @@ METRICS: dict[str, tuple[str, str]] = {
     "tokenlord_store_failing": ("gauge", "1 while a store or DLQ write is failing and being retried, else 0."),
     "tokenlord_window_state": ("gauge", "Open window and dedupe state held in memory, by kind (Core.state_size)."),
     "tokenlord_consumer_lag": ("gauge", "Messages behind the end of the partition (high watermark - position)."),
+    "tokenlord_written_offset": (
+        "gauge",
+        "Position per assigned partition: every message below this offset is durably written.",
+    ),
     "tokenlord_partitions_assigned": ("gauge", "Partitions of each topic assigned to this worker."),
     "tokenlord_build": ("info", "tokenlord version of this worker."),
 }
@@ -61,6 +65,7 @@ class PartitionLag:
     topic: str
     partition: int
     lag: int
+    position: int = 0  # next offset to process: everything below is written
 
 
 def _family(name: str, labels: Iterable[str] = ()) -> Metric:
@@ -144,15 +149,19 @@ class WorkerCollector(Collector):
         lags = self._lag()
         if lags is not None:
             lag = _family("tokenlord_consumer_lag", ["topic", "partition"])
+            written = _family("tokenlord_written_offset", ["topic", "partition"])
             assigned = _family("tokenlord_partitions_assigned", ["topic"])
             assert isinstance(lag, GaugeMetricFamily) and isinstance(assigned, GaugeMetricFamily)
+            assert isinstance(written, GaugeMetricFamily)
             per_topic: dict[str, int] = {}
             for pl in sorted(lags, key=lambda x: (x.topic, x.partition)):
                 lag.add_metric([pl.topic, str(pl.partition)], pl.lag)
+                written.add_metric([pl.topic, str(pl.partition)], pl.position)
                 per_topic[pl.topic] = per_topic.get(pl.topic, 0) + 1
             for topic, n in sorted(per_topic.items()):
                 assigned.add_metric([topic], n)
             yield lag
+            yield written
             yield assigned
 
         yield InfoMetricFamily("tokenlord_build", METRICS["tokenlord_build"][1], value={"version": self._version})

@@ -46,7 +46,7 @@ def test_exposition_of_stats_and_lag() -> None:
     s.batch_messages.observe(4)
     s.batch_messages.observe(6)
     s.flush_seconds.observe(0.02)
-    lags = [m.PartitionLag("tokenlord.events", 1, 0), m.PartitionLag("tokenlord.events", 0, 42),
+    lags = [m.PartitionLag("tokenlord.events", 1, 0, 7), m.PartitionLag("tokenlord.events", 0, 42, 1000),
             m.PartitionLag("tokenlord.outcomes", 0, 5)]  # fmt: skip
     registry = m.make_registry(m.WorkerCollector(s.snapshot, lambda: lags, version="9.9.9"))
     got = samples(m.render(registry))
@@ -68,6 +68,8 @@ def test_exposition_of_stats_and_lag() -> None:
     assert got[("tokenlord_flush_seconds_bucket", (("le", "0.025"),))] == 1
     assert got[("tokenlord_flush_seconds_bucket", (("le", "0.01"),))] == 0
     assert got[("tokenlord_consumer_lag", (("partition", "0"), ("topic", "tokenlord.events")))] == 42
+    assert got[("tokenlord_written_offset", (("partition", "0"), ("topic", "tokenlord.events")))] == 1000
+    assert got[("tokenlord_written_offset", (("partition", "1"), ("topic", "tokenlord.events")))] == 7
     assert got[("tokenlord_partitions_assigned", (("topic", "tokenlord.events"),))] == 2
     assert got[("tokenlord_window_state", (("kind", "weekly_cells"),))] == 12
     assert got[("tokenlord_store_failing", ())] == 1
