@@ -75,6 +75,8 @@ demo: install ## Fresh machine -> local Kafka, a simulated week, a worker, the l
 demo-run:
 	bash scripts/demo.sh $(DEMO_USERS) $(DEMO_DAYS) $(DEMO_GAMERS)
 
+# e2e_worker.py sets up .venv-quix itself for its Quix Streams contender: quixstreams 3.28
+# pins confluent-kafka<2.13 and would downgrade the worker's in .venv.
 bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/core_throughput.py
 	$(PY) benchmarks/e2e_worker.py

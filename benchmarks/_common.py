@@ -238,6 +238,74 @@ def build_stream(events: list[tuple[str, dict[str, Any]]], per_message: int) -> 
     return Stream(len(events), per_message, partitions, offsets, values, keys)
 
 
+#: Keys of reported counts; a text event carries none of them.
+COUNT_KEYS = (
+    "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.cache_read.input_tokens",
+)  # fmt: skip
+#: Characters of the text of one text event (about 4 per token): short, so that
+#: a 100-event message stays far below 1 MiB and a run stays short.
+PROMPT_CHARS_MAX = 2_000
+OUTPUT_CHARS_MAX = 1_000
+
+
+def with_text(events: list[tuple[str, dict[str, Any]]], share: float, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """The same events, ``share`` of the valid ones carrying ``prompt``/``output``
+    text instead of counts (about 4 characters per original token, at most
+    PROMPT_CHARS_MAX / OUTPUT_CHARS_MAX), sliced from the simulator's text pool
+    (``tokenlord.simulate``). A gateway retry (the same event object twice) stays
+    the same event. Invalid events are left as they are (same rejections)."""
+    from py_baseline import Reject, validate
+    from tokenlord.simulate import _TextPool  # the simulator's seeded pseudo-text
+
+    rng = random.Random(seed ^ 0x7E57)
+    pool = _TextPool(rng)
+    converted: dict[int, dict[str, Any]] = {}
+    out: list[tuple[str, dict[str, Any]]] = []
+    for user, ev in events:
+        new = converted.get(id(ev))
+        if new is None:
+            new = ev
+            if rng.random() < share:
+                try:
+                    validate(ev)
+                except Reject:
+                    pass
+                else:
+                    inp = ev.get("input_tokens", ev.get("gen_ai.usage.input_tokens", 0))
+                    outp = ev.get("output_tokens", ev.get("gen_ai.usage.output_tokens", 0))
+                    new = {k: v for k, v in ev.items() if k not in COUNT_KEYS}
+                    new["prompt"] = pool.slice(rng.getrandbits(30), min(4 * inp, PROMPT_CHARS_MAX))
+                    if outp:
+                        new["output"] = pool.slice(rng.getrandbits(30), min(4 * outp, OUTPUT_CHARS_MAX))
+            converted[id(ev)] = new
+        out.append((user, new))
+    return out
+
+
+def max_lateness_ms(events: list[tuple[str, dict[str, Any]]]) -> int:
+    """How far behind its partition's watermark (max event time seen before it) the
+    latest first copy of a valid event arrives: a stream window with a grace
+    above this drops nothing (duplicates are dropped before the windows)."""
+    from py_baseline import Reject, validate
+
+    wm = [-(2**62)] * PARTITIONS
+    seen: set[str] = set()
+    worst = 0
+    for user, ev in events:
+        try:
+            f = validate(ev, lambda _m, _t: (0, False))
+        except Reject:
+            continue
+        if f[0] in seen:
+            continue
+        seen.add(f[0])
+        p = _user_partition(user)
+        worst = max(worst, wm[p] - f[1])
+        wm[p] = max(wm[p], f[1])
+    return worst
+
+
 def digest(values: Iterable[bytes]) -> str:
     h = hashlib.sha256()
     for v in values:

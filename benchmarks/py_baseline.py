@@ -13,6 +13,11 @@ with week closing, and per batch the accepted event rows and a restatement of
 every touched cell. Plain dicts, lists and tuples, no per-event classes; it is
 written for speed where that does not hurt clarity.
 
+Text events (``prompt`` / ``output`` instead of counts) need a tokenizer:
+``PyCore(..., tokenize=f)`` with ``f(model, text) -> (count, estimated)`` (the
+naive end-to-end contenders pass tiktoken); without one they raise
+``NotImplementedError``, as ``core_throughput.py``'s counts-only input never has them.
+
 It is a benchmark contender, not the reference implementation
 (tests/reference.py is that): ``core_throughput.py`` checks it against the
 core on the benchmark input and aborts if the totals differ.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,8 +132,13 @@ _REASONING = ("reasoning_tokens",)
 _FINISH = ("finish_reason", "gen_ai.response.finish_reasons")
 
 
-def validate(obj: dict[str, Any]) -> tuple[Any, ...]:
-    """One event object → its resolved fields; raises :class:`Reject`."""
+Tokenize = Callable[[str, str], tuple[int, bool]]
+
+
+def validate(obj: dict[str, Any], tokenize: Tokenize | None = None) -> tuple[Any, ...]:
+    """One event object → its resolved fields (the last one: tokens_estimated 0/1);
+    raises :class:`Reject`. ``tokenize(model, text) -> (count, estimated)`` counts
+    the text of a missing count."""
     eid = obj.get("event_id")
     if eid is None:
         raise Reject("missing_field:event_id")
@@ -204,9 +215,17 @@ def validate(obj: dict[str, Any]) -> tuple[Any, ...]:
 
     if inp is None and out is None and prompt is None and output is None:
         raise Reject("missing_usage")
+    estimated = False
     if (inp is None and prompt is not None) or (out is None and output is not None):
-        # Tokenizing text is the one rule left out (counts-only benchmark input).
-        raise NotImplementedError("text events are outside this baseline")
+        if tokenize is None:
+            raise NotImplementedError("text events need PyCore(tokenize=...)")
+        # A reported count wins; a missing one is the token count of its text.
+        if inp is None and prompt is not None:
+            inp, est = tokenize(model, prompt)
+            estimated = estimated or est
+        if out is None and output is not None:
+            out, est = tokenize(model, output)
+            estimated = estimated or est
     inp = inp or 0
     out = out or 0
     cached = cached or 0
@@ -217,7 +236,7 @@ def validate(obj: dict[str, Any]) -> tuple[Any, ...]:
         raise Reject("out_of_range:reasoning_tokens")
     return (
         eid, ts, user, team, app, model, provider, session, inp, out, cached, reasoning,
-        "error" if is_error else "ok", finish, latency,
+        "error" if is_error else "ok", finish, latency, 1 if estimated else 0,
     )  # fmt: skip
 
 
@@ -295,7 +314,9 @@ class PyCore:
         dedupe_horizon_ms: int = 86_400_000,
         future_tolerance_ms: int = 600_000,
         max_message_bytes: int = 1_048_576,
+        tokenize: Tokenize | None = None,
     ) -> None:
+        self.tokenize = tokenize
         self.grace = grace_ms
         self.horizon = dedupe_horizon_ms
         self.waste_memory = max(WASTE_WINDOW_MS, dedupe_horizon_ms)
@@ -318,6 +339,7 @@ class PyCore:
         version = self.version
         limit = now_ms + self.future
         grace, horizon = self.grace, self.horizon
+        tokenize = self.tokenize
         events: list[tuple[Any, ...]] = []
         rejected: list[tuple[int, int, int, str, bytes]] = []
         duplicates = 0
@@ -329,7 +351,7 @@ class PyCore:
                     rejected.append((p, off, idx, el[0], el[1]))
                     continue
                 try:
-                    f = validate(el)
+                    f = validate(el, tokenize)
                 except Reject as r:
                     rejected.append((p, off, idx, r.args[0], orjson.dumps(el)))
                     continue
@@ -409,7 +431,7 @@ class PyCore:
                     x[0] += 1
                     x[1] += wasted
                     t[2].add((wk, xkey))
-                events.append((*f[:12], total, 0, f[12], f[13], f[14], cost, wasted, reason, p, off))
+                events.append((*f[:12], total, f[15], f[12], f[13], f[14], cost, wasted, reason, p, off))
         hourly: list[tuple[Any, ...]] = []
         weekly: list[tuple[Any, ...]] = []
         waste: list[tuple[Any, ...]] = []
