@@ -29,8 +29,9 @@ from mode import Service, ServiceT
 
 
 class BatchSink(Protocol):
-    async def put(self, tp: TP, records: list[Any], generation: int) -> None:
-        """Take the records of one partition in offset order (may wait: back-pressure)."""
+    async def put(self, tp: TP, records: list[Any], generation: int, caught_up: bool = False) -> None:
+        """Take the records of one partition in offset order (may wait: back-pressure);
+        ``caught_up``: they reach the partition's high watermark."""
 
 
 class BatchConsumer(Consumer):
@@ -97,11 +98,13 @@ class BatchConsumer(Consumer):
                 for tp, recs in records.items():
                     if not recs or not (active is None or tp in active or tp in self._buffered_partitions):
                         continue
-                    self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                    high = self.highwater(tp)
+                    self.app.monitor.track_tp_end_offset(tp, high)
                     self._read_offset[tp] = recs[-1].offset
                     sink = self._batch_sinks.get(tp.topic)
                     if sink is not None:
-                        await sink.put(tp, recs, generation)
+                        caught_up = high is not None and 0 <= high <= recs[-1].offset + 1
+                        await sink.put(tp, recs, generation, caught_up)
                     else:
                         for record in recs:
                             await self.callback(self._to_message(tp, record))

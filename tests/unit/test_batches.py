@@ -121,6 +121,30 @@ def test_batches_also_end_at_max_bytes() -> None:
     asyncio.run(go())
 
 
+def test_caught_up_partitions_are_cut_without_waiting_the_flush_interval() -> None:
+    async def go() -> None:
+        h = Harness(max_messages=100, flush_interval=10)
+        async with running(h):
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await h.batcher.put(TP("t", 0), recs(0, 3), 1, caught_up=True)
+            await until(lambda: len(h.entries("done")) == 1)
+            assert loop.time() - t0 < 1  # not the 10 s flush interval
+            # one partition behind: wait (for more of it, up to the interval)
+            await h.batcher.put(TP("t", 1), recs(0, 2, 1), 1, caught_up=False)
+            await h.batcher.put(TP("t", 0), recs(3, 1), 1, caught_up=True)
+            await asyncio.sleep(0.3)
+            assert len(h.entries("done")) == 1
+            # caught up again: cut, but not within flush_interval / 5 (2 s) of the last cut
+            await h.batcher.put(TP("t", 1), recs(2, 1, 1), 1, caught_up=True)
+            await asyncio.sleep(0.3)
+            assert len(h.entries("done")) == 1
+            await until(lambda: len(h.entries("done")) == 2, timeout=3)
+        assert h.entries("write")[1] == [(1, 0), (1, 1), (0, 3), (1, 2)]
+
+    asyncio.run(go())
+
+
 def test_records_of_revoked_partitions_are_dropped() -> None:
     async def go() -> None:
         h = Harness(max_messages=100, assigned={TP("t", 1)})
