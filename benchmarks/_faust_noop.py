@@ -35,7 +35,7 @@ def main() -> int:
     limit = int(os.environ.get("BENCH_NOOP_MAX_MESSAGES", "0"))
     share = min(1.0, limit / sum(ends.values())) if limit > 0 and ends else 1.0
     targets = {p: max(1, int(o * share)) for p, o in ends.items()}
-    app = create_app(settings)
+    app = create_app(settings, batch_consumer=False)  # Faust's own per-event consumer
     topic = app.topic(
         settings.events_topic,
         key_type=bytes,

@@ -33,8 +33,11 @@ def broker_urls(brokers: str) -> list[str]:
     return [f"kafka://{b.strip()}" for b in brokers.split(",") if b.strip()]
 
 
-def create_app(settings: Settings) -> App:
+def create_app(settings: Settings, *, batch_consumer: bool = True) -> faust.App:
     """A Faust app: raw bytes in (the Rust core parses), manual acks, no tables.
+
+    ``batch_consumer=False``: Faust's own consumer (every message on its
+    per-event path; the benchmarks' no-op agent measures that path).
 
     Faust windowed tables expire by wall clock and have no grace period, so
     event-time windows live in the Rust core and in ClickHouse instead.
@@ -42,7 +45,7 @@ def create_app(settings: Settings) -> App:
     # Faust keeps (unused: no tables) state here and creates only the last level.
     datadir = Path("var/faust")
     datadir.mkdir(parents=True, exist_ok=True)
-    return App(
+    return (App if batch_consumer else faust.App)(
         settings.group_id,
         broker=broker_urls(settings.kafka_brokers),
         broker_credentials=faust_credentials(settings),
