@@ -145,6 +145,23 @@ class Prices:
         return ((inp - cached) * p[0] + cached * p[1] + out * p[2]) / 1_000_000.0
 
 
+def new_stats(contender: str, **extra: Any) -> dict[str, Any]:
+    """The counters both naive contenders report (plus their own ``extra``)."""
+    return {
+        "contender": contender,
+        "first_message_at": None,
+        "last_write_at": None,
+        "messages": 0,
+        "events": 0,
+        "rejected": 0,
+        "duplicates": 0,
+        "flushes": 0,
+        "write_seconds": 0.0,
+        "rows_written": {},
+        **extra,
+    }
+
+
 def start_targets(brokers: str, topic: str) -> dict[int, int]:
     """Partition -> end offset, read at start (partitions holding messages only)."""
     from tokenlord.kafka.admin import end_offsets

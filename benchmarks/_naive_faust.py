@@ -29,12 +29,11 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faust
-from _contender import Progress, Rows, Tokenizer, start_targets, write_result
+from _contender import Progress, Rows, Tokenizer, new_stats, start_targets, write_result
 from py_baseline import PyCore
 from tokenlord.settings import Settings
 from tokenlord.store import Store
@@ -90,18 +89,7 @@ def main() -> int:
     topic = app.topic(args.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     rows = Rows()
     done_up_to: dict[int, int] = {}
-    stats: dict[str, Any] = {
-        "contender": "naive_faust",
-        "first_message_at": None,
-        "last_write_at": None,
-        "messages": 0,
-        "events": 0,
-        "rejected": 0,
-        "duplicates": 0,
-        "flushes": 0,
-        "write_seconds": 0.0,
-        "rows_written": {},
-    }
+    stats = new_stats("naive_faust")
     state = {"stopping": False}
 
     def flush() -> None:

@@ -69,7 +69,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
-from _contender import Prices, Progress, Rows, Tokenizer, start_targets, write_result
+from _contender import Prices, Progress, Rows, Tokenizer, new_stats, start_targets, write_result
 from py_baseline import DAY_MS, HOUR_MS, WASTE_WINDOW_MS, WEEK_MS, Reject, parse_rfc3339, split_message, validate
 from quixstreams import Application, State, message_context
 from quixstreams.models.serializers import Deserializer
@@ -209,20 +209,7 @@ def main() -> int:
     store.init_db()
     targets = start_targets(args.brokers, args.topic) if args.stop_at_end else {}
     progress = Progress(args.progress)
-    stats: dict[str, Any] = {
-        "contender": "quix",
-        "assigned_at": None,
-        "first_message_at": None,
-        "last_write_at": None,
-        "messages": 0,
-        "events": 0,
-        "rejected": 0,
-        "duplicates": 0,
-        "flushes": 0,
-        "write_seconds": 0.0,
-        "rows_written": {},
-        "regroup": args.regroup,
-    }
+    stats = new_stats("quix", assigned_at=None, regroup=args.regroup)
     done_up_to: dict[int, int] = {}
     counts = {"valid": 0, "rekeyed": 0}
 
