@@ -42,12 +42,14 @@ Run = Callable[..., Awaitable[Any]]
 
 @dataclass
 class Stage:
-    """What a Batcher calls; ``prepare`` on the core thread, the rest on the store thread."""
+    """What a Batcher calls: ``prepare`` and ``new_partitions`` (which of a
+    batch's partitions the core does not hold yet) on the core thread,
+    ``write`` and ``restore`` (one such partition) on the store thread."""
 
     prepare: Callable[[Sequence[int], Sequence[int], Sequence[bytes], Mapping[tuple[int, int], bytes | None]], Any]
     write: Callable[[Any], None]
     new_partitions: Callable[[Sequence[int]], list[int]] | None = None
-    restore: Callable[[Sequence[int]], None] | None = None
+    restore: Callable[[int], None] | None = None
 
 
 class RecordKeys(Mapping[tuple[int, int], "bytes | None"]):
@@ -210,10 +212,14 @@ class Batcher:
         if not parts:
             return
         stage = self.stage
-        if stage.new_partitions is not None and stage.restore is not None and stage.new_partitions(parts):
-            # Restores read what the write in flight is writing: after it.
-            await self.flush()
-            await self.run_store(stage.restore, parts)
+        if stage.new_partitions is not None and stage.restore is not None:
+            # On the core thread: the event loop never waits for the core's lock.
+            new = await self.run_core(stage.new_partitions, parts)
+            if new:
+                # Restores read what the write in flight is writing: after it.
+                await self.flush()
+                for partition in new:
+                    await self.run_store(stage.restore, partition)
         prepared = await self.run_core(stage.prepare, parts, offsets, values, keys)
         await self.flush()
         self._write = asyncio.ensure_future(self._write_then_done(prepared, ends))

@@ -94,7 +94,7 @@ def register(
 
     events = batcher(
         settings.events_topic,
-        Stage(pipeline.prepare, pipeline.write, pipeline.new_partitions, pipeline.restore_new),
+        Stage(pipeline.prepare, pipeline.write, pipeline.new_partitions, pipeline.restore),
     )
     outcomes = batcher(settings.outcomes_topic, Stage(pipeline.prepare_outcomes, pipeline.write))
 

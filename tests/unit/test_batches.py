@@ -224,6 +224,36 @@ def test_a_failed_write_stops_the_loop_and_is_not_done() -> None:
     asyncio.run(go())
 
 
+def test_new_partitions_are_restored_once_after_the_write_in_flight() -> None:
+    async def go() -> None:
+        h = Harness(max_messages=2, flush_interval=10)
+        held: set[int] = set()
+
+        def new_partitions(parts: Sequence[int]) -> list[int]:
+            return sorted(set(parts) - held)
+
+        def restore(partition: int) -> None:
+            held.add(partition)
+            h.log.append(("restore", partition))
+            if partition == 0:
+                h.write_gate.clear()  # the store gets slow after the first restore
+
+        h.batcher.stage = Stage(h.batcher.stage.prepare, h.batcher.stage.write, new_partitions, restore)
+        async with running(h):
+            await h.batcher.put(TP("t", 0), recs(0, 2), 1)
+            await until(lambda: h.entries("prepare"))
+            await h.batcher.put(TP("t", 0), recs(2, 1), 1)
+            await h.batcher.put(TP("t", 1), recs(0, 1, 1), 1)
+            await asyncio.sleep(0.02)
+            assert h.entries("restore") == [0]  # partition 1 waits for the write of the first batch
+            h.write_gate.set()
+            await until(lambda: len(h.entries("done")) == 2)
+        assert [k for k, _ in h.log] == ["restore", "prepare", "write", "done", "restore", "prepare", "write", "done"]
+        assert h.entries("restore") == [0, 1]
+
+    asyncio.run(go())
+
+
 def test_record_keys_find_keys_on_demand() -> None:
     gappy = [Rec(5, b"a", b"k5"), Rec(7, b"b", None), Rec(9, b"c", b"k9")]  # compacted: gaps
     keys = RecordKeys([(0, recs(0, 3)), (1, gappy), (0, recs(3, 2))])
