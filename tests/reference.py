@@ -53,6 +53,7 @@ Choices where docs/semantics.md leaves room (keep in sync with the core):
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -320,6 +321,7 @@ class Event:
     latency_ms: int | None
     prompt: str | None = None  # for waste fingerprints only, never output
     output: str | None = None
+    fingerprint: tuple[str, Fingerprint] | None = None  # (key id, print) sent instead of text
 
 
 def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
@@ -361,6 +363,8 @@ def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
     output = _lookup(obj, "output")
     if output is not None and not isinstance(output, str):
         raise Reject("invalid_field:output")
+    sent = _lookup(obj, "fingerprint")
+    sent_fp = decode_fingerprint(sent) if sent is not None else None
 
     cached = _count(obj, "cached_input_tokens", ("cached_input_tokens", "gen_ai.usage.cache_read.input_tokens"))
     reasoning = _count(obj, "reasoning_tokens", ("reasoning_tokens",))
@@ -436,6 +440,7 @@ def validate(obj: dict[str, Any], count_tokens: CountTokens) -> Event:
         latency_ms=latency,
         prompt=prompt,
         output=output,
+        fingerprint=sent_fp,
     )
 
 
@@ -575,68 +580,196 @@ def _xxh3(data: bytes) -> int:
     return int(xxhash.xxh3_64_intdigest(data))
 
 
+# --------------------------------------------------------------------------- fingerprints
+# docs/semantics.md "Fingerprints", written out the obvious way: SipHash-2-4
+# byte by byte, SimHash votes as 64 integers, repetition with a list of marks.
+
+FINGERPRINT_VERSION = 1
+
+
+def _rotl(x: int, b: int) -> int:
+    return ((x << b) | (x >> (64 - b))) & _MASK64
+
+
+def siphash24(key: tuple[int, int], data: bytes) -> int:
+    """SipHash-2-4 (Aumasson & Bernstein) with the 128-bit key (k0, k1)."""
+    k0, k1 = key
+    v = [k0 ^ 0x736F6D6570736575, k1 ^ 0x646F72616E646F6D, k0 ^ 0x6C7967656E657261, k1 ^ 0x7465646279746573]
+
+    def sipround() -> None:
+        v[0] = (v[0] + v[1]) & _MASK64
+        v[1] = _rotl(v[1], 13) ^ v[0]
+        v[0] = _rotl(v[0], 32)
+        v[2] = (v[2] + v[3]) & _MASK64
+        v[3] = _rotl(v[3], 16) ^ v[2]
+        v[0] = (v[0] + v[3]) & _MASK64
+        v[3] = _rotl(v[3], 21) ^ v[0]
+        v[2] = (v[2] + v[1]) & _MASK64
+        v[1] = _rotl(v[1], 17) ^ v[2]
+        v[2] = _rotl(v[2], 32)
+
+    def compress(m: int) -> None:
+        v[3] ^= m
+        sipround()
+        sipround()
+        v[0] ^= m
+
+    full = len(data) - len(data) % 8
+    for i in range(0, full, 8):
+        compress(int.from_bytes(data[i : i + 8], "little"))
+    compress(int.from_bytes(data[full:], "little") | (len(data) & 0xFF) << 56)
+    v[2] ^= 0xFF
+    for _ in range(4):
+        sipround()
+    return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+@dataclass(frozen=True)
+class FingerprintKey:
+    k0: int
+    k1: int
+    id: str  # 8 hex digits
+
+
+def fingerprint_key(secret: bytes) -> FingerprintKey:
+    d = hashlib.sha256(b"tokenlord fingerprint v1\0" + secret).digest()
+    return FingerprintKey(int.from_bytes(d[0:8], "little"), int.from_bytes(d[8:16], "little"), d[16:20].hex())
+
+
+def _mix(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
 def waste_words(text: str) -> list[bytes]:
     return [w.lower() for w in _ASCII_SPACE.split(text.encode("utf-8", "surrogatepass")) if w]
 
 
-def simhash(words: list[bytes]) -> int:
-    shingles = [b" ".join(words)] if len(words) < 3 else [b" ".join(words[i : i + 3]) for i in range(len(words) - 2)]
+def _lower_ascii(w: bytes) -> bytes:
+    return bytes(b + 32 if 65 <= b <= 90 else b for b in w)
+
+
+def simhash(hashes: list[int]) -> int:
     votes = [0] * 64
-    for sh in shingles:
-        h = _xxh3(sh)
+    for h in hashes:
         for bit in range(64):
             votes[bit] += 1 if h >> bit & 1 else -1
     return sum(1 << bit for bit in range(64) if votes[bit] > 0)
 
 
-def repetition(words: list[bytes]) -> tuple[int, int]:
-    """(bytes of units inside a window seen before, bytes of all units)."""
-    if len(words) >= 50:
-        units, n = words, 10
-    else:
-        joined = b" ".join(words)
-        if len(joined) < 2000:
-            return (0, 0)
-        units, n = [joined[i : i + 16] for i in range(0, len(joined), 16)], 4
-    hashes = [_xxh3(u) for u in units]
+def _repeated(hashes: list[int], lens: list[int], n: int) -> tuple[int, int]:
+    """(bytes of units inside a window of n units seen before, bytes of all units)."""
     seen: set[int] = set()
-    marked = [False] * len(units)
-    for j in range(max(0, len(units) - n + 1)):
+    marked = [False] * len(hashes)
+    for j in range(max(0, len(hashes) - n + 1)):
         h = 0
         for u in hashes[j : j + n]:
-            h = u ^ (((h << 7) | (h >> 57)) & _MASK64)
+            h = u ^ _rotl(h, 7)
         if h in seen:
             for k in range(j, j + n):
                 marked[k] = True
         else:
             seen.add(h)
-    total = sum(len(u) for u in units)
-    return sum(len(u) for u, m in zip(units, marked, strict=True) if m), total
+    return sum(n for n, m in zip(lens, marked, strict=True) if m), sum(lens)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Side:
+    hash: int
+    sim: int
+    bag: int
+    repeat: tuple[int, int]
+    words: int
+    bytes: int
+
+
+def side(key: FingerprintKey, text: str, with_hash: bool) -> Side | None:
+    raw = text.encode("utf-8", "surrogatepass")
+    words = [_lower_ascii(w) for w in _ASCII_SPACE.split(raw) if w]
+    if not words:
+        return None
+    k = (key.k0, key.k1)
+    w = [siphash24(k, x) for x in words]
+    padded = [*w, 0, 0]
+    shingles = [_mix(padded[0] ^ _rotl(padded[1], 21))] if len(w) < 3 else []
+    shingles += [_mix(w[i] ^ _rotl(w[i + 1], 21) ^ _rotl(w[i + 2], 42)) for i in range(len(w) - 2)]
+    if len(w) >= 50:
+        repeat = _repeated(w, [len(x) for x in words], 10)
+    else:
+        joined = b" ".join(words)
+        if len(joined) < 2000:
+            repeat = (0, 0)
+        else:
+            chunks = [joined[i : i + 16] for i in range(0, len(joined), 16)]
+            repeat = _repeated([siphash24(k, c) for c in chunks], [len(c) for c in chunks], 4)
+    whole = siphash24(k, b"".join(x.to_bytes(8, "little") for x in w)) | 1 if with_hash else 0
+    return Side(whole, simhash(shingles), simhash(w), repeat, len(w), len(raw))
+
+
+@dataclass(frozen=True)
 class Fingerprint:
-    prompt: int = 0
-    prompt_sim: int = 0
-    prompt_text: bool = False
-    output_sim: int = 0
-    output_text: bool = False
-    prompt_repeat: tuple[int, int] = (0, 0)
-    output_repeat: tuple[int, int] = (0, 0)
+    prompt: Side | None = None
+    output: Side | None = None
 
 
-def fingerprint(prompt: str | None, output: str | None) -> Fingerprint:
-    fp = Fingerprint()
-    if prompt is not None and (w := waste_words(prompt)):
-        fp.prompt = _xxh3(b" ".join(w)) | 1
-        fp.prompt_sim = simhash(w)
-        fp.prompt_text = True
-        fp.prompt_repeat = repetition(w)
-    if output is not None and (w := waste_words(output)):
-        fp.output_sim = simhash(w)
-        fp.output_text = True
-        fp.output_repeat = repetition(w)
-    return fp
+def fingerprint(key: FingerprintKey, prompt: str | None, output: str | None) -> Fingerprint:
+    return Fingerprint(
+        side(key, prompt, True) if prompt is not None else None,
+        side(key, output, False) if output is not None else None,
+    )
+
+
+def fingerprint_wire(key: FingerprintKey, fp: Fingerprint) -> dict[str, Any]:
+    """The ``fingerprint`` field a gateway sends for ``fp``."""
+    out: dict[str, Any] = {"v": FINGERPRINT_VERSION, "key": key.id}
+    for name, s in (("prompt", fp.prompt), ("output", fp.output)):
+        if s is not None:
+            d: dict[str, Any] = {"hash": f"{s.hash:016x}"} if name == "prompt" else {}
+            d.update(sim=f"{s.sim:016x}", bag=f"{s.bag:016x}", rep=list(s.repeat), words=s.words, bytes=s.bytes)
+            out[name] = d
+    return out
+
+
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
+_HEX8 = re.compile(r"[0-9a-fA-F]{8}")
+
+
+def decode_fingerprint(value: Any) -> tuple[str, Fingerprint]:
+    """(key id, print) of a ``fingerprint`` field, or ``Reject("invalid_field:fingerprint")``."""
+    bad = Reject("invalid_field:fingerprint")
+    if not isinstance(value, dict) or value.get("v") != FINGERPRINT_VERSION or not _is_int(value.get("v")):
+        raise bad
+    kid = value.get("key")
+    if not isinstance(kid, str) or not _HEX8.fullmatch(kid):
+        raise bad
+
+    def hex16(v: Any) -> int:
+        if not isinstance(v, str) or not _HEX16.fullmatch(v):
+            raise bad
+        return int(v, 16)
+
+    def nat(v: Any) -> int:
+        if not _is_int(v) or not 0 <= v < 2**64:
+            raise bad
+        return int(v)
+
+    def one(d: Any, is_prompt: bool) -> Side | None:
+        if d is None:
+            return None
+        if not isinstance(d, dict):
+            raise bad
+        rep = d.get("rep")
+        if not isinstance(rep, list) or len(rep) != 2:
+            raise bad
+        r, t, words, size = nat(rep[0]), nat(rep[1]), nat(d.get("words")), nat(d.get("bytes"))
+        h = hex16(d.get("hash")) | 1 if is_prompt else 0
+        sim, bag = hex16(d.get("sim")), hex16(d.get("bag"))
+        if words == 0 or r > t or t > size or words > size:
+            raise bad
+        return Side(h, sim, bag, (r, t), words, size)
+
+    return kid.lower(), Fingerprint(one(value.get("prompt"), True), one(value.get("output"), False))
 
 
 def _share(tokens: int, rep: tuple[int, int], pct: int) -> int:
@@ -655,8 +788,8 @@ class UserWaste:
         self, cfg: WasteConfig, ts: int, since: int, model: str, is_error: bool, inp: int, out: int, fp: Fingerprint
     ) -> tuple[int, str]:
         total = inp + out
-        if fp.prompt_text:
-            prompt = fp.prompt
+        if fp.prompt is not None:
+            prompt = fp.prompt.hash
         elif inp >= cfg.min_prompt_tokens:
             prompt = _xxh3(f"\0counts\0{model}\0{inp}".encode()) | 1
         else:
@@ -670,9 +803,9 @@ class UserWaste:
             return bin(a ^ b).count("1") <= cfg.loop_bits
 
         def same_answer(x: tuple[int, int, int, bool, int]) -> bool:
-            if x[3] and fp.output_text:
-                return near(x[2], fp.output_sim)
-            if not x[3] and not fp.output_text:
+            if x[3] and fp.output is not None:
+                return near(x[2], fp.output.sim)
+            if not x[3] and fp.output is None:
                 return abs(x[4] - out) * 10 <= max(x[4], out)
             return False
 
@@ -683,10 +816,10 @@ class UserWaste:
             storm = sum(within(t, cfg.storm_window_ms) for t in times)
             dups = sum(within(t, cfg.duplicate_window_ms) for t in times)
             looped = 0
-            if repeatable and fp.prompt_text:
+            if repeatable and fp.prompt is not None:
+                p_sim = fp.prompt.sim
                 looped = sum(
-                    within(x[0], cfg.loop_window_ms) and near(x[1], fp.prompt_sim) and same_answer(x)
-                    for x in self.recent
+                    within(x[0], cfg.loop_window_ms) and near(x[1], p_sim) and same_answer(x) for x in self.recent
                 )
             if storm + 1 >= cfg.storm_min:
                 verdict = (total, "retry_storm")
@@ -695,8 +828,8 @@ class UserWaste:
             elif dups > cfg.free_repeats:
                 verdict = (total, "duplicate_prompt")
             else:
-                padded = _share(inp, fp.prompt_repeat, cfg.repeat_pct)
-                repetitive = _share(out, fp.output_repeat, cfg.repeat_pct)
+                padded = _share(inp, fp.prompt.repeat if fp.prompt else (0, 0), cfg.repeat_pct)
+                repetitive = _share(out, fp.output.repeat if fp.output else (0, 0), cfg.repeat_pct)
                 if padded == 0 and repetitive == 0:
                     verdict = (0, "")
                 elif padded >= repetitive:
@@ -706,8 +839,9 @@ class UserWaste:
         if repeatable:
             kept = sorted([*self.prompts.get(prompt, []), ts], reverse=True)[: cfg.kept_per_prompt]
             self.prompts[prompt] = kept
-            if fp.prompt_text:
-                self.recent.append((ts, fp.prompt_sim, fp.output_sim, fp.output_text, out))
+            if fp.prompt is not None:
+                o = fp.output
+                self.recent.append((ts, fp.prompt.sim, o.sim if o else 0, o is not None, out))
                 if len(self.recent) > 32:
                     self.recent.remove(min(self.recent))
         return verdict
@@ -726,8 +860,10 @@ class Reference:
         prices: dict[str, tuple[float, float, float]] | None = None,
         count_tokens: CountTokens,
         waste: WasteConfig | None = None,
+        fingerprint_secret: bytes = b"",
     ) -> None:
         self.waste_cfg = waste or WasteConfig()
+        self.fingerprint_key = fingerprint_key(fingerprint_secret)
         self._user_waste: dict[tuple[int, str], UserWaste] = {}
         self.grace_ms = grace_ms
         self.dedupe_horizon_ms = dedupe_horizon_ms
@@ -826,6 +962,16 @@ class Reference:
             ev = validate(el.obj, self.count_tokens)
         except Reject as r:
             return r.reason
+        # Text wins, side by side; a print under another key matches nothing.
+        fp = fingerprint(self.fingerprint_key, ev.prompt, ev.output)
+        if ev.fingerprint is not None:
+            kid, sent = ev.fingerprint
+            if kid != self.fingerprint_key.id:
+                return "invalid_field:fingerprint"
+            fp = Fingerprint(
+                fp.prompt if ev.prompt is not None else sent.prompt,
+                fp.output if ev.output is not None else sent.output,
+            )
         # 1. future
         if ev.ts > now_ms + self.future_tolerance_ms:
             return "future_timestamp"
@@ -852,7 +998,7 @@ class Reference:
             ev.status == "error",
             ev.input_tokens,
             ev.output_tokens,
-            fingerprint(ev.prompt, ev.output),
+            fp,
         )
         cost = self.cost(ev)
         batch.events.append(

@@ -4,7 +4,13 @@ Kafka → Faust → Rust core → ClickHouse. The public Python API is small:
 
 - :func:`count_tokens` — token counts of many texts for a model, in one call
   (GIL released, parallel for large batches);
-- :func:`encoding_for` — which encoding tokenlord counts a model's text with.
+- :func:`encoding_for` — which encoding tokenlord counts a model's text with;
+- :func:`fingerprint` / :func:`fingerprints` — the gateway API: an event's
+  ``fingerprint`` field, sent instead of prompt and output text.
+
+Importing it needs only the native core (no Faust, no ClickHouse client):
+gateways install ``tokenlord`` (or ``tokenlord[gateway]`` for the Kafka
+producer and the LiteLLM logger), workers ``tokenlord[worker]``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from collections.abc import Sequence
 
 from tokenlord import _core
 from tokenlord.errors import ConfigError, StoreError, TokenlordError
+from tokenlord.gateway import fingerprint, fingerprint_key_id, fingerprints
 
 __version__: str = _core.__version__
 
@@ -23,6 +30,9 @@ __all__ = [
     "__version__",
     "count_tokens",
     "encoding_for",
+    "fingerprint",
+    "fingerprint_key_id",
+    "fingerprints",
 ]
 
 

@@ -6,6 +6,7 @@ from typing import Any, TypeAlias, final
 
 __all__ = [
     "DEFAULT_MODEL_ENCODINGS",
+    "FINGERPRINT_VERSION",
     "ROW_BINARY_COLUMNS",
     "Batch",
     "ConfigError",
@@ -16,11 +17,16 @@ __all__ = [
     "count_tokens",
     "encoding_for",
     "encodings",
+    "fingerprint_key_id",
+    "fingerprints",
     "load_encodings",
+    "redact",
 ]
 
 __version__: str
 DEFAULT_MODEL_ENCODINGS: str
+#: the version of the ``fingerprint`` field (``"v"``) this core makes and reads
+FINGERPRINT_VERSION: int
 #: table ("events", "hourly", "weekly", "waste") -> [(column, ClickHouse type)] of Batch.row_binary
 ROW_BINARY_COLUMNS: dict[str, list[tuple[str, str]]]
 
@@ -93,6 +99,7 @@ class Core:
         fallback_encoding: str = "o200k_base",
         tokenizer_dir: str | os.PathLike[str] | None = None,
         waste: dict[str, int] | None = None,
+        fingerprint_secret: bytes | None = None,
     ) -> Core: ...
     def process(
         self,
@@ -132,3 +139,11 @@ def encoding_for(
 ) -> tuple[str, bool]: ...
 def encodings() -> list[str]: ...
 def load_encodings(tokenizer_dir: str | os.PathLike[str]) -> list[str]: ...
+def fingerprints(pairs: Sequence[tuple[str | None, str | None]], secret: bytes) -> list[str]:
+    """The ``fingerprint`` field (JSON text) of each (prompt, output) pair, keyed by ``secret``."""
+
+def fingerprint_key_id(secret: bytes) -> str:
+    """The public id of the key derived from ``secret``."""
+
+def redact(values: Sequence[bytes], limit: int) -> list[bytes]:
+    """What ``rejected.raw`` stores of each value: text redacted, at most ``limit`` bytes."""

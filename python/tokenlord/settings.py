@@ -234,6 +234,16 @@ FIELDS: tuple[Field, ...] = (
         has_flag=False,
     ),
     Field("bi_password_file", "", "File holding the BI user's password (e.g. a mounted secret).", _readable_file),
+    Field(
+        "fingerprint_key",
+        "",
+        "The organisation's secret that keys text fingerprints (`tokenlord.fingerprint`): the same on every "
+        "gateway and worker. Environment only (no flag), masked; or use TOKENLORD_FINGERPRINT_KEY_FILE. "
+        "Empty: fingerprints are unkeyed and a stored hash of a short prompt can be matched by guessing.",
+        secret=True,
+        has_flag=False,
+    ),
+    Field("fingerprint_key_file", "", "File holding the fingerprint secret (e.g. a mounted secret).", _readable_file),
     Field("events_topic", "tokenlord.events", "Topic of usage events.", _topic),
     Field("dlq_topic", "tokenlord.events.dlq", "Dead-letter topic for rejected input.", _topic),
     Field("outcomes_topic", "tokenlord.outcomes", "Topic of outcome events.", _topic),
@@ -383,6 +393,8 @@ class Settings:
     bi_user: str = ""
     bi_password: str = ""
     bi_password_file: str = ""
+    fingerprint_key: str = ""
+    fingerprint_key_file: str = ""
     events_topic: str = "tokenlord.events"
     dlq_topic: str = "tokenlord.events.dlq"
     outcomes_topic: str = "tokenlord.outcomes"
@@ -446,6 +458,8 @@ class Settings:
         settings._check_kafka_security()
         if settings.bi_password and settings.bi_password_file:
             raise ConfigError("set TOKENLORD_BI_PASSWORD or TOKENLORD_BI_PASSWORD_FILE, not both.")
+        if settings.fingerprint_key and settings.fingerprint_key_file:
+            raise ConfigError("set TOKENLORD_FINGERPRINT_KEY or TOKENLORD_FINGERPRINT_KEY_FILE, not both.")
         return settings
 
     def _check_kafka_security(self) -> None:
@@ -498,6 +512,17 @@ class Settings:
             )
         return self.bi_password
 
+    def fingerprint_secret(self) -> bytes:
+        """The fingerprint secret (environment or file; empty when unset)."""
+        if self.fingerprint_key_file:
+            try:
+                return Path(self.fingerprint_key_file).read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"TOKENLORD_FINGERPRINT_KEY_FILE={self.fingerprint_key_file!r}: cannot read it ({exc.strerror})."
+                ) from None
+        return self.fingerprint_key.encode("utf-8")
+
     # Derived views of the settings ------------------------------------------------
 
     def title_list(self) -> list[str]:
@@ -547,6 +572,7 @@ class Settings:
             "prices": self.prices(),
             **self.encoding_kwargs(),
             "waste": self.waste_thresholds(),
+            "fingerprint_secret": self.fingerprint_secret(),
         }
 
     def waste_thresholds(self) -> dict[str, int]:

@@ -10,8 +10,9 @@ use rayon::prelude::*;
 use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
 use crate::event::{check_bounds, parse_event, single_object, split_message, Element, Event};
+use crate::fingerprint::{Fingerprint, FingerprintKey};
 use crate::tokenize::EncodingMap;
-use crate::waste::{fingerprint, Fingerprint, Request, UserWaste, WasteConfig};
+use crate::waste::{Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
 
 /// Batches with at least this many messages are parsed on rayon's pool.
@@ -29,6 +30,8 @@ pub struct Config {
     pub prices: Vec<(String, Price)>,
     pub encodings: EncodingMap,
     pub waste: WasteConfig,
+    /// Keys the fingerprints of text events; a gateway's must be the same.
+    pub fingerprint_key: FingerprintKey,
 }
 
 impl Default for Config {
@@ -41,6 +44,7 @@ impl Default for Config {
             prices: Vec::new(),
             encodings: EncodingMap::default(),
             waste: WasteConfig::default(),
+            fingerprint_key: FingerprintKey::default(),
         }
     }
 }
@@ -217,14 +221,15 @@ pub struct Core {
     last_version: u64,
 }
 
-fn resolve<'a>(json: &'a [u8], raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
+fn resolve<'a>(json: &'a [u8], raw: &'a [u8], cfg: &Config) -> Parsed<'a> {
     match parse_event(json) {
-        Ok(event) => resolve_event(event, raw, encodings),
+        Ok(event) => resolve_event(event, raw, cfg),
         Err(r) => Parsed::Rejected(r, raw),
     }
 }
 
-fn resolve_event<'a>(mut event: Event<'a>, raw: &'a [u8], encodings: &EncodingMap) -> Parsed<'a> {
+fn resolve_event<'a>(mut event: Event<'a>, raw: &'a [u8], cfg: &Config) -> Parsed<'a> {
+    let encodings = &cfg.encodings;
     let mut estimated = false;
     let mut count = |text: &Option<Cow<'_, str>>| {
         let (enc, fallback) = encodings.lookup(&event.model);
@@ -244,8 +249,17 @@ fn resolve_event<'a>(mut event: Event<'a>, raw: &'a [u8], encodings: &EncodingMa
     if let Err(r) = check_bounds(&event, input, output) {
         return Parsed::Rejected(r, raw);
     }
-    // Text is used for counting and fingerprints only, never kept.
-    let fp = fingerprint(event.prompt.as_deref(), event.output.as_deref());
+    // Text is used for counting and fingerprints only, never kept; where the
+    // gateway sent a fingerprint instead, it stands in for the text.
+    let key = &cfg.fingerprint_key;
+    let from_text = Fingerprint::of(key, event.prompt.as_deref(), event.output.as_deref());
+    let fp = match event.fingerprint.take() {
+        None => from_text,
+        Some(wire) => match wire.under(key) {
+            Ok(sent) => from_text.or(&sent, event.prompt.is_some(), event.output.is_some()),
+            Err(r) => return Parsed::Rejected(r, raw),
+        },
+    };
     event.prompt = None;
     event.output = None;
     Parsed::Ok(Box::new(Resolved {
@@ -262,13 +276,13 @@ fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
     // The common case, one event per message: one pass over its bytes.
     if let Some(body) = single_object(m.value, cfg.max_message_bytes) {
         if let Ok(event) = parse_event(body) {
-            return vec![resolve_event(event, m.value, &cfg.encodings)];
+            return vec![resolve_event(event, m.value, cfg)];
         }
     }
     split_message(m.value, cfg.max_message_bytes)
         .into_iter()
         .map(|el| match el {
-            Element::Event { json, raw } => resolve(json, raw, &cfg.encodings),
+            Element::Event { json, raw } => resolve(json, raw, cfg),
             Element::Rejected(r, raw) => Parsed::Rejected(r, raw),
         })
         .collect()

@@ -11,6 +11,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use crate::error::{Field, Reason};
+use crate::fingerprint::Wire;
 use crate::time::{parse_rfc3339, MAX_TS_MS};
 
 /// Largest accepted token count.
@@ -186,6 +187,8 @@ pub enum Val<'a> {
     /// An array; holds its first element (finish_reasons takes the first).
     Arr(Option<Box<Val<'a>>>),
     Obj,
+    /// The JSON text of a value kept whole (the `fingerprint` object).
+    Raw(&'a str),
 }
 
 struct ValVisitor;
@@ -240,7 +243,7 @@ impl<'de> DeserializeSeed<'de> for ValSeed {
 }
 
 /// Keys tokenlord reads; the order of `SLOT_KEYS` is the slot index.
-const SLOT_KEYS: [&str; 27] = [
+const SLOT_KEYS: [&str; 28] = [
     "event_id",
     "ts",
     "user",
@@ -268,6 +271,7 @@ const SLOT_KEYS: [&str; 27] = [
     "finish_reason",
     "gen_ai.response.finish_reasons",
     "latency_ms",
+    "fingerprint",
 ];
 
 /// Field → its slots (canonical first, then aliases in order).
@@ -288,6 +292,9 @@ const F_OUTPUT: &[usize] = &[22];
 const F_STATUS: &[usize] = &[23];
 const F_FINISH: &[usize] = &[24, 25];
 const F_LATENCY: &[usize] = &[26];
+const F_FINGERPRINT: &[usize] = &[27];
+/// The slot whose value is kept as raw JSON (decoded by `fingerprint::Wire`).
+const RAW_SLOT: usize = 27;
 
 /// The slot of a key (its index in `SLOT_KEYS`). A `match` on the string
 /// (dispatched on length by the compiler) instead of a scan of 27 keys.
@@ -320,6 +327,7 @@ fn slot_of(key: &str) -> Option<usize> {
         "finish_reason" => 24,
         "gen_ai.response.finish_reasons" => 25,
         "latency_ms" => 26,
+        "fingerprint" => 27,
         _ => return None,
     })
 }
@@ -358,6 +366,13 @@ impl<'de> serde::Deserialize<'de> for Slots<'de> {
                 let mut slots: [Option<Val<'de>>; SLOT_KEYS.len()] = Default::default();
                 while let Some(KeySlot(slot)) = map.next_key()? {
                     match slot {
+                        Some(RAW_SLOT) => {
+                            let raw: &'de RawValue = map.next_value()?;
+                            slots[RAW_SLOT] = Some(match raw.get() {
+                                "null" => Val::Null,
+                                json => Val::Raw(json),
+                            });
+                        }
                         Some(i) => slots[i] = Some(map.next_value_seed(ValSeed)?),
                         None => {
                             map.next_value::<Skip>()?;
@@ -397,6 +412,8 @@ pub struct Event<'a> {
     pub reasoning_tokens: Option<u64>,
     pub prompt: Option<Cow<'a, str>>,
     pub output: Option<Cow<'a, str>>,
+    /// The gateway's fingerprint of the text it did not send.
+    pub fingerprint: Option<Wire>,
     pub is_error: bool,
     pub finish_reason: Cow<'a, str>,
     pub latency_ms: Option<u32>,
@@ -510,6 +527,11 @@ pub fn parse_event(raw: &[u8]) -> Result<Event<'_>, Reason> {
     let output_tokens = take_int(&slots, F_OUTPUT_TOKENS, Field::OutputTokens, MAX_TOKENS)?;
     let prompt = take_text(&slots, F_PROMPT, Field::Prompt)?;
     let output = take_text(&slots, F_OUTPUT, Field::Output)?;
+    let fingerprint = match slots.get(F_FINGERPRINT) {
+        None => None,
+        Some(Val::Raw(json)) => Some(Wire::decode(json)?),
+        Some(_) => return Err(Reason::InvalidField(Field::Fingerprint)),
+    };
     let cached = take_int(&slots, F_CACHED, Field::CachedInputTokens, MAX_TOKENS)?;
     let reasoning = take_int(&slots, F_REASONING, Field::ReasoningTokens, MAX_TOKENS)?;
     let status = match slots.get(F_STATUS) {
@@ -546,6 +568,7 @@ pub fn parse_event(raw: &[u8]) -> Result<Event<'_>, Reason> {
         reasoning_tokens: reasoning,
         prompt,
         output,
+        fingerprint,
         is_error: status,
         finish_reason,
         latency_ms,

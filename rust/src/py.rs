@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use rayon::prelude::*;
@@ -18,10 +18,12 @@ use crate::core::{
     WeeklyRow,
 };
 use crate::error::CoreError;
+use crate::fingerprint::{Fingerprint, FingerprintKey};
 use crate::outcome::parse_outcomes;
+use crate::redact::redact as redact_text;
 use crate::rowbinary::{self, Block, Values};
 use crate::tokenize::{load_dir, Encoding, EncodingMap, DEFAULT_RULES};
-use crate::waste::{Fingerprint, WasteConfig};
+use crate::waste::WasteConfig;
 use crate::window::Contribution;
 
 create_exception!(
@@ -373,7 +375,8 @@ impl Core {
     #[new]
     #[pyo3(signature = (*, grace_ms=3_600_000, dedupe_horizon_ms=86_400_000, future_tolerance_ms=600_000,
                         max_message_bytes=1_048_576, prices=None, model_encodings=None,
-                        fallback_encoding="o200k_base", tokenizer_dir=None, waste=None))]
+                        fallback_encoding="o200k_base", tokenizer_dir=None, waste=None,
+                        fingerprint_secret=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         grace_ms: i64,
@@ -385,6 +388,7 @@ impl Core {
         fallback_encoding: &str,
         tokenizer_dir: Option<PathBuf>,
         waste: Option<StdHashMap<String, i64>>,
+        fingerprint_secret: Option<PyBackedBytes>,
     ) -> PyResult<Self> {
         let mut prices: Vec<(String, (f64, f64, f64))> =
             prices.unwrap_or_default().into_iter().collect();
@@ -397,6 +401,7 @@ impl Core {
             prices,
             encodings: encoding_map(model_encodings, fallback_encoding, tokenizer_dir)?,
             waste: waste_config(waste.unwrap_or_default())?,
+            fingerprint_key: FingerprintKey::derive(fingerprint_secret.as_deref().unwrap_or(b"")),
         };
         Ok(Core {
             inner: RustCore::new(cfg)?,
@@ -523,14 +528,12 @@ impl Core {
                     waste_reason: &reasons[i],
                     cost_usd: cost[i],
                 },
-                fingerprint: Fingerprint {
-                    prompt: fp_prompt[i],
-                    prompt_sim: fp_prompt_sim[i],
-                    prompt_text: fp_flags[i] & 1 != 0,
-                    output_sim: fp_output_sim[i],
-                    output_text: fp_flags[i] & 2 != 0,
-                    ..Fingerprint::default()
-                },
+                fingerprint: Fingerprint::from_stored(
+                    fp_prompt[i],
+                    fp_prompt_sim[i],
+                    fp_output_sim[i],
+                    fp_flags[i],
+                ),
             })
             .collect();
         let inner = &mut self.inner;
@@ -593,6 +596,49 @@ fn count_tokens(
     }))
 }
 
+/// The `fingerprint` field (JSON text) of each (prompt, output) pair, keyed
+/// by `secret` (GIL released, parallel for big batches).
+#[pyfunction]
+fn fingerprints(
+    py: Python<'_>,
+    pairs: Vec<(Option<PyBackedStr>, Option<PyBackedStr>)>,
+    secret: PyBackedBytes,
+) -> Vec<String> {
+    py.detach(|| {
+        let key = FingerprintKey::derive(&secret);
+        let one = |(p, o): &(Option<PyBackedStr>, Option<PyBackedStr>)| {
+            Fingerprint::of(&key, p.as_deref(), o.as_deref()).to_json(&key)
+        };
+        let total: usize = pairs
+            .iter()
+            .map(|(p, o)| p.as_ref().map_or(0, |t| t.len()) + o.as_ref().map_or(0, |t| t.len()))
+            .sum();
+        if pairs.len() > 1 && total > 64 * 1024 {
+            pairs.par_iter().map(one).collect()
+        } else {
+            pairs.iter().map(one).collect()
+        }
+    })
+}
+
+/// The public id of the key derived from `secret` (the `"key"` member).
+#[pyfunction]
+fn fingerprint_key_id(secret: PyBackedBytes) -> String {
+    FingerprintKey::derive(&secret).id_hex()
+}
+
+/// What `rejected.raw` stores of each value: its text redacted, at most
+/// `limit` bytes (one call per batch, GIL released).
+#[pyfunction]
+fn redact<'py>(
+    py: Python<'py>,
+    values: Vec<PyBackedBytes>,
+    limit: usize,
+) -> Vec<Bound<'py, PyBytes>> {
+    let out: Vec<Vec<u8>> = py.detach(|| values.iter().map(|v| redact_text(v, limit)).collect());
+    out.iter().map(|v| PyBytes::new(py, v)).collect()
+}
+
 /// `(encoding, is_fallback)` for a model under the given rules.
 #[pyfunction]
 #[pyo3(signature = (model, model_encodings=None, fallback_encoding="o200k_base", tokenizer_dir=None))]
@@ -643,5 +689,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encoding_for, m)?)?;
     m.add_function(wrap_pyfunction!(encodings, m)?)?;
     m.add_function(wrap_pyfunction!(load_encodings, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprints, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprint_key_id, m)?)?;
+    m.add_function(wrap_pyfunction!(redact, m)?)?;
+    m.add("FINGERPRINT_VERSION", crate::fingerprint::VERSION)?;
     Ok(())
 }

@@ -185,11 +185,6 @@ fn block<T>(rows: &[T], per_row: usize, mut write: impl FnMut(&mut W<'_>, &T)) -
     }
 }
 
-/// Bit 0: the prompt had text; bit 1: the output had text.
-pub fn fp_flags(prompt_text: bool, output_text: bool) -> u8 {
-    u8::from(prompt_text) | u8::from(output_text) << 1
-}
-
 /// `_events` rows, in [`EVENTS`] order.
 pub fn events(rows: &[EventRow<'_>]) -> Block {
     block(rows, 256, |w, r| {
@@ -216,13 +211,11 @@ pub fn events(rows: &[EventRow<'_>]) -> Block {
         w.str(r.waste_reason);
         w.i32(r.partition);
         w.i64(r.offset);
-        w.u64(r.fingerprint.prompt);
-        w.u64(r.fingerprint.prompt_sim);
-        w.u64(r.fingerprint.output_sim);
-        w.u8(fp_flags(
-            r.fingerprint.prompt_text,
-            r.fingerprint.output_text,
-        ));
+        let (prompt, prompt_sim, output_sim, flags) = r.fingerprint.stored();
+        w.u64(prompt);
+        w.u64(prompt_sim);
+        w.u64(output_sim);
+        w.u8(flags);
     })
 }
 

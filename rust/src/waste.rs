@@ -12,6 +12,7 @@ use hashbrown::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::CoreError;
+use crate::fingerprint::Fingerprint;
 
 pub const FAILED_REQUEST: &str = "failed_request";
 pub const RETRY_STORM: &str = "retry_storm";
@@ -92,127 +93,8 @@ impl WasteConfig {
     }
 }
 
-/// What the text of one event leaves behind (0 = no such text).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// xxh3 of the normalized prompt (or of model + input count without text).
-    pub prompt: u64,
-    /// SimHash of the prompt's word 3-grams (meaningful when `prompt_text`).
-    pub prompt_sim: u64,
-    pub prompt_text: bool,
-    /// SimHash of the output (meaningful when `output_text`).
-    pub output_sim: u64,
-    pub output_text: bool,
-    /// (repeated bytes, all bytes) of the prompt's and the output's words.
-    pub prompt_repeat: (u64, u64),
-    pub output_repeat: (u64, u64),
-}
-
-const ASCII_SPACE: [u8; 6] = [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c];
-
-/// Lowercased (ASCII) words, split on ASCII whitespace.
-fn words(text: &str) -> Vec<Vec<u8>> {
-    text.as_bytes()
-        .split(|b| ASCII_SPACE.contains(b))
-        .filter(|w| !w.is_empty())
-        .map(<[u8]>::to_ascii_lowercase)
-        .collect()
-}
-
 fn nonzero(h: u64) -> u64 {
     h | 1
-}
-
-/// SimHash (64 bits) over word 3-grams; a text of < 3 words is one shingle.
-fn simhash(words: &[Vec<u8>]) -> u64 {
-    let mut votes = [0i64; 64];
-    let mut add = |shingle: &[u8]| {
-        let h = xxh3_64(shingle);
-        for (bit, v) in votes.iter_mut().enumerate() {
-            *v += if h >> bit & 1 == 1 { 1 } else { -1 };
-        }
-    };
-    if words.len() < 3 {
-        add(&words.join(&b' '));
-    } else {
-        for w in words.windows(3) {
-            add(&w.join(&b' '));
-        }
-    }
-    votes
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| **v > 0)
-        .fold(0u64, |acc, (bit, _)| acc | 1 << bit)
-}
-
-/// Words needed before repetition is judged; below, 16-byte chunks of a
-/// long text stand in for words (one 100 kB "word" of `aaaa…`).
-const REPEAT_MIN_WORDS: usize = 50;
-const REPEAT_MIN_BYTES: usize = 2000;
-const CHUNK: usize = 16;
-
-/// (bytes of units inside a window of units seen before, bytes of all
-/// units): windows of 10 words, or of 4 chunks of 16 bytes.
-fn repetition(words: &[Vec<u8>]) -> (u64, u64) {
-    let joined;
-    let units: Vec<&[u8]> = if words.len() >= REPEAT_MIN_WORDS {
-        words.iter().map(Vec::as_slice).collect()
-    } else {
-        joined = words.join(&b' ');
-        if joined.len() < REPEAT_MIN_BYTES {
-            return (0, 0);
-        }
-        joined.chunks(CHUNK).collect()
-    };
-    let n = if words.len() >= REPEAT_MIN_WORDS {
-        10
-    } else {
-        4
-    };
-    let hashes: Vec<u64> = units.iter().map(|u| xxh3_64(u)).collect();
-    let mut seen = hashbrown::HashSet::with_capacity(units.len());
-    let mut marked = vec![false; units.len()];
-    for j in 0..units.len().saturating_sub(n - 1) {
-        // Window hash: fold of the unit hashes (the reference does the same).
-        let h = hashes[j..j + n]
-            .iter()
-            .fold(0u64, |acc, u| u ^ acc.rotate_left(7));
-        if !seen.insert(h) {
-            marked[j..j + n].iter_mut().for_each(|m| *m = true);
-        }
-    }
-    let total: u64 = units.iter().map(|u| u.len() as u64).sum();
-    let repeated: u64 = units
-        .iter()
-        .zip(&marked)
-        .filter(|(_, m)| **m)
-        .map(|(u, _)| u.len() as u64)
-        .sum();
-    (repeated, total)
-}
-
-/// Fingerprints of an event's text (`None`: no such text).
-pub fn fingerprint(prompt: Option<&str>, output: Option<&str>) -> Fingerprint {
-    let mut fp = Fingerprint::default();
-    if let Some(p) = prompt {
-        let w = words(p);
-        if !w.is_empty() {
-            fp.prompt = nonzero(xxh3_64(&w.join(&b' ')));
-            fp.prompt_sim = simhash(&w);
-            fp.prompt_text = true;
-            fp.prompt_repeat = repetition(&w);
-        }
-    }
-    if let Some(o) = output {
-        let w = words(o);
-        if !w.is_empty() {
-            fp.output_sim = simhash(&w);
-            fp.output_text = true;
-            fp.output_repeat = repetition(&w);
-        }
-    }
-    fp
 }
 
 /// The fingerprint of a prompt known only by its size: the same model and
@@ -302,8 +184,8 @@ impl UserWaste {
     /// Returns (wasted tokens, reason); reason "" when nothing is wasted.
     pub fn judge(&mut self, r: &Request<'_>, cfg: &WasteConfig) -> (u64, &'static str) {
         let total = r.input_tokens + r.output_tokens;
-        let prompt = if r.fp.prompt_text {
-            r.fp.prompt
+        let prompt = if let Some(p) = &r.fp.prompt {
+            p.hash
         } else if r.input_tokens >= cfg.min_prompt_tokens {
             counts_fingerprint(r.model, r.input_tokens)
         } else {
@@ -327,12 +209,12 @@ impl UserWaste {
                 .iter()
                 .filter(|t| within(**t, cfg.duplicate_window_ms))
                 .count() as u64;
-            let looped = if repeatable && r.fp.prompt_text {
+            let looped = if let (true, Some(p)) = (repeatable, &r.fp.prompt) {
                 self.recent
                     .iter()
                     .filter(|x| {
                         within(x.ts, cfg.loop_window_ms)
-                            && near(x.prompt_sim, r.fp.prompt_sim, cfg.loop_bits)
+                            && near(x.prompt_sim, p.sim, cfg.loop_bits)
                             && same_answer(x, r, cfg.loop_bits)
                     })
                     .count() as u64
@@ -346,8 +228,16 @@ impl UserWaste {
             } else if dups > cfg.free_repeats {
                 (total, DUPLICATE_PROMPT)
             } else {
-                let padded = share(r.input_tokens, r.fp.prompt_repeat, cfg.repeat_pct);
-                let repetitive = share(r.output_tokens, r.fp.output_repeat, cfg.repeat_pct);
+                let padded = share(
+                    r.input_tokens,
+                    r.fp.prompt.map_or((0, 0), |p| p.repeat),
+                    cfg.repeat_pct,
+                );
+                let repetitive = share(
+                    r.output_tokens,
+                    r.fp.output.map_or((0, 0), |o| o.repeat),
+                    cfg.repeat_pct,
+                );
                 match (padded, repetitive) {
                     (0, 0) => (0, ""),
                     (p, o) if p >= o => (p + o, PADDED_PROMPT),
@@ -367,12 +257,12 @@ impl UserWaste {
             times.sort_unstable_by(|a, b| b.cmp(a));
             times.truncate(cfg.kept_per_prompt());
         }
-        if repeatable && r.fp.prompt_text {
+        if let (true, Some(p)) = (repeatable, &r.fp.prompt) {
             self.recent.push(Recent {
                 ts: r.ts,
-                prompt_sim: r.fp.prompt_sim,
-                output_sim: r.fp.output_sim,
-                output_text: r.fp.output_text,
+                prompt_sim: p.sim,
+                output_sim: r.fp.output.map_or(0, |o| o.sim),
+                output_text: r.fp.output.is_some(),
                 output_tokens: r.output_tokens,
             });
             if self.recent.len() > RECENT_MAX {
@@ -400,9 +290,9 @@ impl UserWaste {
 /// The same answer again: near-identical output text, or, without text,
 /// an output count within 10 %.
 fn same_answer(x: &Recent, r: &Request<'_>, bits: u32) -> bool {
-    match (x.output_text, r.fp.output_text) {
-        (true, true) => near(x.output_sim, r.fp.output_sim, bits),
-        (false, false) => {
+    match (x.output_text, &r.fp.output) {
+        (true, Some(o)) => near(x.output_sim, o.sim, bits),
+        (false, None) => {
             let (a, b) = (x.output_tokens, r.output_tokens);
             a.abs_diff(b) * 10 <= a.max(b)
         }
@@ -413,6 +303,11 @@ fn same_answer(x: &Recent, r: &Request<'_>, bits: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fingerprint::FingerprintKey;
+
+    fn fingerprint(prompt: Option<&str>, output: Option<&str>) -> Fingerprint {
+        Fingerprint::of(&FingerprintKey::default(), prompt, output)
+    }
 
     #[test]
     fn counts_fingerprint_is_the_hash_of_its_key() {

@@ -11,6 +11,7 @@ from .client import (
     StoreSettings,
     open_store,
     parse_url,
+    stored_raw,
 )
 from .schema import DEFAULT_DATABASE, DEFAULT_TITLES, PUBLIC_VIEWS, check_ident, ddl, quote_ident
 
@@ -31,4 +32,5 @@ __all__ = [
     "open_store",
     "parse_url",
     "quote_ident",
+    "stored_raw",
 ]

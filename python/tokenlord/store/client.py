@@ -30,16 +30,11 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
+from tokenlord import _core
+from tokenlord.errors import StoreError
+
 from . import schema
 from .schema import check_ident, quote_ident
-
-try:
-    from tokenlord.errors import StoreError
-except ImportError:  # the native core is not built: the store works without it
-
-    class StoreError(Exception):  # type: ignore[no-redef]
-        """A bad URL, a bad batch, or a chDB directory conflict."""
-
 
 __all__ = [
     "BatchLike",
@@ -49,6 +44,7 @@ __all__ = [
     "StoreSettings",
     "open_store",
     "parse_url",
+    "stored_raw",
 ]
 
 Columns = Mapping[str, Sequence[Any]]
@@ -209,8 +205,7 @@ def _acquire_chdb(path: str) -> Client:
         others = [p for p in _CHDB_CLIENTS if p != path]
         if others:
             raise StoreError(
-                f"chDB allows one data directory per process: {others[0]!r} is open, "
-                f"cannot also open {path!r}"
+                f"chDB allows one data directory per process: {others[0]!r} is open, cannot also open {path!r}"
             )
         if path != ":memory:":
             os.makedirs(path, exist_ok=True)
@@ -279,7 +274,17 @@ def _none_to_zero(values: Sequence[int | None]) -> list[int]:
 def _raw_bytes(value: bytes | bytearray | memoryview | str) -> bytes:
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogateescape")
-    return bytes(value[:RAW_MAX_BYTES])
+    return bytes(value)
+
+
+def stored_raw(values: Sequence[bytes | bytearray | memoryview | str]) -> list[bytes]:
+    """What ``rejected.raw`` keeps of rejected input: its structure, never its text.
+
+    Every rejection of every topic passes here (one call into the core per
+    batch): prompt/output text and anything else that is not a short name or
+    id is redacted, and the result cut to :data:`RAW_MAX_BYTES`.
+    """
+    return _core.redact([_raw_bytes(v) for v in values], RAW_MAX_BYTES)
 
 
 # ---- the store ---------------------------------------------------------------------
@@ -319,9 +324,7 @@ class Store:
             )
         except ClickHouseError as exc:
             scheme = "https" if target.secure else "http"
-            raise StoreError(
-                f"cannot reach ClickHouse at {scheme}://{target.host}:{target.port}: {exc}"
-            ) from exc
+            raise StoreError(f"cannot reach ClickHouse at {scheme}://{target.host}:{target.port}: {exc}") from exc
         return cls(client, db)
 
     @property
@@ -439,7 +442,7 @@ class Store:
                     rej["src_partition"],
                     rej["src_offset"],
                     rej["idx"],
-                    [_raw_bytes(r) for r in rej["raw"]],
+                    stored_raw(rej["raw"]),
                 ],
             )
             written["rejected"] = n
@@ -486,16 +489,12 @@ class Store:
 
     # -- reads -------------------------------------------------------------------------
 
-    def query_rows(
-        self, sql: str, parameters: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
+    def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run a SELECT with bound parameters (``{name:Type}``); rows as dicts."""
         result = self._client.query(sql, parameters=dict(parameters or {}))
         return list(result.named_results())
 
-    def restore_partition(
-        self, partition: int, since_ms: int | None, topic: str | None = None
-    ) -> Restored:
+    def restore_partition(self, partition: int, since_ms: int | None, topic: str | None = None) -> Restored:
         """What a worker needs to rebuild the core state of one Kafka partition.
 
         Returns ``Restored(watermark, max_version, events, next_offset)``:
@@ -518,8 +517,7 @@ class Store:
         params = {"p": partition, "since": since_ms, "next": next_offset if next_offset is not None else 2**63 - 1}
         applied = "src_partition = {p:Int32} AND src_offset < {next:Int64}"
         wm_rows = self._client.query(
-            "SELECT maxOrNull(toUnixTimestamp64Milli(ts)) AS wm "
-            f"FROM {self.table('_events')} WHERE {applied}",
+            f"SELECT maxOrNull(toUnixTimestamp64Milli(ts)) AS wm FROM {self.table('_events')} WHERE {applied}",
             parameters=params,
         ).result_rows
         watermark = None if not wm_rows or wm_rows[0][0] is None else int(wm_rows[0][0])
@@ -527,17 +525,14 @@ class Store:
             f"SELECT max(version) AS v FROM {self.table(t)} WHERE src_partition = {{p:Int32}}"
             for t in ("_hourly", "_weekly", "_waste")
         )
-        v_rows = self._client.query(
-            f"SELECT max(v) AS version FROM ({version_sql})", parameters=params
-        ).result_rows
+        v_rows = self._client.query(f"SELECT max(v) AS version FROM ({version_sql})", parameters=params).result_rows
         max_version = int(v_rows[0][0]) if v_rows and v_rows[0][0] is not None else 0
 
         events: dict[str, list[Any]] = {c: [] for c in RESTORE_COLUMNS}
         if since_ms is None:
             return Restored(watermark, max_version, events, next_offset)
         select = ", ".join(
-            "toUnixTimestamp64Milli(ts) AS x_ts_ms" if c == "ts" else quote_ident(c)
-            for c in RESTORE_COLUMNS
+            "toUnixTimestamp64Milli(ts) AS x_ts_ms" if c == "ts" else quote_ident(c) for c in RESTORE_COLUMNS
         )
         result = self._client.query(
             f"SELECT {select} FROM {self.table('_events')} FINAL "

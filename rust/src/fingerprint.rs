@@ -1,0 +1,685 @@
+//! Fingerprints: what the waste rules need of an event's text, and nothing
+//! the text can be read back from (docs/semantics.md, "Fingerprints").
+//!
+//! The same code runs in the worker (events that carry text) and in a
+//! gateway (`tokenlord.fingerprint`, events that carry only the fingerprint),
+//! so both get the same verdicts. Every hash of text is keyed with the
+//! organisation's secret (SipHash-2-4 under a key derived from it), so a
+//! stored hash of a short prompt cannot be matched against a dictionary by
+//! anyone without the secret.
+//!
+//! One pass over the bytes: words are split on ASCII whitespace, case-folded
+//! eight bytes at a time while they are hashed (no copy, no allocation per
+//! word); the SimHash votes are kept as bit-sliced counters (a few word
+//! operations per shingle instead of 64 updates).
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Field, Reason};
+
+/// The wire format version (`"v"`).
+pub const VERSION: u64 = 1;
+
+/// The SipHash key derived from the organisation's secret, and its public id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FingerprintKey {
+    k0: u64,
+    k1: u64,
+    /// First 4 bytes after the key in the derivation digest: tells a
+    /// fingerprint made under another secret (`"key"` on the wire).
+    id: u32,
+}
+
+const KEY_CONTEXT: &[u8] = b"tokenlord fingerprint v1\0";
+
+impl FingerprintKey {
+    /// SHA-256("tokenlord fingerprint v1\0" ‖ secret): bytes 0..16 are the
+    /// SipHash key (two little-endian u64), bytes 16..20 the key id.
+    pub fn derive(secret: &[u8]) -> FingerprintKey {
+        let mut h = Sha256::new();
+        h.update(KEY_CONTEXT);
+        h.update(secret);
+        let d = h.finalize();
+        let word = |i: usize| u64::from_le_bytes(d[i..i + 8].try_into().unwrap_or([0; 8]));
+        FingerprintKey {
+            k0: word(0),
+            k1: word(8),
+            id: u32::from_be_bytes([d[16], d[17], d[18], d[19]]),
+        }
+    }
+
+    /// The key id as 8 lowercase hex digits.
+    pub fn id_hex(&self) -> String {
+        format!("{:08x}", self.id)
+    }
+}
+
+impl Default for FingerprintKey {
+    /// The key of the empty secret: fingerprints are then not secret.
+    fn default() -> Self {
+        FingerprintKey::derive(b"")
+    }
+}
+
+// ---------------------------------------------------------------- SipHash-2-4
+
+#[derive(Clone, Copy)]
+struct Sip([u64; 4]);
+
+impl Sip {
+    #[inline(always)]
+    fn new(k: &FingerprintKey) -> Sip {
+        Sip([
+            k.k0 ^ 0x736f_6d65_7073_6575,
+            k.k1 ^ 0x646f_7261_6e64_6f6d,
+            k.k0 ^ 0x6c79_6765_6e65_7261,
+            k.k1 ^ 0x7465_6462_7974_6573,
+        ])
+    }
+
+    #[inline(always)]
+    fn round(&mut self) {
+        let v = &mut self.0;
+        v[0] = v[0].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(13) ^ v[0];
+        v[0] = v[0].rotate_left(32);
+        v[2] = v[2].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(16) ^ v[2];
+        v[0] = v[0].wrapping_add(v[3]);
+        v[3] = v[3].rotate_left(21) ^ v[0];
+        v[2] = v[2].wrapping_add(v[1]);
+        v[1] = v[1].rotate_left(17) ^ v[2];
+        v[2] = v[2].rotate_left(32);
+    }
+
+    #[inline(always)]
+    fn block(&mut self, m: u64) {
+        self.0[3] ^= m;
+        self.round();
+        self.round();
+        self.0[0] ^= m;
+    }
+
+    /// Absorbs the last (partial) block of a message of `len` bytes.
+    #[inline(always)]
+    fn finish(mut self, tail: u64, len: usize) -> u64 {
+        self.block(tail | (len as u64) << 56);
+        self.0[2] ^= 0xff;
+        for _ in 0..4 {
+            self.round();
+        }
+        self.0[0] ^ self.0[1] ^ self.0[2] ^ self.0[3]
+    }
+}
+
+/// Up to 8 bytes as a little-endian u64 (zero-padded).
+#[inline(always)]
+fn load(b: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    buf[..b.len()].copy_from_slice(b);
+    u64::from_le_bytes(buf)
+}
+
+/// ASCII upper-case letters of 8 packed bytes to lower case (others kept).
+#[inline(always)]
+fn fold8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HIGH;
+    let ge_a = low7.wrapping_add(0x3f3f_3f3f_3f3f_3f3f); // byte >= 'A'
+    let gt_z = low7.wrapping_add(0x2525_2525_2525_2525); // byte > 'Z'
+    let upper = (ge_a ^ gt_z) & !x & HIGH;
+    x | upper >> 2
+}
+
+/// SipHash-2-4 of `data`.
+pub fn siphash24(k: &FingerprintKey, data: &[u8]) -> u64 {
+    sip_bytes(k, data, false)
+}
+
+#[inline(always)]
+fn sip_bytes(k: &FingerprintKey, data: &[u8], fold: bool) -> u64 {
+    let mut s = Sip::new(k);
+    let f = |x: u64| if fold { fold8(x) } else { x };
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        s.block(f(load(c)));
+    }
+    s.finish(f(load(chunks.remainder())), data.len())
+}
+
+/// The splitmix64 finaliser: spreads the bits of a shingle's word hashes.
+#[inline(always)]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ z >> 30).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ z >> 27).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ z >> 31
+}
+
+/// The hash of the 3-gram of words `a b c` (0 stands for a missing word).
+#[inline(always)]
+fn shingle(a: u64, b: u64, c: u64) -> u64 {
+    mix(a ^ b.rotate_left(21) ^ c.rotate_left(42))
+}
+
+// ------------------------------------------------------------------ SimHash
+
+/// 64 vote counters, bit-sliced: `planes[k]` holds bit k of every counter.
+struct Votes {
+    planes: [u64; 40],
+    n: u64,
+}
+
+impl Votes {
+    fn new() -> Votes {
+        Votes {
+            planes: [0; 40],
+            n: 0,
+        }
+    }
+
+    /// Counts the set bits of `h` (a ripple-carry add of 64 one-bit numbers).
+    #[inline(always)]
+    fn add(&mut self, h: u64) {
+        let mut carry = h;
+        for p in &mut self.planes {
+            if carry == 0 {
+                break;
+            }
+            let c = *p & carry;
+            *p ^= carry;
+            carry = c;
+        }
+        self.n += 1;
+    }
+
+    /// Bit b is set when more than half of the hashes have bit b set.
+    fn simhash(&self) -> u64 {
+        let used = (64 - self.n.leading_zeros()) as usize;
+        let mut out = 0u64;
+        for bit in 0..64 {
+            let ones = self.planes[..used]
+                .iter()
+                .enumerate()
+                .fold(0u64, |acc, (k, p)| acc | (p >> bit & 1) << k);
+            if 2 * ones > self.n {
+                out |= 1 << bit;
+            }
+        }
+        out
+    }
+}
+
+// --------------------------------------------------------------- repetition
+
+/// Words needed before repetition is judged by words; below, 16-byte chunks
+/// of a long normalized text stand in for words (one 100 kB "word").
+const REPEAT_MIN_WORDS: usize = 50;
+const REPEAT_MIN_BYTES: usize = 2000;
+const CHUNK: usize = 16;
+const WORD_WINDOW: usize = 10;
+const CHUNK_WINDOW: usize = 4;
+
+/// (bytes of units inside a window of `n` units seen before, bytes of all
+/// units), the units given by their hashes and lengths.
+fn repetition(hashes: &[u64], lens: impl Fn(usize) -> u64, n: usize) -> (u64, u64) {
+    let total: u64 = (0..hashes.len()).map(&lens).sum();
+    if hashes.len() < n {
+        return (0, total);
+    }
+    let mut seen = hashbrown::HashSet::with_capacity(hashes.len());
+    let (mut repeated, mut marked_to) = (0u64, 0usize);
+    for j in 0..=hashes.len() - n {
+        let h = hashes[j..j + n]
+            .iter()
+            .fold(0u64, |acc, u| u ^ acc.rotate_left(7));
+        if !seen.insert(h) {
+            repeated += (marked_to.max(j)..j + n).map(&lens).sum::<u64>();
+            marked_to = j + n;
+        }
+    }
+    (repeated, total)
+}
+
+// ---------------------------------------------------------------- the print
+
+/// What the text of one side (prompt or output) leaves behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Side {
+    /// SipHash of the word hashes in order: the normalized text, exactly
+    /// (prompts only; 0 for an output).
+    pub hash: u64,
+    /// SimHash of the word 3-grams (near-identical text: few bits differ).
+    pub sim: u64,
+    /// SimHash of the words, order ignored (reordered text: few bits differ).
+    pub bag: u64,
+    /// (repeated bytes, all bytes) of the words (`repetition`).
+    pub repeat: (u64, u64),
+    pub words: u64,
+    pub bytes: u64,
+}
+
+/// Fingerprints of an event's text (`None`: no such text, or only whitespace).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub prompt: Option<Side>,
+    pub output: Option<Side>,
+}
+
+impl Fingerprint {
+    pub fn of(k: &FingerprintKey, prompt: Option<&str>, output: Option<&str>) -> Fingerprint {
+        Fingerprint {
+            prompt: prompt.and_then(|t| side(k, t.as_bytes(), true)),
+            // No rule looks at the exact hash of an output: it is not made.
+            output: output.and_then(|t| side(k, t.as_bytes(), false)),
+        }
+    }
+
+    /// What `_events` keeps of it, enough to rebuild the waste state on
+    /// restore: (prompt hash, prompt SimHash, output SimHash, flags), flags
+    /// bit 0 = a prompt side, bit 1 = an output side.
+    pub fn stored(&self) -> (u64, u64, u64, u8) {
+        let p = self.prompt.unwrap_or_default();
+        let o = self.output.unwrap_or_default();
+        let flags = u8::from(self.prompt.is_some()) | u8::from(self.output.is_some()) << 1;
+        (p.hash, p.sim, o.sim, flags)
+    }
+
+    /// The inverse of [`Fingerprint::stored`] (sizes and repetition are not kept).
+    pub fn from_stored(prompt: u64, prompt_sim: u64, output_sim: u64, flags: u8) -> Fingerprint {
+        Fingerprint {
+            prompt: (flags & 1 != 0).then_some(Side {
+                hash: prompt,
+                sim: prompt_sim,
+                ..Side::default()
+            }),
+            output: (flags & 2 != 0).then_some(Side {
+                sim: output_sim,
+                ..Side::default()
+            }),
+        }
+    }
+
+    /// Text wins: each side from its text when there is any, else from `fp`.
+    pub fn or(self, fp: &Fingerprint, prompt_text: bool, output_text: bool) -> Fingerprint {
+        Fingerprint {
+            prompt: if prompt_text { self.prompt } else { fp.prompt },
+            output: if output_text { self.output } else { fp.output },
+        }
+    }
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// The words of `text`: (start, end) byte ranges between ASCII whitespace.
+fn word_ranges(text: &[u8], mut each: impl FnMut(usize, usize)) {
+    let mut start = None;
+    for (i, b) in text.iter().enumerate() {
+        match (is_space(*b), start) {
+            (true, Some(s)) => {
+                each(s, i);
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        each(s, text.len());
+    }
+}
+
+fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
+    let mut hashes: Vec<u64> = Vec::with_capacity(text.len() / 6 + 1);
+    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(text.len() / 6 + 1);
+    word_ranges(text, |s, e| {
+        hashes.push(sip_bytes(k, &text[s..e], true));
+        ranges.push((s, e));
+    });
+    if hashes.is_empty() {
+        return None;
+    }
+    let mut whole = Sip::new(k);
+    let (mut shingles, mut bag) = (Votes::new(), Votes::new());
+    for (i, w) in hashes.iter().enumerate() {
+        whole.block(*w);
+        bag.add(*w);
+        if i + 2 < hashes.len() {
+            shingles.add(shingle(*w, hashes[i + 1], hashes[i + 2]));
+        }
+    }
+    if hashes.len() < 3 {
+        let at = |i: usize| hashes.get(i).copied().unwrap_or(0);
+        shingles.add(shingle(at(0), at(1), 0));
+    }
+    let word_len = |i: usize| (ranges[i].1 - ranges[i].0) as u64;
+    let words_bytes: u64 = (0..hashes.len()).map(word_len).sum();
+    let repeat = if hashes.len() >= REPEAT_MIN_WORDS {
+        repetition(&hashes, word_len, WORD_WINDOW)
+    } else if words_bytes + hashes.len() as u64 > REPEAT_MIN_BYTES as u64 {
+        // (the normalized text: words and one space between each two)
+        // Few, long words: 16-byte chunks of the normalized text.
+        let mut norm = Vec::with_capacity(text.len());
+        for (i, (s, e)) in ranges.iter().enumerate() {
+            if i > 0 {
+                norm.push(b' ');
+            }
+            norm.extend(text[*s..*e].iter().map(u8::to_ascii_lowercase));
+        }
+        let chunks: Vec<&[u8]> = norm.chunks(CHUNK).collect();
+        let ch: Vec<u64> = chunks.iter().map(|c| siphash24(k, c)).collect();
+        repetition(&ch, |i| chunks[i].len() as u64, CHUNK_WINDOW)
+    } else {
+        (0, 0)
+    };
+    Some(Side {
+        hash: if with_hash {
+            whole.finish(0, hashes.len() * 8) | 1
+        } else {
+            0
+        },
+        sim: shingles.simhash(),
+        bag: bag.simhash(),
+        repeat,
+        words: hashes.len() as u64,
+        bytes: text.len() as u64,
+    })
+}
+
+// --------------------------------------------------------------- the wire
+
+/// The `fingerprint` field as sent: `{"v":1,"key":…,"prompt":{…},"output":{…}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wire {
+    pub key_id: u32,
+    pub print: Fingerprint,
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:016x}")
+}
+
+fn side_json(out: &mut String, name: &str, s: &Side, with_hash: bool) {
+    use std::fmt::Write;
+    let _ = write!(out, ",\"{name}\":{{");
+    if with_hash {
+        let _ = write!(out, "\"hash\":\"{}\",", hex(s.hash));
+    }
+    let _ = write!(
+        out,
+        "\"sim\":\"{}\",\"bag\":\"{}\",\"rep\":[{},{}],\"words\":{},\"bytes\":{}}}",
+        hex(s.sim),
+        hex(s.bag),
+        s.repeat.0,
+        s.repeat.1,
+        s.words,
+        s.bytes
+    );
+}
+
+impl Fingerprint {
+    /// The JSON text of the `fingerprint` field (sides without text left out;
+    /// the output's exact hash is not sent: no rule uses it).
+    pub fn to_json(&self, k: &FingerprintKey) -> String {
+        let mut out = format!("{{\"v\":{VERSION},\"key\":\"{}\"", k.id_hex());
+        if let Some(p) = &self.prompt {
+            side_json(&mut out, "prompt", p, true);
+        }
+        if let Some(o) = &self.output {
+            side_json(&mut out, "output", o, false);
+        }
+        out.push('}');
+        out
+    }
+}
+
+#[derive(Deserialize)]
+struct RawWire<'a> {
+    v: u64,
+    #[serde(borrow)]
+    key: &'a str,
+    #[serde(default, borrow)]
+    prompt: Option<RawSide<'a>>,
+    #[serde(default, borrow)]
+    output: Option<RawSide<'a>>,
+}
+
+#[derive(Deserialize)]
+struct RawSide<'a> {
+    #[serde(default, borrow)]
+    hash: Option<&'a str>,
+    sim: &'a str,
+    bag: &'a str,
+    rep: (u64, u64),
+    words: u64,
+    bytes: u64,
+}
+
+fn parse_hex(s: &str, digits: usize) -> Option<u64> {
+    if s.len() != digits || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(s, 16).ok()
+}
+
+fn decode_side(r: &RawSide<'_>, prompt: bool) -> Option<Side> {
+    let (repeated, total) = r.rep;
+    if r.words == 0 || repeated > total || total > r.bytes || r.words > r.bytes {
+        return None;
+    }
+    let hash = match (prompt, r.hash) {
+        (true, Some(h)) => parse_hex(h, 16)? | 1,
+        (true, None) => return None,
+        (false, _) => 0,
+    };
+    Some(Side {
+        hash,
+        sim: parse_hex(r.sim, 16)?,
+        bag: parse_hex(r.bag, 16)?,
+        repeat: r.rep,
+        words: r.words,
+        bytes: r.bytes,
+    })
+}
+
+impl Wire {
+    /// Decodes the JSON value of a `fingerprint` field. Unknown members are
+    /// ignored (a later version may add some); a version other than 1, a
+    /// missing member or an inconsistent value is `invalid_field:fingerprint`.
+    pub fn decode(json: &str) -> Result<Wire, Reason> {
+        let bad = Reason::InvalidField(Field::Fingerprint);
+        let raw: RawWire<'_> = serde_json::from_str(json).map_err(|_| bad)?;
+        if raw.v != VERSION {
+            return Err(bad);
+        }
+        let key_id = parse_hex(raw.key, 8).ok_or(bad)? as u32;
+        let side = |s: &Option<RawSide<'_>>, prompt| match s {
+            None => Ok(None),
+            Some(r) => decode_side(r, prompt).map(Some).ok_or(bad),
+        };
+        Ok(Wire {
+            key_id,
+            print: Fingerprint {
+                prompt: side(&raw.prompt, true)?,
+                output: side(&raw.output, false)?,
+            },
+        })
+    }
+
+    /// The print, if it was made under `k` (else `invalid_field:fingerprint`:
+    /// hashes under another secret match nothing this worker remembers).
+    pub fn under(&self, k: &FingerprintKey) -> Result<Fingerprint, Reason> {
+        if self.key_id == k.id {
+            Ok(self.print)
+        } else {
+            Err(Reason::InvalidField(Field::Fingerprint))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reference key of the SipHash paper: bytes 00..0f.
+    fn paper_key() -> FingerprintKey {
+        let b: Vec<u8> = (0u8..16).collect();
+        FingerprintKey {
+            k0: u64::from_le_bytes(b[..8].try_into().unwrap()),
+            k1: u64::from_le_bytes(b[8..].try_into().unwrap()),
+            id: 0,
+        }
+    }
+
+    #[test]
+    fn siphash_matches_the_papers_vectors() {
+        let k = paper_key();
+        let msg: Vec<u8> = (0u8..64).collect();
+        // SipHash-2-4 64-bit test vectors (Aumasson & Bernstein, vectors.h).
+        assert_eq!(siphash24(&k, &msg[..0]), 0x726f_db47_dd0e_0e31);
+        assert_eq!(siphash24(&k, &msg[..1]), 0x74f8_39c5_93dc_67fd);
+        assert_eq!(siphash24(&k, &msg[..8]), 0x93f5_f579_9a93_2462);
+        assert_eq!(siphash24(&k, &msg[..15]), 0xa129_ca61_49be_45e5);
+        assert_eq!(siphash24(&k, &msg[..63]), 0x958a_324c_eb06_4572);
+    }
+
+    #[test]
+    fn folding_is_ascii_lowercase() {
+        let k = FingerprintKey::default();
+        for s in [
+            "Hello",
+            "WORLD-Zz@[`{",
+            "ÄÖü ÉÀ",
+            "already lower",
+            "Mixed123ABCxyzXYZ",
+        ] {
+            let lower = s.to_ascii_lowercase();
+            assert_eq!(
+                sip_bytes(&k, s.as_bytes(), true),
+                siphash24(&k, lower.as_bytes()),
+                "{s}"
+            );
+        }
+        for b in 0u8..=255 {
+            let x = u64::from_le_bytes([b; 8]);
+            assert_eq!(
+                fold8(x),
+                u64::from_le_bytes([b.to_ascii_lowercase(); 8]),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn bit_sliced_votes_are_majorities() {
+        let hs: Vec<u64> = (0..1000u64).map(|i| mix(i * 7 + 3)).collect();
+        for n in [1, 2, 3, 7, 64, 999, 1000] {
+            let mut v = Votes::new();
+            hs[..n].iter().for_each(|h| v.add(*h));
+            let want = (0..64).fold(0u64, |acc, bit| {
+                let ones = hs[..n].iter().filter(|h| *h >> bit & 1 == 1).count();
+                if 2 * ones > n {
+                    acc | 1 << bit
+                } else {
+                    acc
+                }
+            });
+            assert_eq!(v.simhash(), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn case_and_whitespace_do_not_matter_words_do() {
+        let k = FingerprintKey::derive(b"secret");
+        let a = Fingerprint::of(&k, Some("Hello  World\tagain"), None);
+        let b = Fingerprint::of(&k, Some(" hello world\nAGAIN "), None);
+        let c = Fingerprint::of(&k, Some("hello world again!"), None);
+        assert_eq!(a.prompt.unwrap().hash, b.prompt.unwrap().hash);
+        assert_ne!(a.prompt.unwrap().hash, c.prompt.unwrap().hash);
+        assert_eq!(
+            Fingerprint::of(&k, Some(" \n\t"), Some("")),
+            Fingerprint::default()
+        );
+    }
+
+    #[test]
+    fn the_key_changes_every_hash() {
+        let text = "the same prompt under two secrets";
+        let a = Fingerprint::of(&FingerprintKey::derive(b"one"), Some(text), None)
+            .prompt
+            .unwrap();
+        let b = Fingerprint::of(&FingerprintKey::derive(b"two"), Some(text), None)
+            .prompt
+            .unwrap();
+        assert_ne!(a.hash, b.hash);
+        assert_ne!(a.sim, b.sim);
+        assert_ne!(a.bag, b.bag);
+    }
+
+    #[test]
+    fn reordered_words_keep_the_bag() {
+        let k = FingerprintKey::default();
+        let a = Fingerprint::of(&k, Some("one two three four five six"), None)
+            .prompt
+            .unwrap();
+        let b = Fingerprint::of(&k, Some("six five four three two one"), None)
+            .prompt
+            .unwrap();
+        assert_eq!(a.bag, b.bag);
+        assert_ne!(a.hash, b.hash);
+    }
+
+    #[test]
+    fn repetition_marks_repeated_windows() {
+        let k = FingerprintKey::default();
+        let looped = vec!["the same phrase again"; 100].join(" ");
+        let s = Fingerprint::of(&k, None, Some(&looped)).output.unwrap();
+        assert!(s.repeat.0 * 100 >= 90 * s.repeat.1, "{:?}", s.repeat);
+        let aaa = "a".repeat(100_000);
+        let s = Fingerprint::of(&k, Some(&aaa), None).prompt.unwrap();
+        assert_eq!(s.words, 1);
+        assert!(s.repeat.0 * 100 >= 99 * s.repeat.1, "{:?}", s.repeat);
+        let short = Fingerprint::of(&k, Some("just a few words"), None)
+            .prompt
+            .unwrap();
+        assert_eq!(short.repeat, (0, 0));
+    }
+
+    #[test]
+    fn the_wire_form_round_trips_and_rejects_what_it_must() {
+        let k = FingerprintKey::derive(b"org secret");
+        let fp = Fingerprint::of(
+            &k,
+            Some("Summarise this report please"),
+            Some("It says things."),
+        );
+        let json = fp.to_json(&k);
+        let wire = Wire::decode(&json).unwrap();
+        assert_eq!(wire.under(&k), Ok(fp));
+        let other = FingerprintKey::derive(b"another secret");
+        assert_eq!(
+            wire.under(&other),
+            Err(Reason::InvalidField(Field::Fingerprint))
+        );
+        let bad = Err(Reason::InvalidField(Field::Fingerprint));
+        for j in [
+            json.replace("\"v\":1", "\"v\":2"),
+            json.replace("\"v\":1,", ""),
+            json.replace("\"hash\"", "\"h\""),
+            json.replace("\"words\":4", "\"words\":0"),
+            r#"{"v":1,"key":"zz"}"#.to_string(),
+            "[1]".to_string(),
+            "{}".to_string(),
+        ] {
+            assert_eq!(Wire::decode(&j).map(|w| w.print), bad, "{j}");
+        }
+        // Sides may be left out; unknown members are ignored.
+        let empty = format!("{{\"v\":1,\"key\":\"{}\",\"x\":[1,2]}}", k.id_hex());
+        assert_eq!(
+            Wire::decode(&empty).unwrap().under(&k),
+            Ok(Fingerprint::default())
+        );
+    }
+}
