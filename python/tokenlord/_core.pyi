@@ -93,6 +93,10 @@ class Core:
         fallback_encoding: str = "o200k_base",
         tokenizer_dir: str | os.PathLike[str] | None = None,
         waste: dict[str, int] | None = None,
+        max_elements_per_message: int = 10_000,
+        max_rejections_per_message: int = 100,
+        max_rejections_per_batch: int = 10_000,
+        fault_poison: bytes | None = None,
     ) -> Core: ...
     def process(
         self,

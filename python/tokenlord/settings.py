@@ -261,6 +261,32 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
     Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
+    # Fan-out limits (docs/semantics.md, "Fan-out limits"): what one message may cost.
+    Field(
+        "max_elements_per_message",
+        "10000",
+        "Events (array items, NDJSON lines) read from one message; the rest of it is one rejection "
+        "(too_many_elements).",
+        _positive_int,
+    ),
+    Field(
+        "max_rejections_per_message",
+        "100",
+        "Rejections of one message; past it the rest of the message is one rejection (too_many_rejections).",
+        _positive_int,
+    ),
+    Field(
+        "max_rejections_per_batch",
+        "10000",
+        "Rejections of one batch; past it each further message gives at most one rejection.",
+        _positive_int,
+    ),
+    Field(
+        "dlq_max_key_bytes",
+        "256",
+        "Dead letters carry at most this many bytes of the source message's key (header tokenlord.key_truncated).",
+        _positive_int,
+    ),
     # Waste signals (docs/semantics.md, "Waste")
     Field(
         "waste_min_prompt_tokens",
@@ -364,6 +390,12 @@ FIELDS: tuple[Field, ...] = (
         "Testing only: N[@POINT] makes the first N store writes reaching POINT (default start) fail.",
         parse_fail_writes,
     ),
+    Field(
+        "fault_poison",
+        "",
+        "Testing only: the core fails (panics) on any message whose value contains this text; "
+        "the message becomes one poison rejection.",
+    ),
 )
 
 
@@ -395,6 +427,10 @@ class Settings:
     batch_bytes: int = 8_388_608
     flush_interval: int = 1000
     max_message_bytes: int = 1_048_576
+    max_elements_per_message: int = 10_000
+    max_rejections_per_message: int = 100
+    max_rejections_per_batch: int = 10_000
+    dlq_max_key_bytes: int = 256
     waste_min_prompt_tokens: int = 32
     waste_duplicate_window: int = 3_600_000
     waste_free_repeats: int = 1
@@ -419,6 +455,7 @@ class Settings:
     log_format: str = "text"
     fault_crash_at: str = ""
     fault_fail_writes: str = ""
+    fault_poison: str = ""
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -547,6 +584,10 @@ class Settings:
             "prices": self.prices(),
             **self.encoding_kwargs(),
             "waste": self.waste_thresholds(),
+            "max_elements_per_message": self.max_elements_per_message,
+            "max_rejections_per_message": self.max_rejections_per_message,
+            "max_rejections_per_batch": self.max_rejections_per_batch,
+            "fault_poison": self.fault_poison.encode() or None,
         }
 
     def waste_thresholds(self) -> dict[str, int]:
