@@ -15,6 +15,10 @@ use crate::tokenize::EncodingMap;
 use crate::waste::{fingerprint, Fingerprint, Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
 
+/// Most model names whose price is cached (model names come from the input:
+/// past this the cache starts over, so arbitrary names cannot grow it).
+const PRICE_CACHE_MAX: usize = 4096;
+
 /// Batches with at least this many messages are parsed on rayon's pool.
 const PARALLEL_MIN_MESSAGES: usize = 512;
 
@@ -321,6 +325,9 @@ impl Core {
             return *p;
         }
         let p = self.cfg.price(model);
+        if self.prices.len() >= PRICE_CACHE_MAX {
+            self.prices.clear();
+        }
         self.prices.insert(model.to_owned(), p);
         p
     }
@@ -1224,5 +1231,33 @@ mod tests {
             (Reason::Poison, 1, &poison[..])
         );
         assert_eq!(out.weekly[0].cell.input_tokens, 3);
+    }
+
+    #[test]
+    fn the_price_cache_is_bounded_whatever_the_model_names() {
+        let mut core = Core::new(Config {
+            prices: vec![("gpt-4o".into(), (2.5, 1.25, 10.0))],
+            ..Config::default()
+        })
+        .unwrap();
+        let values: Vec<Vec<u8>> = (0..3 * PRICE_CACHE_MAX)
+            .map(|i| {
+                format!(r#"{{"event_id":"p{i}","ts":{MON},"user":"u","model":"gpt-4o-{i}","input_tokens":1000000}}"#)
+                    .into_bytes()
+            })
+            .collect();
+        let msgs: Vec<Message<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message {
+                partition: 0,
+                offset: i as i64,
+                value: v,
+            })
+            .collect();
+        let out = core.process(&msgs, FAR_FUTURE);
+        assert_eq!(out.events.len(), 3 * PRICE_CACHE_MAX);
+        assert!(out.events.iter().all(|e| (e.cost_usd - 2.5).abs() < 1e-9));
+        assert!(core.prices.len() <= PRICE_CACHE_MAX);
     }
 }
