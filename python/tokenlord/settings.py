@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from tokenlord import _core
 from tokenlord.errors import ConfigError
@@ -214,7 +214,8 @@ FIELDS: tuple[Field, ...] = (
         "chdb://./var/tokenlord",
         "Where results go: `chdb://DIR` (embedded ClickHouse, one process per DIR) or "
         "`http(s)://user:pass@host:8123[/db]` (a ClickHouse server; https takes "
-        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked.",
+        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked; "
+        "a URL with a password is refused as a flag (environment only).",
         _clickhouse_url,
         secret=True,
     ),
@@ -472,6 +473,12 @@ class Settings:
                 text, source = env[f.env], f.env
             if f.has_flag and overrides and overrides.get(f.name) is not None:
                 text, source = str(overrides[f.name]), f.flag
+                if f.secret and url_password(text):
+                    # A command line is readable by every user of the machine (ps, /proc, shell history).
+                    raise ConfigError(
+                        f"{f.flag}={mask_field(f, text)!r} carries a password: a command line is visible to "
+                        f"other users (ps). Put the URL in {f.env} instead (environment only)."
+                    )
             try:
                 values[f.name] = f.parse(text)
             except ValueError as exc:
@@ -631,19 +638,38 @@ def mask_field(f: Field, value: str) -> str:
     return mask(value) if "://" in value else "***"
 
 
+def _userinfo(value: str) -> tuple[str | None, str]:
+    """``(user info or None, the rest after it)`` of a URL, found by hand (see :func:`mask`)."""
+    _, sep, rest = value.partition("://")
+    first_at = rest.find("@") if sep else -1
+    if first_at < 0:
+        return None, rest
+    ends = [i for i in (rest.find(c, first_at) for c in "/?#") if i >= 0]
+    last_at = rest.rfind("@", 0, min(ends, default=len(rest)))
+    return rest[:last_at], rest[last_at + 1 :]
+
+
+def url_password(value: str) -> bool:
+    """Whether a URL carries a password (``user:pass@``)."""
+    userinfo, _ = _userinfo(value)
+    return userinfo is not None and ":" in userinfo
+
+
 def mask(value: str) -> str:
-    """Hides the password of a URL (``http://u:***@host``) and any ``password=`` query."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
+    """Hides the password of a URL (``http://u:***@host``) and any ``password=`` query.
+
+    The user info is found by hand, not by ``urlsplit``: a password holding
+    ``/``, ``#`` or ``?`` (not percent-encoded) would end urlsplit's netloc
+    early and be shown as a path, fragment or query.
+    """
+    scheme, sep, _ = value.partition("://")
+    if not sep:
         return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
+    userinfo, rest = _userinfo(value)
+    if userinfo is not None:
         user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = re.sub(r"(?i)(password|secret|token)=[^&]*", r"\1=***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        rest = (f"{user}:***@" if ":" in userinfo else f"{user}@") + rest
+    return f"{scheme}://" + re.sub(r"(?i)(password|secret|token)=[^&#]*", r"\1=***", rest)
 
 
 def configuration_markdown() -> str:

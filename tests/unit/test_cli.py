@@ -46,6 +46,23 @@ def test_secrets_are_masked(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     assert "s3cret" not in err and "TOKENLORD_CLICKHOUSE_URL" in err
 
 
+@pytest.mark.parametrize("password", ["p/ss", "p#ss", "p?ss", "p@ss", "a/b#c?d@e", "plain"])
+def test_passwords_with_url_delimiters_are_masked(password: str) -> None:
+    for url in (f"http://admin:{password}@ch.example:8123/db", f"https://admin:{password}@ch.example:8443?verify=false"):
+        shown = mask(url)
+        assert password not in shown and "ch.example" in shown and shown.startswith("http"), shown
+        assert "admin:***@ch.example:" in shown
+    assert mask("chdb://./var/x") == "chdb://./var/x" and mask("http://h:8123/?x=1#f") == "http://h:8123/?x=1#f"
+
+
+def test_a_clickhouse_password_is_refused_as_a_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "--clickhouse-url", "http://admin:s3/cret@h:8123"]) == 2
+    err = capsys.readouterr().err
+    assert "s3/cret" not in err and "TOKENLORD_CLICKHOUSE_URL" in err and "--clickhouse-url" in err
+    assert main(["config", "--clickhouse-url", "http://reader@h:8123"]) == 0  # no password: fine
+    assert "http://reader@h:8123" in capsys.readouterr().out
+
+
 def test_bad_flag_exits_2_without_traceback() -> None:
     for args in (
         ["leaderboard", "--by", "loudest"],
