@@ -500,6 +500,26 @@ def split_message(value: bytes, max_message_bytes: int) -> list[Element]:
     return out
 
 
+def element_starts(value: bytes, elements: list[Element]) -> list[int]:
+    """Where each element's raw bytes start in ``value`` (elements are in order
+    and separated by whitespace, commas or newlines only)."""
+    starts, pos = [], 0
+    for el in elements:
+        at = value.find(el.raw, pos) if el.raw is not value else 0
+        assert at >= 0
+        starts.append(at)
+        pos = at + len(el.raw)
+    return starts
+
+
+def cap_elements(value: bytes, elements: list[Element], max_elements: int) -> list[Element]:
+    """docs/semantics.md "Fan-out limits": the rest past ``max_elements`` is one rejection."""
+    if len(elements) <= max_elements:
+        return elements
+    start = element_starts(value, elements)[max_elements]
+    return [*elements[:max_elements], Element(max_elements, value[start:], None, "too_many_elements")]
+
+
 # --------------------------------------------------------------------------- the reference
 
 
@@ -861,7 +881,13 @@ class Reference:
         count_tokens: CountTokens,
         waste: WasteConfig | None = None,
         fingerprint_secret: bytes = b"",
+        max_elements_per_message: int = 10_000,
+        max_rejections_per_message: int = 100,
+        max_rejections_per_batch: int = 10_000,
     ) -> None:
+        self.max_elements_per_message = max_elements_per_message
+        self.max_rejections_per_message = max_rejections_per_message
+        self.max_rejections_per_batch = max_rejections_per_batch
         self.waste_cfg = waste or WasteConfig()
         self.fingerprint_key = fingerprint_key(fingerprint_secret)
         self._user_waste: dict[tuple[int, str], UserWaste] = {}
@@ -918,12 +944,25 @@ class Reference:
         touched_w: set[tuple[int, int, str]] = set()
         touched_x: set[tuple[int, int, str, str]] = set()
         for p, off, value in zip(partitions, offsets, values, strict=True):
-            for el in split_message(bytes(value), self.max_message_bytes):
+            value = bytes(value)
+            elements = cap_elements(value, split_message(value, self.max_message_bytes), self.max_elements_per_message)
+            in_message = 0
+            for n, el in enumerate(elements):
                 reason = el.reason
                 if el.obj is not None:
                     reason = self._element(p, off, el, now_ms, batch, touched_h, touched_w, touched_x)
-                if reason:
-                    batch.rejected.append((p, off, el.idx, reason, el.raw))
+                if not reason:
+                    continue
+                full = (
+                    in_message >= self.max_rejections_per_message
+                    or len(batch.rejected) >= self.max_rejections_per_batch
+                )
+                if full and n < len(elements) - 1:
+                    rest = value[element_starts(value, elements)[n]:]
+                    batch.rejected.append((p, off, el.idx, "too_many_rejections", rest))
+                    break
+                in_message += 1
+                batch.rejected.append((p, off, el.idx, reason, el.raw))
         # Close weeks on every partition the batch touched; forget ids beyond the horizon.
         for p in set(partitions):
             for key in sorted(self._open_weekly.get(p, ())):

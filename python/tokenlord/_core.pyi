@@ -100,6 +100,10 @@ class Core:
         tokenizer_dir: str | os.PathLike[str] | None = None,
         waste: dict[str, int] | None = None,
         fingerprint_secret: bytes | None = None,
+        max_elements_per_message: int = 10_000,
+        max_rejections_per_message: int = 100,
+        max_rejections_per_batch: int = 10_000,
+        fault_poison: bytes | None = None,
     ) -> Core: ...
     def process(
         self,

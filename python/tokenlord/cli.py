@@ -326,7 +326,7 @@ def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
         writer = csv.DictWriter(out, fieldnames=list(LEADERBOARD_COLUMNS), extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
-            writer.writerow(r)
+            writer.writerow({k: fmt.csv_cell(v) for k, v in r.items()})
         sys.stdout.write(out.getvalue())
     else:
         sys.stdout.write(format_table(rows, args.by))
@@ -356,14 +356,14 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
     for r in rows:
         cells = [
             str(fmt.position(r, by)).rjust(4),
-            str(r["user"])[:24].ljust(24),
-            str(r["team"])[:14].ljust(14),
+            fmt.printable(r["user"])[:24].ljust(24),
+            fmt.printable(r["team"])[:14].ljust(14),
             fmt.tokens(r["total_tokens"]).rjust(14),
             fmt.tokens(r["effective_tokens"]).rjust(14),
             fmt.percent(r["waste_ratio"]).rjust(7),
             fmt.money(r["cost_usd"]).rjust(10),
             str(r["effective_rank"]).rjust(5),
-            str(r["title"])[:16].ljust(16),
+            fmt.printable(r["title"])[:16].ljust(16),
         ]
         lines.append("  ".join(cells))
     return "\n".join(lines) + "\n"
@@ -385,7 +385,7 @@ def _cmd_explain(args: argparse.Namespace, settings: Settings) -> int:
 def format_explain(report: dict[str, Any]) -> str:
     user, week, row = report["user"], report["week_start"], report["leaderboard"]
     if row is None:
-        return f"{fmt.no_usage(user, week)} (try --week last or a date)\n"
+        return fmt.printable(f"{fmt.no_usage(user, week)} (try --week last or a date)") + "\n"
     head, *rest = fmt.explain_headline(user, week, row)
     lines = [head, *(f"  {line}" for line in rest)]
     if not report["reasons"]:
@@ -399,7 +399,7 @@ def format_explain(report: dict[str, Any]) -> str:
     kinds = fmt.outcome_kinds(report["outcomes"])
     note = fmt.rejected_outcomes_note(report["outcomes"])
     lines += ["", f"  outcomes: {', '.join(kinds) or 'none reported'}{'  ' + note if note else ''}"]
-    return "\n".join(lines) + "\n"
+    return fmt.printable("\n".join(lines), keep="\n") + "\n"
 
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:

@@ -43,6 +43,15 @@ METRICS: dict[str, tuple[str, str]] = {
     "tokenlord_outcomes_rejected": ("counter", "Rejected outcome input by reason code."),
     "tokenlord_batches": ("counter", "Batches of usage messages handled (one core call and store write each)."),
     "tokenlord_store_retries": ("counter", "Failed store or DLQ writes that were retried."),
+    "tokenlord_poison_messages": (
+        "counter",
+        "Messages the core failed on, dead-lettered whole (reason poison): a bug to report; alert on it.",
+    ),
+    "tokenlord_dead_letters_truncated": ("counter", "Dead letters whose key or value was cut to the DLQ limits."),
+    "tokenlord_dead_letters_parked": (
+        "counter",
+        "Dead letters the broker refused as too large, sent again cut (raise the DLQ topic's max.message.bytes).",
+    ),
     "tokenlord_restores": ("counter", "Partition states rebuilt from the store (at assignment)."),
     "tokenlord_messages_replayed": ("counter", "Messages skipped as already applied (below a restored progress)."),
     "tokenlord_batch_messages": ("histogram", "Messages per usage batch."),
@@ -127,6 +136,9 @@ class WorkerCollector(Collector):
         yield _by_reason("tokenlord_outcomes_rejected", s.outcomes_rejected_by_reason)
         yield _counter("tokenlord_batches", s.batches)
         yield _counter("tokenlord_store_retries", s.store_retries)
+        yield _counter("tokenlord_poison_messages", s.poison)
+        yield _counter("tokenlord_dead_letters_truncated", s.dead_letters_truncated)
+        yield _counter("tokenlord_dead_letters_parked", s.dead_letters_parked)
         yield _counter("tokenlord_restores", s.restores)
         yield _counter("tokenlord_messages_replayed", s.replayed)
         yield _histogram("tokenlord_batch_messages", s.batch_messages)

@@ -99,7 +99,7 @@ def avatar(name: str) -> tuple[str, int]:
 
 
 def _e(value: object) -> str:
-    return escape(str(value), quote=True)
+    return escape(fmt.printable(value), quote=True)
 
 
 _CSS: Final = """

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 from tokenlord._core import Batch, Core
 from tokenlord.errors import StoreError
 from tokenlord.faults import Faults
+from tokenlord.kafka.dlq import Sent
 from tokenlord.settings import Settings
 from tokenlord.time_utils import WEEK_MS, week_start_ms
 
@@ -103,6 +104,9 @@ class Stats:
     restores: int = 0
     replayed: int = 0
     store_retries: int = 0
+    poison: int = 0  # messages the core failed on (reason poison), events and outcomes
+    dead_letters_truncated: int = 0  # letters whose key or value was cut
+    dead_letters_parked: int = 0  # letters the broker refused as too large, sent again cut
     last_flush_seconds: float = 0.0
     outcomes: int = 0
     outcomes_rejected: int = 0
@@ -334,12 +338,32 @@ class Pipeline:
         topic: str,
     ) -> None:
         """Rejections of a batch read from ``topic`` → the DLQ (flushed), keyed as their source messages."""
-        if not rejected["reason"]:
+        reasons = rejected["reason"]
+        if not reasons:
             return
         key_of = keys if isinstance(keys, Mapping) else {
             (p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)
         }
-        self._retry("dead-letter", lambda: self.dead_letters.send(rejected, key_of, topic))
+        # Letters acknowledged by a failed attempt are not sent again by the next.
+        acked: set[int] = set()
+        totals = Sent()
+
+        def send() -> None:
+            s = self.dead_letters.send(rejected, key_of, topic, acked=acked)
+            totals.truncated += s.truncated
+            totals.parked += s.parked
+
+        self._retry("dead-letter", send)
+        poison = sum(1 for r in reasons if r == "poison")
+        if poison:
+            log.error(
+                "%d message(s) of %s made the core fail: dead-lettered whole with reason poison, the batch went on",
+                poison, topic,
+            )  # fmt: skip
+        with self.stats.lock:
+            self.stats.poison += poison
+            self.stats.dead_letters_truncated += totals.truncated
+            self.stats.dead_letters_parked += totals.parked
         self.faults.reached("dlq")
 
     def _write(self, batch: Any, topic: str, now_ms: int) -> dict[str, int]:

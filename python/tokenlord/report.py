@@ -8,8 +8,16 @@ their medium.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+# C0/C1 controls and DEL, and the Unicode bidi controls (embeddings, overrides,
+# isolates, marks): in a name they could rewrite a terminal line or reorder
+# what a reader sees (a "Trojan Source" name).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# A spreadsheet evaluates a cell starting with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 # What each waste reason means, for people reading `explain` (docs/semantics.md, "Waste").
 WASTE_RULES = {
@@ -22,6 +30,18 @@ WASTE_RULES = {
 }
 
 UNKNOWN_RULE = "see docs/semantics.md"
+
+
+def printable(text: object, keep: str = "") -> str:
+    """``text`` with control and bidi characters shown as ``\\uXXXX`` (except those in ``keep``)."""
+    return _UNPRINTABLE.sub(lambda m: m[0] if m[0] in keep else f"\\u{ord(m[0]):04x}", str(text))
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: a string starting like a formula gets a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def rule(reason: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from tokenlord import _core
 from tokenlord.errors import ConfigError
@@ -214,7 +214,8 @@ FIELDS: tuple[Field, ...] = (
         "chdb://./var/tokenlord",
         "Where results go: `chdb://DIR` (embedded ClickHouse, one process per DIR) or "
         "`http(s)://user:pass@host:8123[/db]` (a ClickHouse server; https takes "
-        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked.",
+        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked; "
+        "a URL with a password is refused as a flag (environment only).",
         _clickhouse_url,
         secret=True,
     ),
@@ -271,6 +272,32 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
     Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
+    # Fan-out limits (docs/semantics.md, "Fan-out limits"): what one message may cost.
+    Field(
+        "max_elements_per_message",
+        "10000",
+        "Events (array items, NDJSON lines) read from one message; the rest of it is one rejection "
+        "(too_many_elements).",
+        _positive_int,
+    ),
+    Field(
+        "max_rejections_per_message",
+        "100",
+        "Rejections of one message; past it the rest of the message is one rejection (too_many_rejections).",
+        _positive_int,
+    ),
+    Field(
+        "max_rejections_per_batch",
+        "10000",
+        "Rejections of one batch; past it each further message gives at most one rejection.",
+        _positive_int,
+    ),
+    Field(
+        "dlq_max_key_bytes",
+        "256",
+        "Dead letters carry at most this many bytes of the source message's key (header tokenlord.key_truncated).",
+        _positive_int,
+    ),
     # Waste signals (docs/semantics.md, "Waste")
     Field(
         "waste_min_prompt_tokens",
@@ -374,6 +401,12 @@ FIELDS: tuple[Field, ...] = (
         "Testing only: N[@POINT] makes the first N store writes reaching POINT (default start) fail.",
         parse_fail_writes,
     ),
+    Field(
+        "fault_poison",
+        "",
+        "Testing only: the core fails (panics) on any message whose value contains this text; "
+        "the message becomes one poison rejection.",
+    ),
 )
 
 
@@ -407,6 +440,10 @@ class Settings:
     batch_bytes: int = 8_388_608
     flush_interval: int = 1000
     max_message_bytes: int = 1_048_576
+    max_elements_per_message: int = 10_000
+    max_rejections_per_message: int = 100
+    max_rejections_per_batch: int = 10_000
+    dlq_max_key_bytes: int = 256
     waste_min_prompt_tokens: int = 32
     waste_duplicate_window: int = 3_600_000
     waste_free_repeats: int = 1
@@ -431,6 +468,7 @@ class Settings:
     log_format: str = "text"
     fault_crash_at: str = ""
     fault_fail_writes: str = ""
+    fault_poison: str = ""
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -447,6 +485,12 @@ class Settings:
                 text, source = env[f.env], f.env
             if f.has_flag and overrides and overrides.get(f.name) is not None:
                 text, source = str(overrides[f.name]), f.flag
+                if f.secret and url_password(text):
+                    # A command line is readable by every user of the machine (ps, /proc, shell history).
+                    raise ConfigError(
+                        f"{f.flag}={mask_field(f, text)!r} carries a password: a command line is visible to "
+                        f"other users (ps). Put the URL in {f.env} instead (environment only)."
+                    )
             try:
                 values[f.name] = f.parse(text)
             except ValueError as exc:
@@ -573,6 +617,10 @@ class Settings:
             **self.encoding_kwargs(),
             "waste": self.waste_thresholds(),
             "fingerprint_secret": self.fingerprint_secret(),
+            "max_elements_per_message": self.max_elements_per_message,
+            "max_rejections_per_message": self.max_rejections_per_message,
+            "max_rejections_per_batch": self.max_rejections_per_batch,
+            "fault_poison": self.fault_poison.encode() or None,
         }
 
     def waste_thresholds(self) -> dict[str, int]:
@@ -616,19 +664,38 @@ def mask_field(f: Field, value: str) -> str:
     return mask(value) if "://" in value else "***"
 
 
+def _userinfo(value: str) -> tuple[str | None, str]:
+    """``(user info or None, the rest after it)`` of a URL, found by hand (see :func:`mask`)."""
+    _, sep, rest = value.partition("://")
+    first_at = rest.find("@") if sep else -1
+    if first_at < 0:
+        return None, rest
+    ends = [i for i in (rest.find(c, first_at) for c in "/?#") if i >= 0]
+    last_at = rest.rfind("@", 0, min(ends, default=len(rest)))
+    return rest[:last_at], rest[last_at + 1 :]
+
+
+def url_password(value: str) -> bool:
+    """Whether a URL carries a password (``user:pass@``)."""
+    userinfo, _ = _userinfo(value)
+    return userinfo is not None and ":" in userinfo
+
+
 def mask(value: str) -> str:
-    """Hides the password of a URL (``http://u:***@host``) and any ``password=`` query."""
-    try:
-        parts = urlsplit(value)
-    except ValueError:
+    """Hides the password of a URL (``http://u:***@host``) and any ``password=`` query.
+
+    The user info is found by hand, not by ``urlsplit``: a password holding
+    ``/``, ``#`` or ``?`` (not percent-encoded) would end urlsplit's netloc
+    early and be shown as a path, fragment or query.
+    """
+    scheme, sep, _ = value.partition("://")
+    if not sep:
         return "***"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
+    userinfo, rest = _userinfo(value)
+    if userinfo is not None:
         user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = re.sub(r"(?i)(password|secret|token)=[^&]*", r"\1=***", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        rest = (f"{user}:***@" if ":" in userinfo else f"{user}@") + rest
+    return f"{scheme}://" + re.sub(r"(?i)(password|secret|token)=[^&#]*", r"\1=***", rest)
 
 
 def configuration_markdown() -> str:

@@ -8,15 +8,17 @@ partition moves).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
+from typing import Any
 
 import faust
 
 from streams.app import create_app
 from streams.events import register
-from tokenlord.kafka.admin import committed_offsets, end_offsets, ensure_topics
-from tokenlord.kafka.dlq import DeadLetters
+from tokenlord.kafka.admin import KafkaAdminError, committed_offsets, end_offsets, ensure_topics, topic_config
+from tokenlord.kafka.dlq import DeadLetters, topic_max_message_bytes
 from tokenlord.kafka.security import client_config
 from tokenlord.logs import logging_config
 from tokenlord.pipeline import Pipeline
@@ -25,6 +27,9 @@ from tokenlord.store import open_store
 
 log = logging.getLogger("tokenlord.worker")
 
+
+#: A broker's default message.max.bytes (a topic without its own limit).
+BROKER_DEFAULT_MESSAGE_BYTES = 1_048_588
 
 #: Allocations between young-generation collections (CPython's default is 700).
 GC_GEN0_THRESHOLD = 50_000
@@ -47,16 +52,20 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
+def ensure_dlq_topic(kafka: dict[str, Any], settings: Settings) -> None:
+    """Create the DLQ topic (if missing) with a ``max.message.bytes`` that fits
+    the largest letter: a whole message of the events topic, a cut key, headers."""
+    source = BROKER_DEFAULT_MESSAGE_BYTES
+    with contextlib.suppress(KafkaAdminError, ValueError, TypeError):
+        source = int(topic_config(kafka, settings.events_topic, "max.message.bytes") or source)
+    limit = topic_max_message_bytes(max(source, settings.max_message_bytes), settings.dlq_max_key_bytes)
+    ensure_topics(kafka, {settings.dlq_topic: settings.partitions}, config={"max.message.bytes": str(limit)})
+
+
 def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     kafka = client_config(settings)
-    ensure_topics(
-        kafka,
-        {
-            settings.events_topic: settings.partitions,
-            settings.dlq_topic: settings.partitions,
-            settings.outcomes_topic: settings.partitions,
-        },
-    )
+    ensure_topics(kafka, {settings.events_topic: settings.partitions, settings.outcomes_topic: settings.partitions})
+    ensure_dlq_topic(kafka, settings)
     store = open_store(settings)
     store.init_db(settings.title_list())
     stop_at = None
@@ -71,7 +80,7 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
         }
         log.info("--stop-at-end: will stop at offsets %s", {f"{t}[{p}]": o for (t, p), o in sorted(stop_at.items())})
     app = create_app(settings)
-    dlq = DeadLetters(kafka, settings.dlq_topic)
+    dlq = DeadLetters(kafka, settings.dlq_topic, max_key_bytes=settings.dlq_max_key_bytes)
     pipeline = Pipeline(settings, store, dlq)
     register(app, settings, pipeline, stop_at=stop_at)
     # JSON logs: Faust's worker (mode) replaces the root handlers, so hand it ours.

@@ -11,9 +11,14 @@ use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
 use crate::event::{check_bounds, parse_event, single_object, split_message, Element, Event};
 use crate::fingerprint::{Fingerprint, FingerprintKey};
+use crate::guard::{cap_elements, inject_poison, isolate, push_rejection, Limits};
 use crate::tokenize::EncodingMap;
 use crate::waste::{Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
+
+/// Most model names whose price is cached (model names come from the input:
+/// past this the cache starts over, so arbitrary names cannot grow it).
+const PRICE_CACHE_MAX: usize = 4096;
 
 /// Batches with at least this many messages are parsed on rayon's pool.
 const PARALLEL_MIN_MESSAGES: usize = 512;
@@ -32,6 +37,10 @@ pub struct Config {
     pub waste: WasteConfig,
     /// Keys the fingerprints of text events; a gateway's must be the same.
     pub fingerprint_key: FingerprintKey,
+    pub limits: Limits,
+    /// Testing only (`TOKENLORD_FAULT_POISON`): the core fails on a message
+    /// containing these bytes (empty: off). See [`crate::guard::inject_poison`].
+    pub fault_poison: Vec<u8>,
 }
 
 impl Default for Config {
@@ -45,6 +54,8 @@ impl Default for Config {
             encodings: EncodingMap::default(),
             waste: WasteConfig::default(),
             fingerprint_key: FingerprintKey::default(),
+            limits: Limits::default(),
+            fault_poison: Vec::new(),
         }
     }
 }
@@ -57,6 +68,7 @@ impl Config {
             ));
         }
         self.waste.validate()?;
+        self.limits.validate()?;
         for (model, (a, b, c)) in &self.prices {
             if ![a, b, c].iter().all(|p| p.is_finite() && **p >= 0.0) {
                 return Err(CoreError::Config(format!(
@@ -272,14 +284,26 @@ fn resolve_event<'a>(mut event: Event<'a>, raw: &'a [u8], cfg: &Config) -> Parse
     }))
 }
 
+/// The pure stage of one message; a panic on it (a core bug this input hits)
+/// makes the whole message one `poison` rejection, the batch goes on.
 fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
+    isolate(|| {
+        inject_poison(&cfg.fault_poison, m.value);
+        parse_elements(m, cfg)
+    })
+    .unwrap_or_else(|| vec![Parsed::Rejected(Reason::Poison, m.value)])
+}
+
+fn parse_elements<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
     // The common case, one event per message: one pass over its bytes.
     if let Some(body) = single_object(m.value, cfg.max_message_bytes) {
         if let Ok(event) = parse_event(body) {
             return vec![resolve_event(event, m.value, cfg)];
         }
     }
-    split_message(m.value, cfg.max_message_bytes)
+    let mut elements = split_message(m.value, cfg.max_message_bytes);
+    cap_elements(m.value, &mut elements, cfg.limits.max_elements);
+    elements
         .into_iter()
         .map(|el| match el {
             Element::Event { json, raw } => resolve(json, raw, cfg),
@@ -315,6 +339,9 @@ impl Core {
             return *p;
         }
         let p = self.cfg.price(model);
+        if self.prices.len() >= PRICE_CACHE_MAX {
+            self.prices.clear();
+        }
         self.prices.insert(model.to_owned(), p);
         p
     }
@@ -351,24 +378,22 @@ impl Core {
         };
         let mut touched: HashMap<i32, Touched> = HashMap::new();
         for (m, elements) in msgs.iter().zip(parsed) {
-            for (idx, el) in elements.into_iter().enumerate() {
-                let reject = |reason, raw| Rejection {
+            let before = (out.events.len(), out.rejected.len(), out.duplicates);
+            let applied =
+                isolate(|| self.apply(m, elements, now_ms, stamp, &mut touched, &mut out));
+            if applied.is_none() {
+                // A panic in the stream stage: this message's rows are dropped
+                // (its state may keep part of it) and it is dead-lettered whole.
+                out.events.truncate(before.0);
+                out.rejected.truncate(before.1);
+                out.duplicates = before.2;
+                out.rejected.push(Rejection {
                     partition: m.partition,
                     offset: m.offset,
-                    idx: u32::try_from(idx).unwrap_or(u32::MAX),
-                    reason,
-                    raw,
-                };
-                match el {
-                    Parsed::Rejected(r, raw) => out.rejected.push(reject(r, raw)),
-                    Parsed::Ok(res) => {
-                        let raw = res.raw;
-                        if let Err(r) = self.accept(m, *res, now_ms, stamp, &mut touched, &mut out)
-                        {
-                            out.rejected.push(reject(r, raw));
-                        }
-                    }
-                }
+                    idx: 0,
+                    reason: Reason::Poison,
+                    raw: m.value,
+                });
             }
         }
         self.finish(touched, &mut out);
@@ -384,6 +409,53 @@ impl Core {
         }
         out.progress.sort_unstable();
         out
+    }
+
+    /// The stream stage of one message's elements, in order, within the
+    /// rejection caps: past one, the rest of the message is one rejection.
+    fn apply<'a>(
+        &mut self,
+        m: &Message<'a>,
+        elements: Vec<Parsed<'a>>,
+        now_ms: i64,
+        stamp: u64,
+        touched: &mut HashMap<i32, Touched>,
+        out: &mut BatchOut<'a>,
+    ) {
+        let limits = self.cfg.limits;
+        let last = elements.len().saturating_sub(1);
+        let mut rejections = 0;
+        for (idx, el) in elements.into_iter().enumerate() {
+            let rejected = match el {
+                Parsed::Rejected(r, raw) => Some((r, raw)),
+                Parsed::Ok(res) => {
+                    let raw = res.raw;
+                    self.accept(m, *res, now_ms, stamp, touched, out)
+                        .err()
+                        .map(|r| (r, raw))
+                }
+            };
+            let Some((reason, raw)) = rejected else {
+                continue;
+            };
+            let r = Rejection {
+                partition: m.partition,
+                offset: m.offset,
+                idx: u32::try_from(idx).unwrap_or(u32::MAX),
+                reason,
+                raw,
+            };
+            if push_rejection(
+                &limits,
+                m.value,
+                &mut rejections,
+                idx == last,
+                &mut out.rejected,
+                r,
+            ) {
+                return;
+            }
+        }
     }
 
     /// Stream checks and windowing of one valid event. `Err` = rejected.
@@ -1044,5 +1116,162 @@ mod tests {
             ),
             (2, 3, true)
         );
+    }
+
+    fn limited(max_elements: usize, per_message: usize, per_batch: usize) -> Core {
+        Core::new(Config {
+            limits: Limits {
+                max_elements,
+                max_rejections_per_message: per_message,
+                max_rejections_per_batch: per_batch,
+            },
+            fault_poison: b"POISON".to_vec(),
+            ..Config::default()
+        })
+        .unwrap()
+    }
+
+    fn ndjson(lines: &[Vec<u8>]) -> Vec<u8> {
+        lines.join(&b'\n')
+    }
+
+    #[test]
+    fn past_the_rejection_cap_the_rest_of_a_message_is_one_rejection() {
+        let mut core = Core::new(Config::default()).unwrap();
+        let mut lines: Vec<Vec<u8>> = vec![ev("a", MON, "u", 1)];
+        lines.extend((0..250).map(|_| b"1".to_vec()));
+        lines.push(ev("b", MON, "u", 1));
+        let value = ndjson(&lines);
+        let msgs = [Message {
+            partition: 0,
+            offset: 0,
+            value: &value,
+        }];
+        let out = core.process(&msgs, FAR_FUTURE);
+        assert_eq!(out.events.len(), 1, "the event before the cap is counted");
+        assert_eq!(out.rejected.len(), 101);
+        assert!(out.rejected[..100]
+            .iter()
+            .all(|r| r.reason == Reason::NotAnObject));
+        let rest = &out.rejected[100];
+        assert_eq!((rest.reason, rest.idx), (Reason::TooManyRejections, 101));
+        assert!(rest.raw.ends_with(&lines[251]), "the rest runs to the end");
+        let dead: usize = out.rejected.iter().map(|r| r.raw.len()).sum();
+        assert!(dead <= value.len(), "{dead} > {}", value.len());
+    }
+
+    #[test]
+    fn past_the_element_cap_the_rest_is_one_rejection() {
+        let mut core = limited(3, 100, 100);
+        let items: Vec<String> = (0..5)
+            .map(|i| String::from_utf8(ev(&format!("e{i}"), MON, "u", 1)).unwrap())
+            .collect();
+        let value = format!("[{}]", items.join(","));
+        let msgs = [Message {
+            partition: 0,
+            offset: 0,
+            value: value.as_bytes(),
+        }];
+        let out = core.process(&msgs, FAR_FUTURE);
+        assert_eq!(out.events.len(), 3);
+        assert_eq!(out.rejected.len(), 1);
+        let r = &out.rejected[0];
+        assert_eq!((r.reason, r.idx), (Reason::TooManyElements, 3));
+        assert_eq!(r.raw, format!("{},{}]", items[3], items[4]).as_bytes());
+    }
+
+    #[test]
+    fn past_the_batch_cap_each_message_gives_at_most_one_rejection() {
+        let mut core = limited(100, 100, 2);
+        let bad = ndjson(&[
+            b"1".to_vec(),
+            b"2".to_vec(),
+            b"3".to_vec(),
+            ev("x", MON, "u", 1),
+        ]);
+        let single = b"7".to_vec();
+        let msgs: Vec<Message<'_>> = [&bad, &bad, &single]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message {
+                partition: 0,
+                offset: i as i64,
+                value: v,
+            })
+            .collect();
+        let out = core.process(&msgs, FAR_FUTURE);
+        let got: Vec<(i64, u32, String)> = out
+            .rejected
+            .iter()
+            .map(|r| (r.offset, r.idx, r.reason.to_string()))
+            .collect();
+        let want = [
+            (0, 0, "not_an_object"),
+            (0, 1, "not_an_object"),
+            (0, 2, "too_many_rejections"),
+            (1, 0, "too_many_rejections"),
+            (2, 0, "not_an_object"), // the whole rest: its own reason
+        ];
+        let want: Vec<(i64, u32, String)> = want
+            .iter()
+            .map(|(o, i, r)| (*o, *i, r.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(out.rejected[3].raw, &bad[..], "the whole message, once");
+        assert!(out.events.is_empty());
+    }
+
+    #[test]
+    fn a_message_the_core_fails_on_is_one_poison_rejection() {
+        let mut core = limited(100, 100, 100);
+        let poison = ndjson(&[ev("p", MON, "u", 1), b"{\"x\":\"POISON\"}".to_vec()]);
+        let (a, b) = (ev("a", MON, "u", 1), ev("b", MON, "u", 2));
+        let values = [a, poison.clone(), b];
+        let msgs: Vec<Message<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message {
+                partition: 0,
+                offset: i as i64,
+                value: v,
+            })
+            .collect();
+        let out = core.process(&msgs, FAR_FUTURE);
+        assert_eq!(out.events.len(), 2);
+        assert_eq!(out.rejected.len(), 1);
+        let r = &out.rejected[0];
+        assert_eq!(
+            (r.reason, r.offset, r.raw),
+            (Reason::Poison, 1, &poison[..])
+        );
+        assert_eq!(out.weekly[0].cell.input_tokens, 3);
+    }
+
+    #[test]
+    fn the_price_cache_is_bounded_whatever_the_model_names() {
+        let mut core = Core::new(Config {
+            prices: vec![("gpt-4o".into(), (2.5, 1.25, 10.0))],
+            ..Config::default()
+        })
+        .unwrap();
+        let values: Vec<Vec<u8>> = (0..3 * PRICE_CACHE_MAX)
+            .map(|i| {
+                format!(r#"{{"event_id":"p{i}","ts":{MON},"user":"u","model":"gpt-4o-{i}","input_tokens":1000000}}"#)
+                    .into_bytes()
+            })
+            .collect();
+        let msgs: Vec<Message<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message {
+                partition: 0,
+                offset: i as i64,
+                value: v,
+            })
+            .collect();
+        let out = core.process(&msgs, FAR_FUTURE);
+        assert_eq!(out.events.len(), 3 * PRICE_CACHE_MAX);
+        assert!(out.events.iter().all(|e| (e.cost_usd - 2.5).abs() < 1e-9));
+        assert!(core.prices.len() <= PRICE_CACHE_MAX);
     }
 }

@@ -87,6 +87,9 @@ pub enum Reason {
     MissingUsage,
     FutureTimestamp,
     Late,
+    TooManyElements,
+    TooManyRejections,
+    Poison,
 }
 
 impl fmt::Display for Reason {
@@ -101,6 +104,9 @@ impl fmt::Display for Reason {
             Reason::MissingUsage => f.write_str("missing_usage"),
             Reason::FutureTimestamp => f.write_str("future_timestamp"),
             Reason::Late => f.write_str("late"),
+            Reason::TooManyElements => f.write_str("too_many_elements"),
+            Reason::TooManyRejections => f.write_str("too_many_rejections"),
+            Reason::Poison => f.write_str("poison"),
         }
     }
 }

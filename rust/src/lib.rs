@@ -6,6 +6,7 @@ pub mod dedupe;
 pub mod error;
 pub mod event;
 pub mod fingerprint;
+pub mod guard;
 pub mod outcome;
 pub mod redact;
 pub mod rowbinary;

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::core::{Message, Rejection};
 use crate::error::{Field, Reason};
 use crate::event::{split_message, Element};
+use crate::guard::{cap_elements, push_rejection, Limits};
 use crate::time::{parse_rfc3339, MAX_TS_MS};
 
 /// One valid outcome event.
@@ -118,38 +119,53 @@ fn parse(json: &[u8], now_ms: i64, future_ms: i64) -> Result<OutcomeRow, Reason>
     })
 }
 
-/// Validates a batch of outcome messages.
+/// Validates a batch of outcome messages (the fan-out caps of usage events apply).
 pub fn parse_outcomes<'a>(
     msgs: &[Message<'a>],
     max_message_bytes: usize,
+    limits: &Limits,
     now_ms: i64,
     future_ms: i64,
 ) -> OutcomesOut<'a> {
     let mut out = OutcomesOut::default();
     for m in msgs {
-        for (idx, el) in split_message(m.value, max_message_bytes)
-            .into_iter()
-            .enumerate()
-        {
-            let idx = u32::try_from(idx).unwrap_or(u32::MAX);
-            let reject = |reason, raw| Rejection {
+        let mut elements = split_message(m.value, max_message_bytes);
+        cap_elements(m.value, &mut elements, limits.max_elements);
+        let last = elements.len().saturating_sub(1);
+        let mut rejections = 0;
+        for (i, el) in elements.into_iter().enumerate() {
+            let idx = u32::try_from(i).unwrap_or(u32::MAX);
+            let (reason, raw) = match el {
+                Element::Rejected(r, raw) => (r, raw),
+                Element::Event { json, raw } => match parse(json, now_ms, future_ms) {
+                    Ok(row) => {
+                        out.outcomes.push(OutcomeRow {
+                            partition: m.partition,
+                            offset: m.offset,
+                            idx,
+                            ..row
+                        });
+                        continue;
+                    }
+                    Err(r) => (r, raw),
+                },
+            };
+            let r = Rejection {
                 partition: m.partition,
                 offset: m.offset,
                 idx,
                 reason,
                 raw,
             };
-            match el {
-                Element::Rejected(r, raw) => out.rejected.push(reject(r, raw)),
-                Element::Event { json, raw } => match parse(json, now_ms, future_ms) {
-                    Ok(row) => out.outcomes.push(OutcomeRow {
-                        partition: m.partition,
-                        offset: m.offset,
-                        idx,
-                        ..row
-                    }),
-                    Err(r) => out.rejected.push(reject(r, raw)),
-                },
+            if push_rejection(
+                limits,
+                m.value,
+                &mut rejections,
+                i == last,
+                &mut out.rejected,
+                r,
+            ) {
+                break;
             }
         }
     }
@@ -176,7 +192,7 @@ mod tests {
                 value: v,
             })
             .collect();
-        parse_outcomes(&msgs, 1 << 20, NOW, 600_000)
+        parse_outcomes(&msgs, 1 << 20, &Limits::default(), NOW, 600_000)
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::core::{
 };
 use crate::error::CoreError;
 use crate::fingerprint::{Fingerprint, FingerprintKey};
+use crate::guard::Limits;
 use crate::outcome::parse_outcomes;
 use crate::redact::redact as redact_text;
 use crate::rowbinary::{self, Block, Values};
@@ -376,7 +377,9 @@ impl Core {
     #[pyo3(signature = (*, grace_ms=3_600_000, dedupe_horizon_ms=86_400_000, future_tolerance_ms=600_000,
                         max_message_bytes=1_048_576, prices=None, model_encodings=None,
                         fallback_encoding="o200k_base", tokenizer_dir=None, waste=None,
-                        fingerprint_secret=None))]
+                        fingerprint_secret=None, max_elements_per_message=10_000,
+                        max_rejections_per_message=100, max_rejections_per_batch=10_000,
+                        fault_poison=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         grace_ms: i64,
@@ -389,6 +392,10 @@ impl Core {
         tokenizer_dir: Option<PathBuf>,
         waste: Option<StdHashMap<String, i64>>,
         fingerprint_secret: Option<PyBackedBytes>,
+        max_elements_per_message: usize,
+        max_rejections_per_message: usize,
+        max_rejections_per_batch: usize,
+        fault_poison: Option<Vec<u8>>,
     ) -> PyResult<Self> {
         let mut prices: Vec<(String, (f64, f64, f64))> =
             prices.unwrap_or_default().into_iter().collect();
@@ -402,6 +409,12 @@ impl Core {
             encodings: encoding_map(model_encodings, fallback_encoding, tokenizer_dir)?,
             waste: waste_config(waste.unwrap_or_default())?,
             fingerprint_key: FingerprintKey::derive(fingerprint_secret.as_deref().unwrap_or(b"")),
+            limits: Limits {
+                max_elements: max_elements_per_message,
+                max_rejections_per_message,
+                max_rejections_per_batch,
+            },
+            fault_poison: fault_poison.unwrap_or_default(),
         };
         Ok(Core {
             inner: RustCore::new(cfg)?,
@@ -439,8 +452,8 @@ impl Core {
     ) -> PyResult<(Py<PyDict>, Py<PyDict>)> {
         let msgs = messages(&partitions, &offsets, &values)?;
         let cfg = self.inner.config();
-        let (max, future) = (cfg.max_message_bytes, cfg.future_tolerance_ms);
-        let out = py.detach(|| parse_outcomes(&msgs, max, now_ms, future));
+        let (max, future, limits) = (cfg.max_message_bytes, cfg.future_tolerance_ms, cfg.limits);
+        let out = py.detach(|| parse_outcomes(&msgs, max, &limits, now_ms, future));
         let oc = PyDict::new(py);
         let o = &out.outcomes;
         col(&oc, "event_id", o.iter().map(|r| r.event_id.as_str()))?;

@@ -7,6 +7,7 @@
 
 use proptest::prelude::*;
 use tokenlord_core::core::{BatchOut, Config, Core, Message};
+use tokenlord_core::guard::Limits;
 use tokenlord_core::outcome::parse_outcomes;
 
 const NOW: i64 = 1_767_571_200_000; // 2026-01-05T00:00:00Z
@@ -37,6 +38,8 @@ const REASONS: &[&str] = &[
     "missing_usage",
     "future_timestamp",
     "late",
+    "too_many_elements",
+    "too_many_rejections",
 ];
 
 fn known_reason(r: &str) -> bool {
@@ -197,7 +200,7 @@ proptest! {
             .enumerate()
             .map(|(i, v)| Message { partition: 0, offset: i as i64, value: v })
             .collect();
-        let out = parse_outcomes(&msgs, 1 << 20, NOW, 600_000);
+        let out = parse_outcomes(&msgs, 1 << 20, &Limits::default(), NOW, 600_000);
         for r in &out.rejected {
             prop_assert!(known_reason(&r.reason.to_string()), "unknown reason {}", r.reason);
         }

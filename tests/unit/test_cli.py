@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tokenlord.cli import main, resolve_week
@@ -44,6 +46,23 @@ def test_secrets_are_masked(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
     assert main(["config"]) == 2
     err = capsys.readouterr().err
     assert "s3cret" not in err and "TOKENLORD_CLICKHOUSE_URL" in err
+
+
+@pytest.mark.parametrize("password", ["p/ss", "p#ss", "p?ss", "p@ss", "a/b#c?d@e", "plain"])
+def test_passwords_with_url_delimiters_are_masked(password: str) -> None:
+    for url in (f"http://admin:{password}@ch.example:8123/db", f"https://admin:{password}@ch.example:8443?verify=false"):
+        shown = mask(url)
+        assert password not in shown and "ch.example" in shown and shown.startswith("http"), shown
+        assert "admin:***@ch.example:" in shown
+    assert mask("chdb://./var/x") == "chdb://./var/x" and mask("http://h:8123/?x=1#f") == "http://h:8123/?x=1#f"
+
+
+def test_a_clickhouse_password_is_refused_as_a_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "--clickhouse-url", "http://admin:s3/cret@h:8123"]) == 2
+    err = capsys.readouterr().err
+    assert "s3/cret" not in err and "TOKENLORD_CLICKHOUSE_URL" in err and "--clickhouse-url" in err
+    assert main(["config", "--clickhouse-url", "http://reader@h:8123"]) == 0  # no password: fine
+    assert "http://reader@h:8123" in capsys.readouterr().out
 
 
 def test_bad_flag_exits_2_without_traceback() -> None:
@@ -129,3 +148,44 @@ def test_simulate_writes_usage_and_outcomes_to_separate_files(tmp_path: Path) ->
     assert outcomes and all("outcome" in o for o in outcomes) and not any("outcome" in e for e in usage)
     sessions = {e.get("session_id") or e.get("gen_ai.conversation.id") for e in usage}
     assert all(o.get("session_id") in sessions or "event_id" in o for o in outcomes)
+
+
+def _lb_row(user: str, team: str, title: str = "") -> dict[str, Any]:
+    return {
+        "week_start": dt.date(2026, 11, 16), "user": user, "team": team, "requests": 1, "input_tokens": 5,
+        "output_tokens": 5, "total_tokens": 10, "wasted_tokens": 0, "effective_tokens": 10, "waste_ratio": 0.0,
+        "cost_usd": -1.0, "outcomes": 0, "rank": 1, "effective_rank": 1, "title": title, "final": 0,
+    }  # fmt: skip
+
+
+def test_the_table_and_explain_escape_control_and_bidi_characters() -> None:
+    from tokenlord.cli import format_explain, format_table
+
+    out = format_table([_lb_row("a\x1b[31mb", "t\u202eeam", "x\u2067y")], "raw")
+    assert "\x1b" not in out and "\u202e" not in out and "\u2067" not in out
+    assert "a\\u001b[31mb" in out and "t\\u202eeam" in out
+    report = {"user": "m\u202eallory\r", "week_start": dt.date(2026, 11, 16), "leaderboard": None}
+    text = format_explain(report)
+    assert "\u202e" not in text and "\r" not in text and text.endswith("\n")
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    import tokenlord.store
+
+    rows = [_lb_row("=HYPERLINK(\"http://x\")", "+team"), _lb_row("@SUM(A1)", "-1"), _lb_row("ann", "data")]
+
+    class FakeStore:
+        def leaderboard(self, *_: Any) -> list[dict[str, Any]]:
+            return rows
+
+    monkeypatch.setattr(tokenlord.store, "open_store", lambda _s: FakeStore())
+    assert main(["leaderboard", "--format", "csv"]) == 0
+    got = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["user"] for r in got] == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "ann"]
+    assert [r["team"] for r in got] == ["'+team", "'-1", "data"]
+    assert got[0]["cost_usd"] == "-1.0"  # numbers are numbers, not formulas

@@ -100,3 +100,27 @@ def test_restore_then_dedupe() -> None:
     assert core.partitions() == []
     with pytest.raises(_core.InputError, match="missing"):
         core.restore(1, None, 0, {"event_id": []})
+
+
+def test_a_message_the_core_fails_on_is_one_poison_rejection_and_the_batch_goes_on() -> None:
+    core = _core.Core(fault_poison=b"POISON")
+    bad = b"\n".join([ev(2), orjson.dumps({"note": "POISON"})])
+    out = core.process([0, 0, 0], [0, 1, 2], [ev(1), bad, ev(3)], NOW)
+    assert out.events["event_id"] == ["e1", "e3"]
+    assert (out.rejected["reason"], out.rejected["raw"], out.rejected["src_offset"]) == (["poison"], [bad], [1])
+    # The next batch on the same core works as before.
+    assert core.process([0], [3], [ev(4)], NOW).accepted == 1
+
+
+def test_fan_out_is_bounded_by_the_settings() -> None:
+    core = _core.Core(max_elements_per_message=5, max_rejections_per_message=2, max_rejections_per_batch=3)
+    flood = b"\n".join([ev(1)] + [b"1"] * 50)
+    out = core.process([0, 0], [0, 1], [flood, flood], NOW)
+    assert out.accepted == 1
+    assert out.rejected["reason"] == ["not_an_object", "not_an_object", "too_many_rejections", "too_many_rejections"]
+    # The second message's first line is a duplicate; the rest of it is one rejection.
+    assert out.rejected["idx"] == [1, 2, 3, 1] and out.duplicates == 1
+    assert out.rejected["raw"][3] == flood[len(ev(1)) + 1 :]
+    assert sum(map(len, out.rejected["raw"])) <= 2 * len(flood)
+    with pytest.raises(_core.ConfigError):
+        _core.Core(max_rejections_per_batch=0)

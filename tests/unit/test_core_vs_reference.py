@@ -203,8 +203,24 @@ def test_waste_verdicts_match_reference(stream: list[tuple[int, bytes]], batch_s
     check(stream, batch_size)
 
 
-def check(stream: list[tuple[int, bytes]], batch_size: int) -> None:
-    core = _core.Core(grace_ms=GRACE, dedupe_horizon_ms=HORIZON, prices=PRICES, max_message_bytes=400)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    st.lists(st.tuples(st.integers(0, 1), messages), max_size=30),
+    st.integers(1, 7),
+    st.tuples(st.integers(1, 4), st.integers(1, 3), st.integers(1, 6)),
+)
+def test_fan_out_limits_match_reference(
+    stream: list[tuple[int, bytes]], batch_size: int, limits: tuple[int, int, int]
+) -> None:
+    check(stream, batch_size, limits)
+
+
+def check(stream: list[tuple[int, bytes]], batch_size: int, limits: tuple[int, int, int] | None = None) -> None:
+    caps = {}
+    if limits is not None:
+        caps = dict(zip(("max_elements_per_message", "max_rejections_per_message", "max_rejections_per_batch"),
+                        limits, strict=True))  # fmt: skip
+    core = _core.Core(grace_ms=GRACE, dedupe_horizon_ms=HORIZON, prices=PRICES, max_message_bytes=400, **caps)
     ref = Reference(
         grace_ms=GRACE,
         dedupe_horizon_ms=HORIZON,
@@ -212,6 +228,7 @@ def check(stream: list[tuple[int, bytes]], batch_size: int) -> None:
         max_message_bytes=400,
         prices=PRICES,
         count_tokens=count,
+        **caps,
     )
     offsets = {0: 0, 1: 0}
     msgs = []

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from tokenlord import metrics as m
+from tokenlord.kafka.dlq import Sent
 from tokenlord.pipeline import Distribution, Pipeline, Stats
 from tokenlord.settings import Settings
 from tokenlord.store.client import RESTORE_COLUMNS, Restored
@@ -130,8 +131,9 @@ class FakeDLQ:
     def __init__(self) -> None:
         self.sent: list[Any] = []
 
-    def send(self, rejected: Any, key_of: Any, topic: str) -> None:
+    def send(self, rejected: Any, key_of: Any, topic: str, *, acked: Any = None) -> Sent:
         self.sent.append(rejected)
+        return Sent(letters=len(rejected["reason"]))
 
 
 def event(i: int, **kw: Any) -> bytes:
@@ -225,3 +227,33 @@ def test_log_formats(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
         assert doc["ts"].endswith("+00:00")
     else:
         assert err.endswith("WARNING tokenlord.test: hello <world>")
+
+
+class FlakyDLQ:
+    """Acknowledges the first letter, then fails the batch once (a partly sent batch)."""
+
+    def __init__(self) -> None:
+        self.calls: list[set[int]] = []
+        self.sent: list[bytes] = []
+
+    def send(self, rejected: Any, key_of: Any, topic: str, *, acked: Any = None) -> Sent:
+        self.calls.append(set(acked))
+        todo = [i for i in range(len(rejected["reason"])) if i not in acked]
+        if len(self.calls) == 1:
+            todo = todo[:1]
+        for i in todo:
+            self.sent.append(rejected["raw"][i])
+            acked.add(i)
+        if len(self.calls) == 1:
+            raise ConnectionError("broker went away mid-batch")
+        return Sent(letters=len(todo), truncated=1)
+
+
+def test_a_retried_dead_letter_batch_does_not_resend_acknowledged_letters() -> None:
+    store, dlq = FakeStore(), FlakyDLQ()
+    p = Pipeline(Settings(store_retry_max=1), store, dlq, clock=lambda: NOW_MS / 1000)
+    p.handle([0] * 3, [0, 1, 2], [b"{a", b"{b", event(1)], [b"u"] * 3)
+    assert dlq.calls == [set(), {0}]
+    assert dlq.sent == [b"{a", b"{b"]
+    s = p.stats.snapshot()
+    assert (s.dead_letters_truncated, s.store_retries, s.accepted) == (1, 1, 1)

@@ -205,3 +205,15 @@ def test_render_100_rows_is_fast() -> None:
     per_page = (time.perf_counter() - started) / 20
     assert len(board_rows(doc)) == 100
     assert per_page < 0.05, f"{per_page * 1000:.1f} ms per 100-row page"
+
+
+def test_control_and_bidi_characters_in_names_are_shown_escaped() -> None:
+    trojan = "eve\u202egnp.exe\x1b[2J\u2066x\u2069"
+    doc = pages.board_page([row(trojan, 1, 1, team="red\u200fteam\x07")], week=WEEK, weeks=WEEKS, by="raw")
+    for ch in ("\u202e", "\x1b", "\u2066", "\u2069", "\u200f", "\x07"):
+        assert ch not in doc
+    assert "eve\\u202egnp.exe\\u001b[2J\\u2066x\\u2069" in "".join(parse(doc).text)
+    assert "red\\u200fteam\\u0007" in doc
+    # Emoji sequences (zero-width joiners) and accents stay as they are.
+    assert "\U0001f469\u200d\U0001f4bb Zoë" in pages.board_page([row("\U0001f469\u200d\U0001f4bb Zoë", 1, 1)],
+                                                            week=WEEK, weeks=WEEKS, by="raw")  # fmt: skip

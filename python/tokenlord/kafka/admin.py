@@ -22,7 +22,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType  # type: ignore[attr-defined]
 from confluent_kafka.cimpl import NewTopic  # the same class confluent_kafka.admin exports
 
 from tokenlord.errors import TokenlordError
@@ -33,6 +33,7 @@ __all__ = [
     "delete_topics",
     "end_offsets",
     "ensure_topics",
+    "topic_config",
 ]
 
 _log = logging.getLogger(__name__)
@@ -274,3 +275,15 @@ def delete_topics(brokers: Brokers, topics: Iterable[str], timeout: float = 30) 
     admin = _admin(brokers)
     futures = admin.delete_topics(names, request_timeout=_remaining(deadline))
     _wait_all(futures, deadline, KafkaError.UNKNOWN_TOPIC_OR_PART, "delete")
+
+
+def topic_config(brokers: Brokers, topic: str, name: str, timeout: float = 30) -> str | None:
+    """The effective value of one config of ``topic`` (its own or the broker's default); None if unknown."""
+    admin = _admin(brokers)
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, topic)], request_timeout=timeout)
+    try:
+        entries = next(iter(futures.values())).result(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaAdminError(f"cannot read the config of topic {topic!r} at {_where(brokers)}: {exc}") from exc
+    entry = entries.get(name)
+    return None if entry is None else entry.value

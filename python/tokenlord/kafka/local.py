@@ -583,6 +583,14 @@ def _format_storage(java: str, libs: Path, home: Path, scram_users: Mapping[str,
     return cluster_id
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600, also when it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text)
+
+
 def make_test_certs(directory: Path, password: str, validity_days: int = 2) -> BrokerCerts:
     """A CA and a broker key store for 127.0.0.1 / localhost, made with the JDK's keytool.
 
@@ -715,9 +723,8 @@ def start(
                 )
         java = java or find_java()
         libs = ensure_jars()
-        (home / PROPS_FILE).write_text(
-            _server_properties(home, port, controller_port, sasl, sasl_ssl), encoding="utf-8"
-        )
+        # It holds the SASL accounts' and key store's passwords: owner only.
+        write_private(home / PROPS_FILE, _server_properties(home, port, controller_port, sasl, sasl_ssl))
         (home / LOG4J_FILE).write_text(_LOG4J2, encoding="utf-8")
         _format_storage(java, libs, home, dict(sasl[1]) if sasl else None)
         t_spawn = time.monotonic()
