@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
 use crate::event::{check_bounds, parse_event, single_object, split_message, Element, Event};
+use crate::otlp;
 use crate::tokenize::EncodingMap;
 use crate::waste::{fingerprint, Fingerprint, Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
@@ -163,6 +164,8 @@ pub struct BatchOut<'a> {
     pub progress: Vec<(i32, i64)>,
     /// Messages skipped because a restore showed them already applied.
     pub replayed: u64,
+    /// Spans of OTLP records that are not GenAI spans (skipped, not rejected).
+    pub skipped_spans: u64,
 }
 
 #[derive(Debug, Default)]
@@ -183,6 +186,16 @@ struct PartitionState {
 enum Parsed<'a> {
     Ok(Box<Resolved<'a>>),
     Rejected(Reason, &'a [u8]),
+    /// A span of an OTLP record that is not a GenAI span (keeps its index).
+    Skipped,
+}
+
+/// What a batch's messages hold: usage events (CONTRACT §1) or OTLP trace
+/// records (§1b); both go through the same checks and windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Events,
+    Otlp,
 }
 
 struct Resolved<'a> {
@@ -274,6 +287,20 @@ fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
         .collect()
 }
 
+/// An OTLP record's spans: each GenAI span an event (then resolved as any
+/// event: counts, bounds), each other span `Skipped`; `idx` = the span's
+/// position in the record.
+fn parse_otlp<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
+    otlp::decode(m.value, cfg.max_message_bytes)
+        .into_iter()
+        .map(|item| match item {
+            otlp::Item::Event(event, raw) => resolve_event(*event, raw, &cfg.encodings),
+            otlp::Item::Rejected(r, raw) => Parsed::Rejected(r, raw),
+            otlp::Item::Skipped => Parsed::Skipped,
+        })
+        .collect()
+}
+
 impl Core {
     pub fn new(cfg: Config) -> Result<Core, CoreError> {
         cfg.validate()?;
@@ -307,6 +334,22 @@ impl Core {
 
     /// Processes one batch of messages (docs/semantics.md).
     pub fn process<'a>(&mut self, msgs: &[Message<'a>], now_ms: i64) -> BatchOut<'a> {
+        self.process_as(Format::Events, msgs, now_ms)
+    }
+
+    /// Processes one batch of messages of `format`: the same stream checks,
+    /// windows and progress for both (the caller keeps the partitions of
+    /// different topics apart).
+    pub fn process_as<'a>(
+        &mut self,
+        format: Format,
+        msgs: &[Message<'a>],
+        now_ms: i64,
+    ) -> BatchOut<'a> {
+        let parse = match format {
+            Format::Events => parse_message,
+            Format::Otlp => parse_otlp,
+        };
         let applied = |parts: &HashMap<i32, PartitionState>, m: &Message<'_>| {
             parts.get(&m.partition).is_some_and(|s| m.offset < s.resume)
         };
@@ -324,9 +367,9 @@ impl Core {
         };
         let cfg = &self.cfg;
         let parsed: Vec<Vec<Parsed<'a>>> = if msgs.len() >= PARALLEL_MIN_MESSAGES {
-            msgs.par_iter().map(|m| parse_message(m, cfg)).collect()
+            msgs.par_iter().map(|m| parse(m, cfg)).collect()
         } else {
-            msgs.iter().map(|m| parse_message(m, cfg)).collect()
+            msgs.iter().map(|m| parse(m, cfg)).collect()
         };
         self.stamp += 1;
         let stamp = self.stamp;
@@ -346,6 +389,7 @@ impl Core {
                     raw,
                 };
                 match el {
+                    Parsed::Skipped => out.skipped_spans += 1,
                     Parsed::Rejected(r, raw) => out.rejected.push(reject(r, raw)),
                     Parsed::Ok(res) => {
                         let raw = res.raw;

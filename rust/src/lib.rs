@@ -5,6 +5,7 @@ pub mod core;
 pub mod dedupe;
 pub mod error;
 pub mod event;
+pub mod otlp;
 pub mod outcome;
 pub mod rowbinary;
 pub mod time;
