@@ -55,6 +55,8 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
             settings.events_topic: settings.partitions,
             settings.dlq_topic: settings.partitions,
             settings.outcomes_topic: settings.partitions,
+            # The Collector writes to it; created here too so a worker can start first.
+            **({settings.otlp_topic: settings.partitions} if settings.otlp_topic else {}),
         },
     )
     store = open_store(settings)
@@ -64,7 +66,7 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
         # Partitions the group has already committed up to the end have nothing to wait for.
         stop_at = {
             (topic, p): o
-            for topic in (settings.events_topic, settings.outcomes_topic)
+            for topic in (settings.events_topic, settings.outcomes_topic, *filter(None, [settings.otlp_topic]))
             for done in [committed_offsets(kafka, settings.group_id, topic)]
             for p, o in end_offsets(kafka, topic).items()
             if o > done.get(p, 0)
