@@ -64,7 +64,8 @@ def test_sdk_records_in_both_encodings_give_the_spans_usage() -> None:
         ann, res, carol = by_user["ann"], by_user["res-user"], by_user["carol"]
         assert (ev["team"][ann], ev["app"][ann], ev["model"][ann], ev["provider"][ann]) == (
             "platform", "ide", "gpt-4o", "openai")  # fmt: skip
-        assert (ev["cached_input_tokens"][ann], ev["reasoning_tokens"][ann], ev["finish_reason"][ann]) == (200, 40, "stop")
+        cached, reasoning = ev["cached_input_tokens"][ann], ev["reasoning_tokens"][ann]
+        assert (cached, reasoning, ev["finish_reason"][ann]) == (200, 40, "stop")
         assert (ev["session_id"][ann], ev["latency_ms"][ann]) == ("c1", 800)
         assert (ev["status"][res], ev["waste_reason"][res], ev["provider"][res]) == (
             "error", "failed_request", "anthropic")  # fmt: skip
