@@ -1,5 +1,6 @@
-"""The worker's consumers of ``tokenlord.events`` and ``tokenlord.outcomes``:
-whole fetches of raw messages → the Rust core → ClickHouse.
+"""The worker's consumers of ``tokenlord.events``, ``tokenlord.outcomes`` and,
+when ``TOKENLORD_OTLP_TOPIC`` is set, the OpenTelemetry traces topic: whole
+fetches of raw messages → the Rust core → ClickHouse.
 
 Faust runs the worker (consumer group, rebalances, commits, web server,
 signals) but its per-event stream path is skipped for these two topics:
@@ -16,6 +17,7 @@ harmless (docs/operations.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -42,13 +44,14 @@ def register(
     *,
     stop_at: Mapping[tuple[str, int], int] | None = None,
 ) -> None:
-    """Subscribes ``app`` to the events and outcomes topics and adds their batchers.
+    """Subscribes ``app`` to the events, outcomes (and OTLP) topics and adds their batchers.
 
     ``stop_at``: (topic, partition) → end offset seen at start
     (``--stop-at-end``); the worker commits and exits once it has written
     everything before them.
     """
-    for name in (settings.events_topic, settings.outcomes_topic):
+    topics = [settings.events_topic, settings.outcomes_topic, *([settings.otlp_topic] if settings.otlp_topic else [])]
+    for name in topics:
         app.topics.add(
             app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         )
@@ -97,21 +100,34 @@ def register(
         Stage(pipeline.prepare, pipeline.write, pipeline.new_partitions, pipeline.restore),
     )
     outcomes = batcher(settings.outcomes_topic, Stage(pipeline.prepare_outcomes, pipeline.write))
+    # The OTLP topic: the same stages, its partitions kept apart in the core (pipeline.Source).
+    usage = [(events, pipeline.events)]
+    otlp = pipeline.otlp
+    if otlp is not None:
+        stage = Stage(
+            functools.partial(pipeline.prepare, source=otlp),
+            pipeline.write,
+            functools.partial(pipeline.new_partitions, source=otlp),
+            functools.partial(pipeline.restore, source=otlp),
+        )
+        usage.append((batcher(otlp.topic, stage), otlp))
+    batchers = [events, outcomes, *(b for b, _ in usage[1:])]
 
     @app.task  # type: ignore[untyped-decorator]
     async def run_batchers() -> None:
         c = consumer()
-        for b in (events, outcomes):
+        for b in batchers:
             c.add_batch_sink(b.topic, b)
-        await asyncio.gather(events.run(), outcomes.run())
+        await asyncio.gather(*(b.run() for b in batchers))
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        parts = sorted(tp.partition for tp in revoked if tp.topic == settings.events_topic)
-        if parts:
-            # After the batch in flight is written; none starts meanwhile.
-            await events.exclusive(pipeline.revoke, parts)
-            log.info("partitions revoked: %s", parts)
+        for b, source in usage:
+            parts = sorted(tp.partition for tp in revoked if tp.topic == source.topic)
+            if parts:
+                # After the batch in flight is written; none starts meanwhile.
+                await b.exclusive(pipeline.revoke, parts, source)
+                log.info("partitions of %s revoked: %s", source.topic, parts)
 
     # /metrics, /healthz, /readyz and the leaderboard page; their store reads
     # run on the store thread.
@@ -129,10 +145,12 @@ def register(
             await app.consumer.commit()
             s = pipeline.stats
             log.info(
-                "caught up with the end offsets seen at start %s: %d messages, %d accepted, "
-                "%d duplicates, %d rejected, %d outcomes; stopping",
+                "caught up with the end offsets seen at start %s: %d messages, %d OTLP records "
+                "(%d spans skipped), %d accepted, %d duplicates, %d rejected, %d outcomes; stopping",
                 {f"{t}[{p}]": o for (t, p), o in sorted(targets.items())},
                 s.messages,
+                s.otlp_messages,
+                s.skipped_spans,
                 s.accepted,
                 s.duplicates,
                 sum(s.rejected.values()),

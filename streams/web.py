@@ -87,7 +87,7 @@ def register(
 ) -> None:
     """Adds the endpoints above to ``app``. ``run(fn, *args)`` runs ``fn`` on the
     pipeline thread; ``done_up_to``: (topic, partition) → next offset to process."""
-    lag = Lag(app, (settings.events_topic, settings.outcomes_topic), done_up_to)
+    lag = Lag(app, (settings.events_topic, settings.outcomes_topic, *filter(None, [settings.otlp_topic])), done_up_to)
     registry = m.make_registry(m.WorkerCollector(pipeline.stats.snapshot, lag, version=__version__))
     state = {"assigned": False}
     store = pipeline.store

@@ -61,6 +61,7 @@ class Batch:
     rejected : src_partition, src_offset, idx, reason, raw (bytes)
     progress : partition -> offset after the last applied message (write it last)
     replayed : messages skipped as already applied (below a restored progress)
+    skipped_spans : spans of OTLP records (``otlp=True``) that are not GenAI spans
 
     The rows of events, hourly, weekly and waste are held as the RowBinary
     blocks the store inserts (``row_binary``); those four column views are
@@ -80,6 +81,7 @@ class Batch:
     version: int
     progress: dict[int, int]
     replayed: int
+    skipped_spans: int
     #: rows per table: events, hourly, weekly, waste
     rows: dict[str, int]
     def row_binary(self, table: str) -> tuple[int, bytes]:
@@ -111,6 +113,8 @@ class Core:
         offsets: Sequence[int],
         values: Sequence[bytes],
         now_ms: int,
+        *,
+        otlp: bool = False,
     ) -> Batch: ...
     def outcomes(
         self,

@@ -8,6 +8,7 @@ and how to fix it, and exit with status 2 — never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -108,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         "--no-outcomes", action="store_true", help="do not produce outcome events to the outcomes topic"
     )
     sm.add_argument("--per-message", type=_positive, default=1, metavar="N")
+    sm.add_argument(
+        "--format",
+        choices=("events", "otlp-proto", "otlp-json"),
+        default="events",
+        help="events: usage events (JSON) to the events topic; otlp-proto / otlp-json: one OpenTelemetry trace "
+        "record per event (a GenAI span and a plain server span) to TOKENLORD_OTLP_TOPIC, or with --out "
+        "OTLP/JSON lines (otlp-json only)",
+    )
     sm.add_argument("--quiet", action="store_true")
 
     lb = sub.add_parser("leaderboard", parents=[parent], help="print a week's ranking")
@@ -407,6 +416,19 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.outcomes_out and not args.out:
         raise TokenlordError("--outcomes-out needs --out (without --out, outcomes go to the outcomes topic)")
+    otlp = args.format != "events"
+    if otlp:
+        if args.text_share:
+            raise TokenlordError("--format otlp-*: spans carry token counts, not text; drop --text-share")
+        if args.per_message != 1:
+            raise TokenlordError("--format otlp-*: one trace per record; drop --per-message")
+        if args.out and args.format != "otlp-json":
+            raise TokenlordError("--out takes --format otlp-json (JSON lines); otlp-proto goes to Kafka")
+        if not args.out and not settings.otlp_topic:
+            raise TokenlordError(
+                f"--format {args.format} produces to TOKENLORD_OTLP_TOPIC, which is empty: set it "
+                "(e.g. TOKENLORD_OTLP_TOPIC=otlp_spans, the same for the worker) or pass --otlp-topic"
+            )
     with_outcomes = bool(args.outcomes_out) if args.out else not args.no_outcomes
     stream = simulate.generate(
         users=args.users, days=args.days, gamers=args.gamers, seed=args.seed, text_share=args.text_share,
@@ -421,6 +443,24 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 yield ev
 
+    if otlp:
+        from tokenlord import otlp as otlp_records
+
+        if args.out:
+            n = _write_lines((rec for rec, _ in otlp_records.records(usage(), args.format)), args.out)
+            print(f"wrote {n:,} OTLP/JSON records to {args.out}", file=sys.stderr)
+            if args.outcomes_out:
+                n = simulate.write_jsonl(outcomes, args.outcomes_out)
+                print(f"wrote {n:,} outcome events to {args.outcomes_out}", file=sys.stderr)
+            return 0
+        from tokenlord.kafka.produce import produce_events, produce_records
+
+        produce_records(
+            settings, otlp_records.records(usage(), args.format), topic=settings.otlp_topic, progress=not args.quiet
+        )
+        if outcomes:
+            produce_events(settings, outcomes, topic=settings.outcomes_topic, progress=not args.quiet)
+        return 0
     if args.out:
         n = simulate.write_jsonl(usage(), args.out)
         print(f"wrote {n:,} events to {args.out}", file=sys.stderr)
@@ -435,6 +475,22 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if outcomes:
         produce_events(settings, outcomes, topic=settings.outcomes_topic, progress=not quiet)
     return 0
+
+
+def _write_lines(lines: Iterator[bytes], path: str) -> int:
+    """One record per line to ``path`` (gzip if it ends with ``.gz``; ``-``: stdout)."""
+    import gzip
+
+    with (
+        contextlib.nullcontext(sys.stdout.buffer) if path == "-"
+        else gzip.open(path, "wb", compresslevel=3) if path.endswith(".gz")
+        else open(path, "wb")
+    ) as f:  # fmt: skip
+        n = 0
+        for line in lines:
+            f.write(line + b"\n")
+            n += 1
+    return n
 
 
 def _cmd_tokens(args: argparse.Namespace, settings: Settings) -> int:

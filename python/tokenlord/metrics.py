@@ -41,6 +41,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "tokenlord_outcome_messages": ("counter", "Kafka messages of the outcomes topic processed."),
     "tokenlord_outcomes": ("counter", "Outcome events accepted and written to the store."),
     "tokenlord_outcomes_rejected": ("counter", "Rejected outcome input by reason code."),
+    "tokenlord_otlp_messages": ("counter", "Records of the OTLP traces topic processed (TOKENLORD_OTLP_TOPIC)."),
+    "tokenlord_otlp_spans_skipped": (
+        "counter",
+        "Spans of OTLP records that are not GenAI spans (skipped: neither events nor rejections).",
+    ),
     "tokenlord_batches": ("counter", "Batches of usage messages handled (one core call and store write each)."),
     "tokenlord_store_retries": ("counter", "Failed store or DLQ writes that were retried."),
     "tokenlord_poison_messages": (
@@ -134,6 +139,8 @@ class WorkerCollector(Collector):
         yield _counter("tokenlord_outcome_messages", s.outcome_messages)
         yield _counter("tokenlord_outcomes", s.outcomes)
         yield _by_reason("tokenlord_outcomes_rejected", s.outcomes_rejected_by_reason)
+        yield _counter("tokenlord_otlp_messages", s.otlp_messages)
+        yield _counter("tokenlord_otlp_spans_skipped", s.skipped_spans)
         yield _counter("tokenlord_batches", s.batches)
         yield _counter("tokenlord_store_retries", s.store_retries)
         yield _counter("tokenlord_poison_messages", s.poison)

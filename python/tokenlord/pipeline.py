@@ -15,6 +15,14 @@ Write order per batch, and why a crash anywhere is safe:
 4. restated ``_hourly`` / ``_weekly`` / ``_waste`` rows (versioned),
 5. ``_progress``: per partition, the offset after the batch — the commit point.
 
+The OTLP traces topic (``TOKENLORD_OTLP_TOPIC``, CONTRACT §1b) takes the same
+path through the same core: its records' GenAI spans are usage events. The
+core's state and the store's per-partition rows are keyed by partition, so a
+:class:`Source` maps a topic's Kafka partitions to core partitions: the events
+topic's as they are, the OTLP topic's plus :data:`OTLP_PARTITION_BASE` (its
+``_events``, ``_hourly``, ``_weekly``, ``_waste`` and ``_progress`` rows carry
+that number; ``rejected`` rows and dead letters the Kafka partition).
+
 On (re)assignment a partition's window, dedupe and waste state is rebuilt
 from the ``_events`` of messages below its stored progress, every open cell is
 restated with a higher version, and the core skips messages below the
@@ -47,6 +55,23 @@ T = TypeVar("T")
 #: The message keys of a batch, for its dead letters: one per message, or a
 #: mapping (partition, offset) -> key (the worker's, looked up on demand).
 Keys = Sequence[bytes | None] | Mapping[tuple[int, int], bytes | None]
+
+
+#: Core (and store) partition of the OTLP topic's Kafka partition p: p + this,
+#: so that it never meets the events topic's partition p (docs/schema.md).
+OTLP_PARTITION_BASE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Source:
+    """A topic of usage input: its core partitions are its Kafka partitions + ``base``."""
+
+    topic: str
+    base: int = 0
+    otlp: bool = False
+
+    def core_partitions(self, partitions: Sequence[int]) -> Sequence[int]:
+        return [p + self.base for p in partitions] if self.base else partitions
 
 
 # Histogram bounds: messages per batch (up to TOKENLORD_BATCH_SIZE) and seconds per flush.
@@ -112,6 +137,8 @@ class Stats:
     outcomes_rejected: int = 0
     outcome_messages: int = 0
     outcomes_rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    otlp_messages: int = 0  # records of the OTLP topic (their events count in accepted/duplicates/rejected)
+    skipped_spans: int = 0  # spans of OTLP records that are not GenAI spans
     batch_messages: Distribution = field(default_factory=lambda: Distribution(BATCH_SIZE_BOUNDS))
     flush_seconds: Distribution = field(default_factory=lambda: Distribution(FLUSH_SECONDS_BOUNDS))
     last_flush_at: float = 0.0  # epoch seconds of the last durable batch write (0: none yet)
@@ -120,9 +147,13 @@ class Stats:
     failing: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, batch: Batch, messages: int) -> None:
+    def add(self, batch: Batch, messages: int, *, otlp: bool = False) -> None:
         with self.lock:
-            self.messages += messages
+            if otlp:
+                self.otlp_messages += messages
+                self.skipped_spans += batch.skipped_spans
+            else:
+                self.messages += messages
             self.accepted += batch.accepted
             self.duplicates += batch.duplicates
             for reason in batch.rejected["reason"]:
@@ -176,6 +207,7 @@ class Prepared:
     messages: int
     started: float  # perf_counter() when the core started on it
     state_size: dict[str, int] | None  # Core.state_size() after it (None: outcomes)
+    otlp: bool = False  # read from the OTLP topic
 
 
 class Pipeline:
@@ -193,6 +225,8 @@ class Pipeline:
         self.store = store
         self.dead_letters = dead_letters
         self.core = Core(**settings.core_kwargs())
+        self.events = Source(settings.events_topic)
+        self.otlp = Source(settings.otlp_topic, OTLP_PARTITION_BASE, otlp=True) if settings.otlp_topic else None
         self.clock = clock
         self.faults = Faults(settings.fault_crash_at, settings.fault_fail_writes)
         self.stats = Stats()
@@ -203,10 +237,13 @@ class Pipeline:
 
     # -- partition ownership ------------------------------------------------------
 
-    def restore(self, partition: int) -> None:
-        """Rebuild ``partition``'s state from the store and restate its open cells."""
+    def restore(self, partition: int, source: Source | None = None) -> None:
+        """Rebuild the state of ``partition`` (of ``source``, default the events
+        topic) from the store and restate its open cells."""
         s = self.settings
-        topic = s.events_topic
+        src = source or self.events
+        topic = src.topic
+        partition += src.base
         state = self._retry("read state", lambda: self.store.restore_partition(partition, None, topic))
         watermark = state.watermark
         if watermark is None:
@@ -220,8 +257,9 @@ class Pipeline:
         self._retry("write", lambda: self._write(batch, topic, self._now_ms()))
         self.stats.restores += 1
         log.info(
-            "partition %d restored: resumes at offset %s, %d events since %s, watermark %s, %d weekly rows restated",
-            partition,
+            "%s partition %d restored: resumes at offset %s, %d events since %s, watermark %s, %d weekly rows restated",
+            topic,
+            partition - src.base,
             state.next_offset,
             len(events["event_id"]),
             since,
@@ -229,9 +267,9 @@ class Pipeline:
             batch.rows["weekly"],
         )
 
-    def revoke(self, partitions: Sequence[int]) -> None:
+    def revoke(self, partitions: Sequence[int], source: Source | None = None) -> None:
         with self.core_lock:
-            for p in partitions:
+            for p in (source or self.events).core_partitions(partitions):
                 self.core.drop_partition(p)
 
     # -- the batch ----------------------------------------------------------------
@@ -254,16 +292,17 @@ class Pipeline:
         assert isinstance(prepared.batch, Batch)
         return prepared.batch
 
-    def restore_new(self, partitions: Sequence[int]) -> None:
+    def restore_new(self, partitions: Sequence[int], source: Source | None = None) -> None:
         """Restore every partition of ``partitions`` this worker does not hold yet."""
-        for p in self.new_partitions(partitions):
-            self.restore(p)
+        for p in self.new_partitions(partitions, source):
+            self.restore(p, source)
 
-    def new_partitions(self, partitions: Sequence[int]) -> list[int]:
-        """Partitions of ``partitions`` whose state this worker does not hold (yet)."""
+    def new_partitions(self, partitions: Sequence[int], source: Source | None = None) -> list[int]:
+        """Kafka partitions of ``partitions`` (of ``source``) whose state this worker does not hold (yet)."""
+        base = (source or self.events).base
         with self.core_lock:
             held = set(self.core.partitions())
-        return sorted(set(partitions) - held)
+        return sorted(p for p in set(partitions) if p + base not in held)
 
     def prepare(
         self,
@@ -271,17 +310,25 @@ class Pipeline:
         offsets: Sequence[int],
         values: Sequence[bytes],
         keys: Keys,
+        source: Source | None = None,
     ) -> Prepared:
-        """The core's part of a batch of usage messages (no I/O). Every
-        partition must be held (:meth:`restore_new`)."""
+        """The core's part of a batch of usage messages, or of OTLP records
+        (``source`` :attr:`otlp`) (no I/O). Every partition must be held
+        (:meth:`restore_new`)."""
+        src = source or self.events
         started = time.perf_counter()
         now_ms = self._now_ms()
+        core_partitions = src.core_partitions(partitions)
         with self.core_lock:
-            batch = self.core.process(partitions, offsets, values, now_ms)
+            batch = self.core.process(core_partitions, offsets, values, now_ms, otlp=src.otlp)
             state_size = self.core.state_size()
+        rejected = batch.rejected
+        if src.base and rejected["src_partition"]:
+            # Rejections name the Kafka partition (dead letters, `rejected`).
+            rejected["src_partition"] = [p - src.base for p in rejected["src_partition"]]
         return Prepared(
-            self.settings.events_topic, batch, batch.rejected, partitions, offsets, keys, now_ms,
-            len(values), started, state_size,
+            src.topic, batch, rejected, partitions, offsets, keys, now_ms,
+            len(values), started, state_size, src.otlp,
         )  # fmt: skip
 
     def prepare_outcomes(
@@ -311,7 +358,7 @@ class Pipeline:
             rejected = p.rejected["reason"]
             self.stats.add_outcomes(p.messages, len(p.batch["outcomes"]["user"]), rejected)
             return
-        self.stats.add(p.batch, p.messages)
+        self.stats.add(p.batch, p.messages, otlp=p.otlp)
         self.stats.flushed(time.perf_counter() - p.started, self.clock(), p.state_size)
 
     def handle_outcomes(

@@ -91,6 +91,10 @@ def _topic(text: str) -> str:
     return text
 
 
+def _optional_topic(text: str) -> str:
+    return _topic(text) if text else text
+
+
 def _clickhouse_url(text: str) -> str:
     scheme = urlsplit(text).scheme
     if scheme not in ("chdb", "http", "https"):
@@ -248,6 +252,13 @@ FIELDS: tuple[Field, ...] = (
     Field("events_topic", "tokenlord.events", "Topic of usage events.", _topic),
     Field("dlq_topic", "tokenlord.events.dlq", "Dead-letter topic for rejected input.", _topic),
     Field("outcomes_topic", "tokenlord.outcomes", "Topic of outcome events.", _topic),
+    Field(
+        "otlp_topic",
+        "",
+        "Topic of OpenTelemetry trace records (the Collector's kafka exporter, e.g. `otlp_spans`): GenAI spans "
+        "become usage events (docs/gateways.md). Empty: off.",
+        _optional_topic,
+    ),
     Field("group_id", "tokenlord", "Kafka consumer group (and Faust app id) of the workers.", _topic),
     Field("partitions", "3", "Partitions of the topics tokenlord creates.", _positive_int),
     Field("grace", "1h", "How long after its end a week still takes late events.", parse_duration_ms),
@@ -431,6 +442,7 @@ class Settings:
     events_topic: str = "tokenlord.events"
     dlq_topic: str = "tokenlord.events.dlq"
     outcomes_topic: str = "tokenlord.outcomes"
+    otlp_topic: str = ""
     group_id: str = "tokenlord"
     partitions: int = 3
     grace: int = 3_600_000
@@ -500,6 +512,11 @@ class Settings:
             raw[f.name] = text
         settings = cls(**values, raw=raw)
         settings._check_kafka_security()
+        if settings.otlp_topic in (settings.events_topic, settings.outcomes_topic, settings.dlq_topic):
+            raise ConfigError(
+                f"TOKENLORD_OTLP_TOPIC={settings.otlp_topic!r} is already the events, outcomes or dead-letter topic: "
+                "give the OpenTelemetry traces their own topic (e.g. otlp_spans), or leave it empty."
+            )
         if settings.bi_password and settings.bi_password_file:
             raise ConfigError("set TOKENLORD_BI_PASSWORD or TOKENLORD_BI_PASSWORD_FILE, not both.")
         if settings.fingerprint_key and settings.fingerprint_key_file:

@@ -64,7 +64,15 @@ def ensure_dlq_topic(kafka: dict[str, Any], settings: Settings) -> None:
 
 def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     kafka = client_config(settings)
-    ensure_topics(kafka, {settings.events_topic: settings.partitions, settings.outcomes_topic: settings.partitions})
+    ensure_topics(
+        kafka,
+        {
+            settings.events_topic: settings.partitions,
+            settings.outcomes_topic: settings.partitions,
+            # The Collector writes to it; created here too so a worker can start first.
+            **({settings.otlp_topic: settings.partitions} if settings.otlp_topic else {}),
+        },
+    )
     ensure_dlq_topic(kafka, settings)
     store = open_store(settings)
     store.init_db(settings.title_list())
@@ -73,7 +81,7 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
         # Partitions the group has already committed up to the end have nothing to wait for.
         stop_at = {
             (topic, p): o
-            for topic in (settings.events_topic, settings.outcomes_topic)
+            for topic in (settings.events_topic, settings.outcomes_topic, *filter(None, [settings.otlp_topic]))
             for done in [committed_offsets(kafka, settings.group_id, topic)]
             for p, o in end_offsets(kafka, topic).items()
             if o > done.get(p, 0)

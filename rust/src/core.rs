@@ -12,6 +12,7 @@ use crate::error::{CoreError, Reason};
 use crate::event::{check_bounds, parse_event, single_object, split_message, Element, Event};
 use crate::fingerprint::{Fingerprint, FingerprintKey};
 use crate::guard::{cap_elements, inject_poison, isolate, push_rejection, Limits};
+use crate::otlp;
 use crate::tokenize::EncodingMap;
 use crate::waste::{Request, UserWaste, WasteConfig};
 use crate::window::{Contribution, HourlyCell, Touched, WasteCell, Week, WeeklyCell, Windows};
@@ -179,6 +180,8 @@ pub struct BatchOut<'a> {
     pub progress: Vec<(i32, i64)>,
     /// Messages skipped because a restore showed them already applied.
     pub replayed: u64,
+    /// Spans of OTLP records that are not GenAI spans (skipped, not rejected).
+    pub skipped_spans: u64,
 }
 
 #[derive(Debug, Default)]
@@ -199,6 +202,16 @@ struct PartitionState {
 enum Parsed<'a> {
     Ok(Box<Resolved<'a>>),
     Rejected(Reason, &'a [u8]),
+    /// A span of an OTLP record that is not a GenAI span (keeps its index).
+    Skipped,
+}
+
+/// What a batch's messages hold: usage events (CONTRACT §1) or OTLP trace
+/// records (§1b); both go through the same checks and windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Events,
+    Otlp,
 }
 
 struct Resolved<'a> {
@@ -286,10 +299,13 @@ fn resolve_event<'a>(mut event: Event<'a>, raw: &'a [u8], cfg: &Config) -> Parse
 
 /// The pure stage of one message; a panic on it (a core bug this input hits)
 /// makes the whole message one `poison` rejection, the batch goes on.
-fn parse_message<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
+fn parse_message<'a>(format: Format, m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
     isolate(|| {
         inject_poison(&cfg.fault_poison, m.value);
-        parse_elements(m, cfg)
+        match format {
+            Format::Events => parse_elements(m, cfg),
+            Format::Otlp => parse_otlp(m, cfg),
+        }
     })
     .unwrap_or_else(|| vec![Parsed::Rejected(Reason::Poison, m.value)])
 }
@@ -308,6 +324,20 @@ fn parse_elements<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
         .map(|el| match el {
             Element::Event { json, raw } => resolve(json, raw, cfg),
             Element::Rejected(r, raw) => Parsed::Rejected(r, raw),
+        })
+        .collect()
+}
+
+/// An OTLP record's spans: each GenAI span an event (then resolved as any
+/// event: counts, bounds), each other span `Skipped`; `idx` = the span's
+/// position in the record.
+fn parse_otlp<'a>(m: &Message<'a>, cfg: &Config) -> Vec<Parsed<'a>> {
+    otlp::decode(m.value, cfg.max_message_bytes)
+        .into_iter()
+        .map(|item| match item {
+            otlp::Item::Event(event, raw) => resolve_event(*event, raw, cfg),
+            otlp::Item::Rejected(r, raw) => Parsed::Rejected(r, raw),
+            otlp::Item::Skipped => Parsed::Skipped,
         })
         .collect()
 }
@@ -348,6 +378,18 @@ impl Core {
 
     /// Processes one batch of messages (docs/semantics.md).
     pub fn process<'a>(&mut self, msgs: &[Message<'a>], now_ms: i64) -> BatchOut<'a> {
+        self.process_as(Format::Events, msgs, now_ms)
+    }
+
+    /// Processes one batch of messages of `format`: the same stream checks,
+    /// windows and progress for both (the caller keeps the partitions of
+    /// different topics apart).
+    pub fn process_as<'a>(
+        &mut self,
+        format: Format,
+        msgs: &[Message<'a>],
+        now_ms: i64,
+    ) -> BatchOut<'a> {
         let applied = |parts: &HashMap<i32, PartitionState>, m: &Message<'_>| {
             parts.get(&m.partition).is_some_and(|s| m.offset < s.resume)
         };
@@ -365,9 +407,11 @@ impl Core {
         };
         let cfg = &self.cfg;
         let parsed: Vec<Vec<Parsed<'a>>> = if msgs.len() >= PARALLEL_MIN_MESSAGES {
-            msgs.par_iter().map(|m| parse_message(m, cfg)).collect()
+            msgs.par_iter()
+                .map(|m| parse_message(format, m, cfg))
+                .collect()
         } else {
-            msgs.iter().map(|m| parse_message(m, cfg)).collect()
+            msgs.iter().map(|m| parse_message(format, m, cfg)).collect()
         };
         self.stamp += 1;
         let stamp = self.stamp;
@@ -427,6 +471,10 @@ impl Core {
         let mut rejections = 0;
         for (idx, el) in elements.into_iter().enumerate() {
             let rejected = match el {
+                Parsed::Skipped => {
+                    out.skipped_spans += 1;
+                    None
+                }
                 Parsed::Rejected(r, raw) => Some((r, raw)),
                 Parsed::Ok(res) => {
                     let raw = res.raw;

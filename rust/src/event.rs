@@ -16,9 +16,9 @@ use crate::time::{parse_rfc3339, MAX_TS_MS};
 
 /// Largest accepted token count.
 pub const MAX_TOKENS: i128 = 1_000_000_000;
-const MAX_ID_CHARS: usize = 128;
-const MAX_USER_CHARS: usize = 256;
-const MAX_NAME_CHARS: usize = 256;
+pub(crate) const MAX_ID_CHARS: usize = 128;
+pub(crate) const MAX_USER_CHARS: usize = 256;
+pub(crate) const MAX_NAME_CHARS: usize = 256;
 const MAX_LATENCY: i128 = i32::MAX as i128;
 
 /// One element of a message: the bytes of an event object, or a rejection.

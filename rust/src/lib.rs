@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod fingerprint;
 pub mod guard;
+pub mod otlp;
 pub mod outcome;
 pub mod redact;
 pub mod rowbinary;

@@ -14,8 +14,8 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use rayon::prelude::*;
 
 use crate::core::{
-    BatchOut, Config, Core as RustCore, HourlyRow, Message, Rejection, StoredEvent, WasteRow,
-    WeeklyRow,
+    BatchOut, Config, Core as RustCore, Format, HourlyRow, Message, Rejection, StoredEvent,
+    WasteRow, WeeklyRow,
 };
 use crate::error::CoreError;
 use crate::fingerprint::{Fingerprint, FingerprintKey};
@@ -80,6 +80,8 @@ struct Batch {
     progress: Py<PyDict>,
     #[pyo3(get)]
     replayed: u64,
+    #[pyo3(get)]
+    skipped_spans: u64,
 }
 
 fn table_index(name: &str) -> PyResult<usize> {
@@ -279,6 +281,7 @@ fn to_batch(py: Python<'_>, out: BatchOut<'_>, blocks: [Block; 4]) -> PyResult<B
         version: out.version,
         progress: progress.unbind(),
         replayed: out.replayed,
+        skipped_spans: out.skipped_spans,
     })
 }
 
@@ -421,7 +424,9 @@ impl Core {
         })
     }
 
-    /// Processes one batch of Kafka messages (GIL released while working).
+    /// Processes one batch of Kafka messages (GIL released while working):
+    /// usage events, or with `otlp=True` OTLP trace records (CONTRACT §1b).
+    #[pyo3(signature = (partitions, offsets, values, now_ms, *, otlp=false))]
     fn process(
         &mut self,
         py: Python<'_>,
@@ -429,11 +434,13 @@ impl Core {
         offsets: Vec<i64>,
         values: Vec<PyBackedBytes>,
         now_ms: i64,
+        otlp: bool,
     ) -> PyResult<Batch> {
         let msgs = messages(&partitions, &offsets, &values)?;
         let inner = &mut self.inner;
+        let format = if otlp { Format::Otlp } else { Format::Events };
         let (out, blocks) = py.detach(|| {
-            let out = inner.process(&msgs, now_ms);
+            let out = inner.process_as(format, &msgs, now_ms);
             let b = blocks(&out);
             (out, b)
         });

@@ -6,7 +6,7 @@
 //! special-token text, SQL-looking strings).
 
 use proptest::prelude::*;
-use tokenlord_core::core::{BatchOut, Config, Core, Message};
+use tokenlord_core::core::{BatchOut, Config, Core, Format, Message};
 use tokenlord_core::guard::Limits;
 use tokenlord_core::outcome::parse_outcomes;
 
@@ -189,6 +189,30 @@ proptest! {
         let again = run(&mut core, &values);
         prop_assert_eq!(again.replayed, values.len() as u64);
         prop_assert!(again.events.is_empty() && again.rejected.is_empty());
+    }
+
+    #[test]
+    fn otlp_records_never_crash_and_rejections_are_slices_of_their_record(
+        values in prop::collection::vec(prop_oneof![
+            raw_message(),
+            prop::collection::vec(any::<u8>(), 0..300),
+            // Protobuf-looking: field 1, a length, then arbitrary bytes.
+            prop::collection::vec(any::<u8>(), 0..200).prop_map(|b| [vec![0x0a, b.len() as u8 & 0x7f], b].concat()),
+        ], 1..12)
+    ) {
+        let msgs: Vec<Message<'_>> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message { partition: 0, offset: i as i64, value: v })
+            .collect();
+        let mut core = Core::new(Config::default()).unwrap();
+        let out = core.process_as(Format::Otlp, &msgs, NOW);
+        for r in &out.rejected {
+            prop_assert!(known_reason(&r.reason.to_string()), "unknown reason {}", r.reason);
+            let msg = &values[r.offset as usize];
+            prop_assert!(r.raw.is_empty() || msg.windows(r.raw.len()).any(|w| w == r.raw));
+        }
+        prop_assert_eq!(out.progress, vec![(0, values.len() as i64)]);
     }
 
     #[test]

@@ -159,3 +159,17 @@ def produce_events(
     lines: Iterator[bytes] = (orjson.dumps(e) for e in events)
     _send_lines(sender, lines, per_message)
     return sender.finish()
+
+
+def produce_records(
+    settings: Settings,
+    records: Iterable[tuple[bytes, bytes | None]],
+    *,
+    topic: str,
+    progress: bool = True,
+) -> int:
+    """Sends ``(value, key)`` records as they are (e.g. OTLP trace records); one event each."""
+    sender = _Sender.to_topic(settings, topic, None, f"simulate → {topic}", progress)
+    for value, key in records:
+        sender.send(value, key, 1)
+    return sender.finish()
