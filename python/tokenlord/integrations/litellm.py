@@ -285,6 +285,7 @@ class TokenlordLogger(CustomLogger):
         self._deadline = float("inf")
         self._send_text = False
         self._disabled: str | None = None
+        self._maxsize = 0
         self._drop_log = _Every(LOG_EVERY_S)
         self._error_log = _Every(LOG_EVERY_S)
         self.received = 0
@@ -343,9 +344,11 @@ class TokenlordLogger(CustomLogger):
         self._add("dropped", n)
         if self._drop_log.ready():
             why = self._disabled or (
-                f"the queue of {self._queue.maxsize if self._queue else 0} events is full (is Kafka slow or down?)"
+                "the logger is closed"
+                if self._closed
+                else f"the queue of {self._maxsize} events is full (is Kafka slow or down?)"
             )
-            log.warning("tokenlord: dropped %d events so far: %s", self.dropped, why)
+            log.warning("tokenlord: %d event(s) dropped so far: %s", self.dropped, why)
 
     def _ensure_started(self) -> queue.Queue[Call] | None:
         """The queue, starting the producer thread on the first event (and again
@@ -365,7 +368,8 @@ class TokenlordLogger(CustomLogger):
                 log.error("tokenlord: %s", self._disabled)
                 return None
             self._send_text = settings.gateway_send_text
-            self._queue = queue.Queue(maxsize=settings.gateway_queue_size)
+            self._maxsize = settings.gateway_queue_size
+            self._queue = queue.Queue(maxsize=self._maxsize)
             self._pid = os.getpid()
             self._thread = threading.Thread(
                 target=self._run, args=(settings, self._queue), name="tokenlord-litellm", daemon=True
@@ -486,6 +490,7 @@ class TokenlordLogger(CustomLogger):
                 return
             self._closed = True
             thread = self._thread if self._pid == os.getpid() else None
+            self._queue = None  # later events are dropped (the thread keeps its own reference)
         self._deadline = time.monotonic() + timeout
         self._closing.set()
         if thread is not None:
