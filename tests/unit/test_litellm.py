@@ -374,3 +374,13 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_gateway_settings() -> None:
+    s = Settings.from_env(environ={"TOKENLORD_GATEWAY_SEND_TEXT": "yes", "TOKENLORD_GATEWAY_QUEUE_SIZE": "50"})
+    assert (s.gateway_send_text, s.gateway_queue_size) == (True, 50)
+    assert Settings.from_env(environ={}).gateway_send_text is False
+    with pytest.raises(tokenlord.ConfigError, match="TOKENLORD_GATEWAY_SEND_TEXT='maybe': must be true or false"):
+        Settings.from_env(environ={"TOKENLORD_GATEWAY_SEND_TEXT": "maybe"})
+    with pytest.raises(tokenlord.ConfigError, match="TOKENLORD_GATEWAY_QUEUE_SIZE='0': must be > 0"):
+        Settings.from_env(environ={"TOKENLORD_GATEWAY_QUEUE_SIZE": "0"})
