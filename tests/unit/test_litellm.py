@@ -384,3 +384,20 @@ def test_gateway_settings() -> None:
         Settings.from_env(environ={"TOKENLORD_GATEWAY_SEND_TEXT": "maybe"})
     with pytest.raises(tokenlord.ConfigError, match="TOKENLORD_GATEWAY_QUEUE_SIZE='0': must be > 0"):
         Settings.from_env(environ={"TOKENLORD_GATEWAY_QUEUE_SIZE": "0"})
+
+
+def test_a_producer_that_cannot_be_made_drops_every_event(run: Any, fingerprints: list[Any]) -> None:
+    def factory(conf: dict[str, Any]) -> Captured:
+        raise KafkaException('No such configuration property: "sasl.oops"')
+
+    logger = TokenlordLogger(Settings(), producer_factory=factory)
+    payloads = Payloads()
+    register(logger, payloads)
+    try:
+        for _ in range(3):
+            litellm.completion(model="gpt-4o", messages=MESSAGES, mock_response="a", user="jo")
+        wait_for(lambda: logger.received == 3 and logger.queued == 0 and logger.dropped == 3, "3 dropped calls")
+        assert logger._disabled is not None and "sasl.oops" in logger._disabled
+    finally:
+        register()
+        logger.close(timeout=1)

@@ -395,7 +395,11 @@ class TokenlordLogger(CustomLogger):
         try:
             producer = self._new_producer(settings)
         except Exception as exc:
-            self._disabled = f"cannot create the Kafka producer ({exc}); LiteLLM calls go on, tokenlord sends nothing"
+            with self._lock:
+                self._disabled = (
+                    f"cannot create the Kafka producer ({exc}); LiteLLM calls go on, tokenlord sends nothing"
+                )
+                self._queue = None  # later events are dropped at once
             log.error("tokenlord: %s", self._disabled)
             self._drain_dropped(q)
             return
