@@ -401,3 +401,14 @@ def test_a_producer_that_cannot_be_made_drops_every_event(run: Any, fingerprints
     finally:
         register()
         logger.close(timeout=1)
+
+
+def test_the_proxy_config_line_loads_the_instance(tmp_path: Any) -> None:
+    """``callbacks: tokenlord.integrations.litellm.proxy_handler_instance``, as LiteLLM's proxy resolves it."""
+    from litellm.proxy.types_utils.utils import get_instance_fn
+    from tokenlord.integrations import litellm as integration
+
+    config = tmp_path / "config.yaml"
+    config.write_text("litellm_settings:\n  callbacks: tokenlord.integrations.litellm.proxy_handler_instance\n")
+    instance = get_instance_fn("tokenlord.integrations.litellm.proxy_handler_instance", str(config))
+    assert instance is integration.proxy_handler_instance and isinstance(instance, CustomLogger)
