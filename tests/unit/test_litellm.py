@@ -412,3 +412,16 @@ def test_the_proxy_config_line_loads_the_instance(tmp_path: Any) -> None:
     config.write_text("litellm_settings:\n  callbacks: tokenlord.integrations.litellm.proxy_handler_instance\n")
     instance = get_instance_fn("tokenlord.integrations.litellm.proxy_handler_instance", str(config))
     assert instance is integration.proxy_handler_instance and isinstance(instance, CustomLogger)
+
+
+def test_a_streamed_call_is_one_event_once_complete(run: Any, fingerprints: list[Any]) -> None:
+    logger, producer, payloads = run()
+    chunks = litellm.completion(model="gpt-4o", messages=MESSAGES, mock_response="Blue, in daylight.", stream=True,
+                                user="kim")  # fmt: skip
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Blue, in daylight."
+    settle(logger, payloads, 1)
+    [(_, _, event)] = producer.sent
+    assert (event["user"], event["status"]) == ("kim", "ok")
+    assert event["output_tokens"] == payloads.got[0]["completion_tokens"]
+    assert event["output_tokens"] > 0 and event["finish_reason"] == "stop"
+    assert fingerprints == [("You answer in one word.\nWhat colour is the sky?", "Blue, in daylight.")]
