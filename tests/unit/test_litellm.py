@@ -425,3 +425,29 @@ def test_a_streamed_call_is_one_event_once_complete(run: Any, fingerprints: list
     assert event["output_tokens"] == payloads.got[0]["completion_tokens"]
     assert event["output_tokens"] > 0 and event["finish_reason"] == "stop"
     assert fingerprints == [("You answer in one word.\nWhat colour is the sky?", "Blue, in daylight.")]
+
+
+def test_queued_events_are_sent_when_the_process_exits() -> None:
+    """An SDK script that ends right after its calls: the atexit hook sends what is queued."""
+    code = """
+import os
+os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+import litellm, tokenlord
+from tokenlord.integrations.litellm import TokenlordLogger
+tokenlord.fingerprints = lambda pairs: [{"v": 1} for _ in pairs]
+class Out:
+    def __init__(self, conf): pass
+    def produce(self, topic, *, value, key, on_delivery):
+        print("sent", key.decode(), flush=True)
+        on_delivery(None, None)
+    def poll(self, timeout): return 0
+    def flush(self, timeout): print("flushed", flush=True); return 0
+litellm.callbacks = [TokenlordLogger(producer_factory=Out)]
+for i in range(3):
+    litellm.completion(model="gpt-4o", messages=[{"role": "user", "content": "x"}], mock_response="y", user="u")
+print("exiting", flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.split()
+    assert lines.count("sent") == 3 and lines[-1] == "flushed", out.stdout
