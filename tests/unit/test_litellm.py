@@ -1,7 +1,7 @@
 """The LiteLLM callback on real LiteLLM calls (offline: ``mock_response``, the
 local model cost map): the standard logging payloads LiteLLM itself builds are
 mapped to events, and what would go to Kafka is captured by a stand-in
-producer (the real Kafka path is tests/integration/test_litellm.py)."""
+producer (the real Kafka path is tests/integration/test_litellm_pipeline.py)."""
 
 from __future__ import annotations
 
