@@ -21,8 +21,10 @@ QUERIES = {
     "value_weekly": "SELECT * FROM {db}.value_weekly ORDER BY week_start, user",
     "rejected": "SELECT reason, src_topic, src_partition, src_offset, raw FROM {db}.rejected "
     "ORDER BY src_partition, src_offset",
-    "events": "SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, user, model, input_tokens, output_tokens, "
-    "total_tokens, tokens_estimated, cost_usd, src_partition, src_offset FROM {db}.events ORDER BY event_id",
+    "events": "SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, user, team, model, provider, session_id, "
+    "input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens, tokens_estimated, status, "
+    "finish_reason, latency_ms, cost_usd, wasted_tokens, waste_reason, src_partition, src_offset "
+    "FROM {db}.events ORDER BY event_id",
 }
 
 

@@ -166,6 +166,15 @@ def _bind(text: str) -> str:
     return value
 
 
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
 def _str(text: str) -> str:
     return text
 
@@ -375,6 +384,23 @@ FIELDS: tuple[Field, ...] = (
         "count with the fallback encoding, marked tokens_estimated.",
         _directory,
     ),
+    # Gateway integrations (tokenlord.integrations.litellm; docs/gateways.md): read where the gateway runs
+    Field(
+        "gateway_send_text",
+        "false",
+        "true: a gateway integration sends the prompt and output text in its events instead of their "
+        "fingerprint (the worker tokenizes and fingerprints them; never stored either way).",
+        _bool,
+        has_flag=False,
+    ),
+    Field(
+        "gateway_queue_size",
+        "10000",
+        "Events a gateway integration holds for its Kafka producer thread; when full, new events are "
+        "dropped and counted (the request path never waits on Kafka).",
+        _positive_int,
+        has_flag=False,
+    ),
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
     Field(
@@ -470,6 +496,8 @@ class Settings:
     model_encodings: str = DEFAULT_MODEL_ENCODINGS
     fallback_encoding: str = "o200k_base"
     tokenizer_dir: str = ""
+    gateway_send_text: bool = False
+    gateway_queue_size: int = 10_000
     kafka_home: str = "./var/kafka"
     kafka_port: int = 9092
     web_port: int = 6066

@@ -19,7 +19,9 @@ from tokenlord.progress import Progress
 from tokenlord.settings import Settings
 
 
-def producer(settings: Settings, **extra: Any) -> Producer:
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """librdkafka properties of tokenlord's producers (connection, security,
+    idempotence, batching); ``extra`` overrides them."""
     conf: dict[str, Any] = {
         **client_config(settings),
         "enable.idempotence": True,
@@ -35,7 +37,11 @@ def producer(settings: Settings, **extra: Any) -> Producer:
         "logger": logging.getLogger("tokenlord.kafka.produce"),
     }
     conf.update(extra)
-    return Producer(conf)
+    return conf
+
+
+def producer(settings: Settings, **extra: Any) -> Producer:
+    return Producer(producer_config(settings, **extra))
 
 
 def _key_of(line: bytes) -> bytes | None:
