@@ -15,7 +15,7 @@ RUN maturin build --release --out /wheels
 FROM python:3.11-slim
 RUN useradd --create-home tokenlord
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir "$(ls /wheels/*.whl)[worker]" && rm -rf /wheels
 USER tokenlord
 WORKDIR /home/tokenlord
 ENTRYPOINT ["tokenlord"]

@@ -35,7 +35,7 @@ build: venv ## Build the release wheel (Rust extension included) into var/wheels
 	@ls $(WHEELS)/tokenlord-*.whl >/dev/null
 
 install: build ## .venv/ with tokenlord and its native extension (release build)
-	$(PIP) install "$$(ls $(WHEELS)/tokenlord-*.whl)[dev]"
+	$(PIP) install "$$(ls $(WHEELS)/tokenlord-*.whl)[worker,gateway,dev]"
 	$(PIP) install --force-reinstall --no-deps "$$(ls $(WHEELS)/tokenlord-*.whl)"
 	@# Llama 3/4 vocabularies for the tokenizer tests and benchmark (only its data files are used)
 	$(PIP) install --no-deps "llama-models==0.3.0"

@@ -22,7 +22,7 @@ from typing import Any
 import expected
 import orjson
 from confluent_kafka import Producer
-from reference import Reference
+from reference import Reference, WasteConfig
 from tokenlord import _core
 from tokenlord.kafka.admin import consume_all
 from tokenlord.settings import Settings
@@ -171,6 +171,11 @@ def reference_from(messages: list[Any], now_ms: int, settings: Settings) -> Refe
         max_message_bytes=settings.max_message_bytes,
         prices=settings.prices(),
         count_tokens=lambda text, model: count(text, model, settings),
+        waste=WasteConfig(**settings.waste_thresholds()),
+        fingerprint_secret=settings.fingerprint_secret(),
+        max_elements_per_message=settings.max_elements_per_message,
+        max_rejections_per_message=settings.max_rejections_per_message,
+        max_rejections_per_batch=settings.max_rejections_per_batch,
     )
     for m in sorted(messages, key=lambda m: (m.partition(), m.offset())):
         ref.process([m.partition()], [m.offset()], [m.value() or b""], now_ms)

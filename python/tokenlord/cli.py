@@ -193,6 +193,13 @@ def _setup_logging(settings: Settings) -> None:
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
 
 
+#: Top-level modules of the ``worker`` extra's dependencies (the CLI's commands
+#: beyond ``config``, ``tokens`` and ``explain`` need them).
+_WORKER_MODULES = frozenset(
+    {"faust", "mode", "aiokafka", "clickhouse_connect", "chdb", "cramjam", "prometheus_client", "confluent_kafka", "orjson"}
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -200,6 +207,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_dispatch(args, settings) or 0)
     except TokenlordError as exc:
         print(f"tokenlord {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in _WORKER_MODULES:
+            raise
+        print(
+            f"tokenlord {args.command}: error: this command needs {exc.name!r}, which is not installed"
+            " (a gateway-only install); install the worker's dependencies: pip install 'tokenlord[worker]'",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

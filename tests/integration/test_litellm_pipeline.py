@@ -142,7 +142,6 @@ def test_litellm_calls_reach_the_leaderboard_exactly(kafka_brokers: str, topic: 
         ev = orjson.loads(m.value())
         assert m.key() == ev["user"].encode()
         assert "prompt" not in ev and "output" not in ev and b"quarterly" not in m.value()
-        # Needs tokenlord.fingerprints (issue 14): fails with KeyError 'fingerprint' until that is merged.
         assert ev["fingerprint"]["v"] >= 1, ev
 
     proc = run_worker(env)
