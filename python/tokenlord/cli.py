@@ -196,7 +196,8 @@ def _setup_logging(settings: Settings) -> None:
 #: Top-level modules of the ``worker`` extra's dependencies (the CLI's commands
 #: beyond ``config``, ``tokens`` and ``explain`` need them).
 _WORKER_MODULES = frozenset(
-    {"faust", "mode", "aiokafka", "clickhouse_connect", "chdb", "cramjam", "prometheus_client", "confluent_kafka", "orjson"}
+    {"faust", "mode", "aiokafka", "clickhouse_connect", "chdb", "cramjam", "prometheus_client"}
+    | {"confluent_kafka", "orjson"}
 )
 
 
