@@ -1,0 +1,286 @@
+"""Fingerprints (docs/semantics.md "Fingerprints"): the gateway API's prints
+equal the plain-Python reference's, and an event with counts + fingerprint
+gets exactly the verdicts of its twin with counts + text, through the core
+and through the reference."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reference import Reference, fingerprint, fingerprint_key, fingerprint_wire
+
+import tokenlord
+from tokenlord import _core
+
+SECRET = b"org-secret-for-tests"
+MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+DAY = 86_400_000
+T0 = MON + 21 * DAY
+NOW = MON + 30 * DAY
+
+_WORDS = "alpha beta gamma delta tokens model answer user query data report graph table error".split()
+_BASE = [" ".join(random.Random(i).choices(_WORDS, k=n)) for i, n in ((1, 60), (2, 200), (3, 400))]
+
+#: Texts a gamer (or an unlucky gateway) sends: empty, blank, one huge word,
+#: many words of one letter, scripts without ASCII spaces, emoji, case and
+#: whitespace variants, near-duplicates, padding, a looping answer.
+ADVERSARIAL = [
+    "",
+    " ",
+    " \t\n\r\x0b\x0c ",
+    "\u00a0\u3000",  # non-ASCII spaces: words, not separators
+    "a" * 100_000,
+    "a " * 50_000,
+    "ab" * 1500,
+    "漢字仮名交じり文を要約してください。" * 40,
+    "請總結這份季度報告 " * 60,
+    "🔥🚀💯 " * 300,
+    "🔥" * 5000,
+    "Summarise the quarterly report",
+    "SUMMARISE   the\tquarterly\nREPORT",
+    "Ünïcödé ÉTÉ été",
+    _BASE[0],
+    _BASE[1],
+    _BASE[1] + " step 1",
+    _BASE[1] + " step 2",
+    _BASE[1].replace("alpha", "omega", 1),
+    _BASE[2],
+    _BASE[0] + " " + " ".join([_BASE[0]] * 8),
+    " ".join(["same phrase again"] * 80),
+    "x" * 3000,
+    "ok",
+]
+
+texts = st.one_of(
+    st.sampled_from(ADVERSARIAL),
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=60),
+    st.lists(st.sampled_from(_WORDS + ["ALPHA", "Beta", "😀", "字"]), max_size=80).map(" ".join),
+)
+
+
+def core_print(prompt: str | None, output: str | None, secret: bytes = SECRET) -> dict[str, Any]:
+    return tokenlord.fingerprint(prompt, output, secret=secret)
+
+
+def ref_print(prompt: str | None, output: str | None, secret: bytes = SECRET) -> dict[str, Any]:
+    key = fingerprint_key(secret)
+    return fingerprint_wire(key, fingerprint(key, prompt, output))
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL, ids=range(len(ADVERSARIAL)))
+def test_adversarial_prints_equal_the_reference(text: str) -> None:
+    assert core_print(text, text) == ref_print(text, text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.none(), texts), st.one_of(st.none(), texts))
+def test_prints_equal_the_reference(prompt: str | None, output: str | None) -> None:
+    assert core_print(prompt, output) == ref_print(prompt, output)
+
+
+def test_the_batch_form_equals_one_by_one() -> None:
+    pairs = [(t, ADVERSARIAL[-1 - i]) for i, t in enumerate(ADVERSARIAL)]
+    assert tokenlord.fingerprints(pairs, secret=SECRET) == [core_print(p, o) for p, o in pairs]
+    assert [json.loads(j) for j in tokenlord.gateway.fingerprints_json(pairs, secret=SECRET)] == [
+        core_print(p, o) for p, o in pairs
+    ]
+
+
+def test_what_a_print_holds() -> None:
+    fp = core_print("Summarise the quarterly report", "Revenue grew.")
+    assert fp == {
+        "v": 1,
+        "key": tokenlord.fingerprint_key_id(secret=SECRET),
+        "prompt": {"hash": fp["prompt"]["hash"], "sim": fp["prompt"]["sim"], "bag": fp["prompt"]["bag"],
+                   "rep": [0, 0], "words": 4, "bytes": 30},
+        "output": {"sim": fp["output"]["sim"], "bag": fp["output"]["bag"], "rep": [0, 0], "words": 2, "bytes": 13},
+    }  # fmt: skip
+    assert all(len(fp[s][k]) == 16 for s in ("prompt", "output") for k in ("sim", "bag"))
+    # Only the words count: ASCII case and whitespace do not change a print's hashes.
+    a, b = core_print("Summarise the quarterly report", None), core_print("  SUMMARISE the\tQuarterly\nreport ", None)
+    assert {k: v for k, v in a["prompt"].items() if k != "bytes"} == {k: v for k, v in b["prompt"].items() if k != "bytes"}
+    # Blank text has no side.
+    assert core_print(" \n", "") == {"v": 1, "key": fp["key"]}
+    # A looping answer shows its repetition; its bytes are the UTF-8 length.
+    loop = core_print(None, " ".join(["same phrase again"] * 80))["output"]
+    assert loop["words"] == 240 and loop["bytes"] == 17 * 80 + 79 and loop["rep"][0] > 0.9 * loop["rep"][1]
+
+
+def test_prints_are_keyed() -> None:
+    text = "Summarise the quarterly report"
+    one, two = core_print(text, None, b"secret one"), core_print(text, None, b"secret two")
+    assert one["key"] != two["key"] and len(one["key"]) == 8
+    for k in ("hash", "sim", "bag"):
+        assert one["prompt"][k] != two["prompt"][k]
+    assert core_print(text, None, b"secret one") == one
+    # The key id is derived from the secret: it names the key, it does not reveal it.
+    assert tokenlord.fingerprint_key_id(secret=b"secret one") == one["key"]
+    assert tokenlord.fingerprint_key_id(secret="secret one") == one["key"]
+
+
+def test_the_secret_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("TOKENLORD_FINGERPRINT_KEY", "from-env")
+    assert tokenlord.fingerprint("a b c", None) == core_print("a b c", None, b"from-env")
+    monkeypatch.delenv("TOKENLORD_FINGERPRINT_KEY")
+    f = tmp_path / "key"
+    f.write_text("from-file\n")
+    monkeypatch.setenv("TOKENLORD_FINGERPRINT_KEY_FILE", str(f))
+    assert tokenlord.fingerprint("a b c", None) == core_print("a b c", None, b"from-file")
+
+
+# -- twins: counts + text vs counts + fingerprint ------------------------------------------
+
+
+@st.composite
+def text_events(draw: Any) -> dict[str, Any]:
+    """Valid events with counts and text, clustered so every waste rule fires."""
+    ev: dict[str, Any] = {
+        "event_id": f"w{draw(st.integers(0, 10**9))}",
+        "ts": T0 + draw(st.sampled_from([0, 4000, 8000, 300_000, 900_000])) + draw(st.integers(0, 999)),
+        "user": draw(st.sampled_from(["ann", "ann", "bob"])),
+        "model": draw(st.sampled_from(["gpt-4o", "gpt-4o", "x"])),
+        "input_tokens": draw(st.sampled_from([10, 40, 400, 4000])),
+        "output_tokens": draw(st.sampled_from([0, 100, 105, 3000])),
+    }
+    if draw(st.integers(0, 5)):
+        ev["prompt"] = draw(texts)
+    if draw(st.integers(0, 3)):
+        ev["output"] = draw(texts)
+    if draw(st.integers(0, 9)) == 0:
+        ev["status"] = "error"
+    return ev
+
+
+def twin(ev: dict[str, Any]) -> dict[str, Any]:
+    """The same event as a gateway that sends no text would send it."""
+    out = {k: v for k, v in ev.items() if k not in ("prompt", "output")}
+    if "prompt" in ev or "output" in ev:
+        out["fingerprint"] = core_print(ev.get("prompt"), ev.get("output"))
+    return out
+
+
+def verdicts_core(evs: list[dict[str, Any]], batch: int) -> list[tuple[Any, ...]]:
+    core = _core.Core(fingerprint_secret=SECRET)
+    got: list[tuple[Any, ...]] = []
+    values = [orjson.dumps(e) for e in evs]
+    for i in range(0, len(values), batch):
+        chunk = values[i : i + batch]
+        out = core.process([0] * len(chunk), list(range(i, i + len(chunk))), chunk, NOW)
+        assert list(out.rejected["reason"]) == []
+        e = out.events
+        got += zip(e["event_id"], e["input_tokens"], e["output_tokens"], e["wasted_tokens"], e["waste_reason"],
+                   strict=True)  # fmt: skip
+    return got
+
+
+def verdicts_ref(evs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    ref = Reference(
+        grace_ms=3_600_000,
+        dedupe_horizon_ms=DAY,
+        future_tolerance_ms=600_000,
+        max_message_bytes=1_048_576,
+        count_tokens=lambda text, model: (len(text.split()), False),  # never called: counts are given
+        fingerprint_secret=SECRET,
+    )
+    values = [orjson.dumps(e) for e in evs]
+    ref.process([0] * len(values), list(range(len(values))), values, NOW)
+    assert ref.rejected() == []
+    return [(e["event_id"], e["input_tokens"], e["output_tokens"], e["wasted_tokens"], e["waste_reason"])
+            for e in ref.events()]  # fmt: skip
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(text_events(), min_size=2, max_size=40, unique_by=lambda e: e["event_id"]), st.integers(1, 7))
+def test_fingerprint_twins_get_the_verdicts_of_text_events(evs: list[dict[str, Any]], batch: int) -> None:
+    twins = [twin(e) for e in evs]
+    text = verdicts_core(evs, batch)
+    assert verdicts_core(twins, batch) == text
+    assert verdicts_ref(twins) == verdicts_ref(evs) == text
+
+
+def test_adversarial_twins_get_the_verdicts_of_text_events() -> None:
+    evs = []
+    for i, text in enumerate(ADVERSARIAL * 3):
+        evs.append({"event_id": f"a{i}", "ts": T0 + 1000 * i, "user": "ann", "model": "gpt-4o",
+                    "input_tokens": 400, "output_tokens": 3000, "prompt": text, "output": ADVERSARIAL[-1 - i % 5]})  # fmt: skip
+    text = verdicts_core(evs, 8)
+    assert any(w for *_, w, _r in text), "some of these are waste"
+    assert verdicts_core([twin(e) for e in evs], 8) == text == verdicts_ref([twin(e) for e in evs])
+
+
+def test_text_wins_over_a_fingerprint_side_by_side() -> None:
+    loop = " ".join(["same phrase again"] * 80)
+    base = {"ts": T0, "user": "ann", "model": "gpt-4o", "input_tokens": 400, "output_tokens": 3000}
+    honest = core_print("a different prompt entirely, nothing repeated here", "a short honest answer")
+    mixed = [
+        # text prompt + a print whose output is the loop: the prompt's text wins, the print's output counts
+        {**base, "event_id": "m1", "prompt": _BASE[1], "fingerprint": core_print("ignored", loop)},
+        # text on both sides: the print is ignored entirely
+        {**base, "event_id": "m2", "ts": T0 + 1, "prompt": _BASE[1], "output": loop, "fingerprint": honest},
+    ]
+    plain = [
+        {**base, "event_id": "m1", "prompt": _BASE[1], "output": loop},
+        {**base, "event_id": "m2", "ts": T0 + 1, "prompt": _BASE[1], "output": loop},
+    ]
+    assert verdicts_core(mixed, 2) == verdicts_core(plain, 2) == verdicts_ref(mixed)
+    assert [r for *_, r in verdicts_core(mixed, 2)] == ["repetitive_output", "agent_loop"]
+
+
+def _bad_prints() -> list[Any]:
+    good = core_print("Summarise the quarterly report", "Revenue grew.")
+    p = good["prompt"]
+
+    def with_prompt(**kw: Any) -> dict[str, Any]:
+        return {**good, "prompt": {**p, **kw}}
+
+    return [
+        "not an object",
+        [],
+        {**good, "v": 2},
+        {**good, "v": "1"},
+        {**good, "v": 1.0},
+        {k: v for k, v in good.items() if k != "v"},
+        {k: v for k, v in good.items() if k != "key"},
+        {**good, "key": "0000000"},
+        {**good, "key": tokenlord.fingerprint_key_id(secret=b"another organisation")},
+        with_prompt(hash="xyz"),
+        with_prompt(sim="0" * 15),
+        with_prompt(bag=12),
+        {**good, "prompt": {k: v for k, v in p.items() if k != "hash"}},
+        {**good, "prompt": {k: v for k, v in p.items() if k != "rep"}},
+        with_prompt(rep=[1]),
+        with_prompt(rep=[5, 4]),
+        with_prompt(rep=[0, 10_000]),
+        with_prompt(words=0),
+        with_prompt(words=-1),
+        with_prompt(words=1.5),
+        with_prompt(words=p["bytes"] + 1),
+        {**good, "prompt": "summary"},
+        {**good, "output": [1, 2]},
+    ]
+
+
+@pytest.mark.parametrize("bad", _bad_prints(), ids=range(len(_bad_prints())))
+def test_a_bad_print_is_rejected_and_counts_nothing(bad: Any) -> None:
+    ev = {"event_id": "e", "ts": T0, "user": "ann", "model": "gpt-4o", "input_tokens": 40, "fingerprint": bad}
+    value = orjson.dumps(ev)
+    out = _core.Core(fingerprint_secret=SECRET).process([0], [0], [value], NOW)
+    assert list(out.rejected["reason"]) == ["invalid_field:fingerprint"]
+    assert list(out.events["event_id"]) == [] and list(out.weekly["user"]) == []
+    ref = Reference(grace_ms=3_600_000, dedupe_horizon_ms=DAY, future_tolerance_ms=600_000,
+                    max_message_bytes=1_048_576, count_tokens=lambda t, m: (0, False), fingerprint_secret=SECRET)  # fmt: skip
+    ref.process([0], [0], [value], NOW)
+    assert [r[3] for r in ref.rejected()] == ["invalid_field:fingerprint"] and ref.events() == []
+
+
+def test_unknown_members_are_ignored() -> None:
+    fp = core_print("Summarise the quarterly report", None)
+    extended = {**fp, "future": {"x": 1}, "prompt": {**fp["prompt"], "minhash": [1, 2, 3]}}
+    ev = {"event_id": "e", "ts": T0, "user": "ann", "model": "gpt-4o", "input_tokens": 40}
+    assert verdicts_core([{**ev, "fingerprint": extended}], 1) == verdicts_core([{**ev, "fingerprint": fp}], 1)
