@@ -2,7 +2,10 @@
 
 Runs in its own process: chDB allows one data directory per process, and a
 BI tool reading the views is another process too.
-usage: python tests/dump_views.py CLICKHOUSE_URL DATABASE
+usage: python tests/dump_views.py CLICKHOUSE_URL DATABASE [--all]
+
+With ``--all``: every row of every table and view of the database, internal
+``_`` tables included, bytes decoded as UTF-8 (to search them for text).
 """
 
 from __future__ import annotations
@@ -34,10 +37,29 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def everything(client: Any, db: str) -> dict[str, list[dict[str, Any]]]:
+    names = client.query("SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name",
+                         parameters={"db": db}).result_rows  # fmt: skip
+    out = {}
+    for (name,) in names:
+        quoted = "`" + name.replace("`", "``") + "`"
+        cols = client.query(f"DESCRIBE TABLE {db}.{quoted}").result_rows
+        formats = {c[0]: "bytes" for c in cols if "String" in c[1]}
+        rows = client.query(f"SELECT * FROM {db}.{quoted}", column_formats=formats).named_results()
+        out[name] = [
+            {k: bytes(v).decode("utf-8", "replace") if isinstance(v, bytes | bytearray) else v for k, v in r.items()}
+            for r in rows
+        ]
+    return out
+
+
 def main() -> None:
     url, db = sys.argv[1], sys.argv[2]
     store = Store.connect(url, db)
     client = store.client
+    if sys.argv[3:] == ["--all"]:
+        sys.stdout.buffer.write(orjson.dumps(everything(client, db), default=str))
+        return
     out = {}
     for name, sql in QUERIES.items():
         formats = {"raw": "bytes"} if name == "rejected" else None

@@ -150,10 +150,12 @@ def run_worker(env: dict[str, str], timeout: float = 240) -> subprocess.Complete
     )
 
 
-def dump_views(url: str, db: str) -> dict[str, list[dict[str, Any]]]:
+def dump_views(url: str, db: str, *, everything: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """The public views (tests/dump_views.py); ``everything``: every table and view, bytes as text."""
     out = subprocess.run(
-        [sys.executable, str(REPO / "tests/dump_views.py"), url, db], capture_output=True, check=True, timeout=120
-    )
+        [sys.executable, str(REPO / "tests/dump_views.py"), url, db, *(["--all"] if everything else [])],
+        capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
     views: dict[str, list[dict[str, Any]]] = orjson.loads(out.stdout)
     return views
 

@@ -101,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument("--gamers", type=_non_negative, default=0)
     sm.add_argument("--seed", type=int, default=42)
     sm.add_argument("--text-share", type=_fraction, default=0.0, help="share of events carrying text instead of counts")
+    sm.add_argument(
+        "--fingerprints",
+        action="store_true",
+        help="the --text-share events carry counts and a fingerprint of their text instead of the text, as a gateway"
+        " that sends no text (keyed with TOKENLORD_FINGERPRINT_KEY)",
+    )
     sm.add_argument("--out", help="write JSONL(.gz) here instead of producing to Kafka")
     sm.add_argument(
         "--outcomes-out", metavar="FILE", help="with --out: also write the sessions' outcome events (JSONL) here"
@@ -434,6 +440,10 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if args.outcomes_out and not args.out:
         raise TokenlordError("--outcomes-out needs --out (without --out, outcomes go to the outcomes topic)")
     otlp = args.format != "events"
+    if args.fingerprints and not args.text_share:
+        raise TokenlordError(
+            "--fingerprints fingerprints the text of the --text-share events: add e.g. --text-share 0.5"
+        )
     if otlp:
         if args.text_share:
             raise TokenlordError("--format otlp-*: spans carry token counts, not text; drop --text-share")
@@ -449,7 +459,8 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     with_outcomes = bool(args.outcomes_out) if args.out else not args.no_outcomes
     stream = simulate.generate(
         users=args.users, days=args.days, gamers=args.gamers, seed=args.seed, text_share=args.text_share,
-        outcomes=with_outcomes,
+        outcomes=with_outcomes, fingerprints=args.fingerprints,
+        fingerprint_secret=settings.fingerprint_secret() if args.fingerprints else None,
     )  # fmt: skip
     outcomes: list[dict[str, Any]] = []
 

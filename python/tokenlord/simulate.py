@@ -11,7 +11,9 @@
 - gateway styles: canonical field names or OpenTelemetry ``gen_ai.*`` names;
   ``ts`` as epoch milliseconds or RFC 3339 strings in the user's UTC offset;
 - with ``text_share > 0``, that share of events carries ``prompt`` / ``output``
-  text instead of counts (the pipeline tokenizes it);
+  text instead of counts (the pipeline tokenizes it), or, with
+  ``fingerprints=True``, the provider's counts and the text's ``fingerprint``
+  (a gateway that sends no text; :func:`fingerprinted`);
 - honest users sometimes regenerate an answer (the same request once more);
 - ``gamers`` token-maxxers who, besides honest work, run agent loops (one
   prompt resent over and over with a step counter, the same answer, identical
@@ -38,6 +40,7 @@ import bisect
 import datetime as dt
 import gzip
 import heapq
+import json
 import math
 import random
 import sys
@@ -312,6 +315,7 @@ class _Sim:
         start_ms: int | None,
         text_share: float,
         outcomes: bool = False,
+        fingerprints: bool = False,
     ) -> None:
         if users < 1:
             raise ValueError("users must be >= 1")
@@ -323,6 +327,8 @@ class _Sim:
             raise ValueError("text_share must be between 0 and 1")
         self.rng = random.Random(seed)
         self.text_share = text_share
+        # A gateway that fingerprints its text also has the provider's counts.
+        self.counts_with_text = fingerprints
         self.outcome_rng = random.Random(seed ^ 0x0C7C0E) if outcomes else None
         if start_ms is None:
             self.end = int(time.time() * 1000)
@@ -563,13 +569,14 @@ class _Sim:
             ev["team"] = team
         provider = MODELS[r.model][1]
         text = self.pool is not None and rng.random() < self.text_share
+        counts = not text or self.counts_with_text
         if u.otel:
             ev["gen_ai.request.model"] = r.model
             ev["gen_ai.provider.name"] = provider
             ev["app"] = r.app
             if r.session_id:
                 ev["gen_ai.conversation.id"] = r.session_id
-            if not text:
+            if counts:
                 ev["gen_ai.usage.input_tokens"] = r.input_tokens
                 ev["gen_ai.usage.output_tokens"] = r.output_tokens
                 if r.cached:
@@ -582,14 +589,14 @@ class _Sim:
             ev["app"] = r.app
             if r.session_id:
                 ev["session_id"] = r.session_id
-            if not text:
+            if counts:
                 ev["input_tokens"] = r.input_tokens
                 ev["output_tokens"] = r.output_tokens
                 if r.cached:
                     ev["cached_input_tokens"] = r.cached
             if r.finish_reason:
                 ev["finish_reason"] = r.finish_reason
-        if r.reasoning and not text:
+        if r.reasoning and counts:
             ev["reasoning_tokens"] = r.reasoning
         if text:
             assert self.pool is not None
@@ -670,15 +677,45 @@ def generate(
     start_ms: int | None = None,
     text_share: float = 0.0,
     outcomes: bool = False,
+    fingerprints: bool = False,
+    fingerprint_secret: bytes | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Usage events of ``users`` people (``gamers`` of them token-maxxers) over ``days``,
     and with ``outcomes`` the outcome events of their sessions.
 
     The period is ``[start_ms, start_ms + days)``, or the ``days`` ending now when
     ``start_ms`` is None; events come in time order. Deterministic for
-    ``(users, days, gamers, seed, start_ms, text_share, outcomes)``.
+    ``(users, days, gamers, seed, start_ms, text_share, outcomes, fingerprints)``
+    (and the secret). With ``fingerprints`` the ``text_share`` events carry
+    counts and a fingerprint (keyed with ``fingerprint_secret``, default
+    ``TOKENLORD_FINGERPRINT_KEY``) instead of text.
     """
-    return _Sim(users, days, gamers, seed, start_ms, text_share, outcomes).events()
+    events = _Sim(users, days, gamers, seed, start_ms, text_share, outcomes, fingerprints).events()
+    return fingerprinted(events, fingerprint_secret) if fingerprints else events
+
+
+def fingerprinted(
+    events: Iterable[dict[str, Any]], secret: bytes | None = None, batch: int = 1024
+) -> Iterator[dict[str, Any]]:
+    """``events`` with each ``prompt`` / ``output`` replaced by the text's ``fingerprint``,
+    as a gateway that sends no text sends them (one native call per ``batch`` events).
+    Counts are left as they are: an event without them gets none."""
+    from tokenlord.gateway import fingerprints_json
+
+    def flush(buf: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        with_text = [e for e in buf if "prompt" in e or "output" in e]
+        prints = fingerprints_json([(e.pop("prompt", None), e.pop("output", None)) for e in with_text], secret=secret)
+        for e, fp in zip(with_text, prints, strict=True):
+            e["fingerprint"] = json.loads(fp)
+        yield from buf
+
+    buf: list[dict[str, Any]] = []
+    for ev in events:
+        buf.append(ev)
+        if len(buf) >= batch:
+            yield from flush(buf)
+            buf = []
+    yield from flush(buf)
 
 
 def is_outcome(ev: dict[str, Any]) -> bool:
