@@ -45,7 +45,7 @@ def with_counts(events: list[dict[str, Any]]) -> None:
 def rejected_text_events(now_ms: int) -> list[dict[str, Any]]:
     """Events carrying text that the worker rejects (each for another reason)."""
     base = {"ts": now_ms - DAY, "user": "mallory", "model": "gpt-4o", "input_tokens": 10,
-            "prompt": f"{MARK} the launch plan for project nightingale", "output": f"{MARK} reply: ship it"}  # fmt: skip
+            "prompt": f"{MARK} the launch plan for project nightingale", "output": f"{MARK} ship it"}  # fmt: skip
     return [
         {**base, "event_id": "r-future", "ts": now_ms + 7 * DAY},
         {**base, "event_id": "r-user", "user": ""},
