@@ -5,8 +5,11 @@ that produced it: ``honest`` (including occasional regenerations) or a gaming
 pattern (agent loops, retry storms, resent prompts, padded prompts, long
 repetitive outputs). This script runs several seeds through the Rust core —
 the same ``Core.process`` the worker calls, messages keyed by user over three
-partitions, in time order — once with every event carrying its text and once
-counts-only, and scores the verdicts against the labels:
+partitions, in time order — with every event carrying its text (the worker
+counts its tokens), with text and the provider's counts, with the provider's
+counts and a fingerprint of the text instead of the text (a gateway that
+sends no text: ``tokenlord.fingerprint``), and counts-only — and scores the
+verdicts against the labels:
 
 - wasted-token **precision** (tokens judged wasted that belong to gaming
   events) and **recall** (tokens of gaming events judged wasted);
@@ -20,6 +23,10 @@ counts-only, and scores the verdicts against the labels:
 
 Peer in the same run: ``errors only`` — the earlier rule (failed requests are
 waste, nothing else) on the same events.
+
+The fingerprint events must get exactly the verdicts of the text + counts
+events (the run aborts otherwise). Also measured: the bytes per event on the
+wire (the JSON of the message value) of each kind.
 
     .venv/bin/python benchmarks/waste_quality.py [--seeds 1 2 3] [--users 200] [--days 14]
 
@@ -42,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, table, write_json
 from tokenlord import _core
 from tokenlord.settings import Settings
-from tokenlord.simulate import HONEST, generate
+from tokenlord.simulate import HONEST, fingerprinted, generate
 
 PARTITIONS = 3
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
@@ -55,9 +62,26 @@ def _user(ev: dict[str, Any]) -> str:
     return str(ev.get("user") or ev.get("user_id") or ev.get("enduser.id"))
 
 
+SECRET = "waste-quality-benchmark-secret"
+
+
+def streams(users: int, days: float, gamers: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """The same simulated traffic as each kind of gateway sends it (same event ids)."""
+    text = list(generate(users, days, gamers, seed, START_MS, 1.0))
+    counted = list(generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-"))
+    counts = {ev["event_id"]: {k: v for k, v in ev.items() if k.endswith("_tokens")} for ev in counted}
+    with_counts = [{**ev, **counts[ev["event_id"]]} for ev in text]
+    return {
+        "text": text,
+        "text + counts": with_counts,
+        "fingerprint + counts": list(fingerprinted([dict(ev) for ev in with_counts], SECRET.encode())),
+        "counts only": list(generate(users, days, gamers, seed, START_MS, 0.0)),
+    }
+
+
 def run_core(events: list[dict[str, Any]], now_ms: int) -> dict[str, list[Any]]:
     """The core's accepted events (columns) for the simulated stream."""
-    core = _core.Core(**Settings.from_env(environ={}).core_kwargs())
+    core = _core.Core(**Settings.from_env(environ={"TOKENLORD_FINGERPRINT_KEY": SECRET}).core_kwargs())
     values = [orjson.dumps(ev) for ev in events]
     parts = [zlib.crc32(_user(ev).encode()) % PARTITIONS for ev in events]
     offsets = list(range(len(events)))
@@ -136,12 +160,17 @@ def main() -> None:
     now_ms = START_MS + int(args.days * DAY_MS) + 3_600_000
     results: dict[str, Any] = {}
     rows: list[list[str]] = []
-    for mode, text_share in (("text", 1.0), ("counts only", 0.0)):
-        for seed in args.seeds:
+    wire: dict[str, list[int]] = defaultdict(list)
+    for seed in args.seeds:
+        kinds = streams(args.users, args.days, args.gamers, seed)
+        verdicts: dict[str, list[Any]] = {}
+        for mode, events in kinds.items():
             t0 = time.perf_counter()
-            events = list(generate(args.users, args.days, args.gamers, seed, START_MS, text_share))
             cols = run_core(events, now_ms)
             secs = time.perf_counter() - t0
+            wire[mode].append(sum(len(orjson.dumps({k: v for k, v in ev.items() if k != "_label"})) for ev in events))
+            wire[mode].append(len(events))
+            verdicts[mode] = list(zip(cols["event_id"], cols["wasted_tokens"], cols["waste_reason"], strict=True))
             for contender, errors_only in (("tokenlord", False), ("errors only", True)):
                 r = score(events, cols, errors_only)
                 r["events"] = len(events)
@@ -161,6 +190,11 @@ def main() -> None:
                     ]
                 )
             print(f"{mode}, seed {seed}: {len(events):,} events in {secs:.1f} s", file=sys.stderr)
+        if verdicts["fingerprint + counts"] != verdicts["text + counts"]:
+            raise SystemExit(f"seed {seed}: fingerprint verdicts differ from the text + counts ones — benchmark void")
+    bytes_per_event = {m: sum(v[0::2]) / sum(v[1::2]) for m, v in wire.items()}
+    print(table(["events", "bytes per event on the wire (JSON)"],
+                [[m, f"{b:,.0f}"] for m, b in bytes_per_event.items()]))  # fmt: skip
     head = ["events", "seed", "contender", "n", "precision", "recall", "honest flagged",
             "maxxers still in effective top 10 (of those in raw top 10, all weeks)",
             "of them not earned by honest work alone"]  # fmt: skip
@@ -180,6 +214,8 @@ def main() -> None:
                 "top": TOP,
             },
             "results": results,
+            "bytes_per_event": bytes_per_event,
+            "fingerprint_verdicts_equal_text_counts": True,
         },
     )
     print(f"wrote {path}")

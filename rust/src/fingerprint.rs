@@ -164,45 +164,56 @@ fn shingle(a: u64, b: u64, c: u64) -> u64 {
 
 // ------------------------------------------------------------------ SimHash
 
-/// 64 vote counters, bit-sliced: `planes[k]` holds bit k of every counter.
+/// 64 vote counters. Bit `8j + k` of each hash is added to byte `j` of
+/// `lanes[k]` (eight byte-wide counters per word, no carries between them);
+/// every 255 hashes the bytes are moved to the 32-bit `counts`.
 struct Votes {
-    planes: [u64; 40],
+    lanes: [u64; 8],
+    pending: u32,
+    counts: [u32; 64],
     n: u64,
 }
+
+const LANE_ONES: u64 = 0x0101_0101_0101_0101;
 
 impl Votes {
     fn new() -> Votes {
         Votes {
-            planes: [0; 40],
+            lanes: [0; 8],
+            pending: 0,
+            counts: [0; 64],
             n: 0,
         }
     }
 
-    /// Counts the set bits of `h` (a ripple-carry add of 64 one-bit numbers).
     #[inline(always)]
     fn add(&mut self, h: u64) {
-        let mut carry = h;
-        for p in &mut self.planes {
-            if carry == 0 {
-                break;
-            }
-            let c = *p & carry;
-            *p ^= carry;
-            carry = c;
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            *lane += h >> k & LANE_ONES;
         }
         self.n += 1;
+        self.pending += 1;
+        if self.pending == 255 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        for (k, lane) in self.lanes.iter_mut().enumerate() {
+            for j in 0..8 {
+                self.counts[8 * j + k] += (*lane >> (8 * j) & 0xff) as u32;
+            }
+            *lane = 0;
+        }
+        self.pending = 0;
     }
 
     /// Bit b is set when more than half of the hashes have bit b set.
-    fn simhash(&self) -> u64 {
-        let used = (64 - self.n.leading_zeros()) as usize;
+    fn simhash(mut self) -> u64 {
+        self.flush();
         let mut out = 0u64;
-        for bit in 0..64 {
-            let ones = self.planes[..used]
-                .iter()
-                .enumerate()
-                .fold(0u64, |acc, (k, p)| acc | (p >> bit & 1) << k);
-            if 2 * ones > self.n {
+        for (bit, ones) in self.counts.iter().enumerate() {
+            if 2 * u64::from(*ones) > self.n {
                 out |= 1 << bit;
             }
         }
@@ -229,10 +240,16 @@ fn repetition(hashes: &[u64], lens: impl Fn(usize) -> u64, n: usize) -> (u64, u6
     }
     let mut seen = hashbrown::HashSet::with_capacity(hashes.len());
     let (mut repeated, mut marked_to) = (0u64, 0usize);
+    // The window's hash, fold(acc = u ^ rotl(acc, 7)) over its n units, rolled
+    // on: drop the oldest unit (rotated 7n by now), take in the next.
+    let oldest = (7 * n % 64) as u32;
+    let mut h = hashes[..n]
+        .iter()
+        .fold(0u64, |acc, u| u ^ acc.rotate_left(7));
     for j in 0..=hashes.len() - n {
-        let h = hashes[j..j + n]
-            .iter()
-            .fold(0u64, |acc, u| u ^ acc.rotate_left(7));
+        if j > 0 {
+            h = h.rotate_left(7) ^ hashes[j - 1].rotate_left(oldest) ^ hashes[j + n - 1];
+        }
         if !seen.insert(h) {
             repeated += (marked_to.max(j)..j + n).map(&lens).sum::<u64>();
             marked_to = j + n;
@@ -309,25 +326,35 @@ impl Fingerprint {
     }
 }
 
-fn is_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-}
+/// ASCII whitespace: space, \t, \n, \v, \f, \r.
+const SPACE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 9;
+    while c <= 13 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b' ' as usize] = true;
+    t
+};
 
 /// The words of `text`: (start, end) byte ranges between ASCII whitespace.
+#[inline(always)]
 fn word_ranges(text: &[u8], mut each: impl FnMut(usize, usize)) {
-    let mut start = None;
-    for (i, b) in text.iter().enumerate() {
-        match (is_space(*b), start) {
-            (true, Some(s)) => {
-                each(s, i);
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
+    let n = text.len();
+    let mut i = 0;
+    loop {
+        while i < n && SPACE[text[i] as usize] {
+            i += 1;
         }
-    }
-    if let Some(s) = start {
-        each(s, text.len());
+        if i == n {
+            return;
+        }
+        let start = i;
+        while i < n && !SPACE[text[i] as usize] {
+            i += 1;
+        }
+        each(start, i);
     }
 }
 
