@@ -338,23 +338,66 @@ const SPACE: [bool; 256] = {
     t
 };
 
+const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte `b` of `x` with `m < b < n` (exact per byte:
+/// no carries cross bytes; bytes >= 0x80 never match). `n <= 128`.
+#[inline(always)]
+fn bytes_between(x: u64, m: u64, n: u64) -> u64 {
+    let low = x & (LOW_BITS * 127);
+    (LOW_BITS * (127 + n)).wrapping_sub(low) & !x & (low + LOW_BITS * (127 - m)) & HIGH_BITS
+}
+
+/// The high bit of each ASCII whitespace byte of 8 packed bytes.
+#[inline(always)]
+fn space_bytes(x: u64) -> u64 {
+    bytes_between(x, 8, 14) | bytes_between(x, 31, 33)
+}
+
+/// The first index >= `i` whose byte is (`space`) or is not (`!space`)
+/// ASCII whitespace, or `text.len()`: eight bytes at a time.
+#[inline(always)]
+fn scan(text: &[u8], mut i: usize, space: bool) -> usize {
+    let n = text.len();
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(text[i..i + 8].try_into().unwrap_or([0; 8]));
+        let m = if space {
+            space_bytes(x)
+        } else {
+            !space_bytes(x) & HIGH_BITS
+        };
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && SPACE[text[i] as usize] != space {
+        i += 1;
+    }
+    i
+}
+
 /// The words of `text`: (start, end) byte ranges between ASCII whitespace.
 #[inline(always)]
 fn word_ranges(text: &[u8], mut each: impl FnMut(usize, usize)) {
     let n = text.len();
     let mut i = 0;
     loop {
-        while i < n && SPACE[text[i] as usize] {
-            i += 1;
+        // Mostly one space between two words: look at it before scanning.
+        if i < n && SPACE[text[i] as usize] {
+            i = if i + 1 < n && !SPACE[text[i + 1] as usize] {
+                i + 1
+            } else {
+                scan(text, i, false)
+            };
         }
-        if i == n {
+        if i >= n {
             return;
         }
-        let start = i;
-        while i < n && !SPACE[text[i] as usize] {
-            i += 1;
-        }
-        each(start, i);
+        let end = scan(text, i + 1, true);
+        each(i, end);
+        i = end;
     }
 }
 
@@ -570,6 +613,29 @@ mod tests {
         assert_eq!(siphash24(&k, &msg[..8]), 0x93f5_f579_9a93_2462);
         assert_eq!(siphash24(&k, &msg[..15]), 0xa129_ca61_49be_45e5);
         assert_eq!(siphash24(&k, &msg[..63]), 0x958a_324c_eb06_4572);
+    }
+
+    #[test]
+    fn space_bytes_are_exactly_ascii_whitespace() {
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                let mut bytes = [b'a'; 8];
+                bytes[at] = b;
+                let got = space_bytes(u64::from_le_bytes(bytes));
+                let want = if SPACE[b as usize] {
+                    0x80u64 << (8 * at)
+                } else {
+                    0
+                };
+                assert_eq!(got, want, "byte {b:#x} at {at}");
+            }
+        }
+        let mut words = Vec::new();
+        word_ranges(
+            b"  one\ttwo  three\x0bfour five-and-more-than-eight\n",
+            |s, e| words.push((s, e)),
+        );
+        assert_eq!(words, [(2, 5), (6, 9), (11, 16), (17, 21), (22, 46)]);
     }
 
     #[test]
