@@ -15,6 +15,8 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 DEMO_USERS ?= 300
 DEMO_DAYS ?= 14
 DEMO_GAMERS ?= 5
+DEMO_TEXT_SHARE ?= 1.0
+DEMO_FINGERPRINTS ?= 0
 
 .PHONY: help install venv build browser test test-rust test-py lint compose-check demo demo-run bench clean
 
@@ -73,7 +75,7 @@ demo: install ## Fresh machine -> local Kafka, a simulated week, a worker, the l
 	$(MAKE) --no-print-directory demo-run
 
 demo-run:
-	bash scripts/demo.sh $(DEMO_USERS) $(DEMO_DAYS) $(DEMO_GAMERS)
+	bash scripts/demo.sh $(DEMO_USERS) $(DEMO_DAYS) $(DEMO_GAMERS) $(DEMO_TEXT_SHARE) $(DEMO_FINGERPRINTS)
 
 # e2e_worker.py sets up .venv-quix itself for its Quix Streams contender: quixstreams 3.28
 # pins confluent-kafka<2.13 and would downgrade the worker's in .venv.

@@ -8,6 +8,7 @@ USERS=${1:-300}
 DAYS=${2:-14}
 GAMERS=${3:-5}
 TEXT_SHARE=${4:-1.0}  # share of events whose gateway sends text, not counts (tokenized by the core)
+FINGERPRINTS=${5:-0}  # 1: those gateways send counts + fingerprints instead of the text
 TL=.venv/bin/tokenlord
 RUN=$(date +%Y%m%d%H%M%S)
 export TOKENLORD_EVENTS_TOPIC="tokenlord.events.demo-$RUN"
@@ -22,8 +23,17 @@ step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 step "Starting a real Apache Kafka (KRaft, 127.0.0.1:${TOKENLORD_KAFKA_PORT:-9092})"
 $TL kafka-local start
 
-step "Simulating $DAYS days of traffic: $USERS users, $GAMERS token-maxxers -> $TOKENLORD_EVENTS_TOPIC (+ outcomes)"
-$TL simulate --users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7 --text-share "$TEXT_SHARE"
+SIM_ARGS=(--users "$USERS" --days "$DAYS" --gamers "$GAMERS" --seed 7 --text-share "$TEXT_SHARE")
+if [ "$FINGERPRINTS" = 1 ]; then
+    SIM_ARGS+=(--fingerprints)
+    # The organisation's secret, the same on gateways and workers (a demo value).
+    export TOKENLORD_FINGERPRINT_KEY=${TOKENLORD_FINGERPRINT_KEY:-demo-organisation-secret}
+    KIND="counts + fingerprints, no text"
+else
+    KIND="prompt and output text, no counts"
+fi
+step "Simulating $DAYS days of traffic: $USERS users, $GAMERS token-maxxers ($KIND) -> $TOKENLORD_EVENTS_TOPIC (+ outcomes)"
+$TL simulate "${SIM_ARGS[@]}"
 
 step "Running a worker until it has consumed everything (Faust + Rust core -> ClickHouse)"
 time $TL worker --stop-at-end
@@ -48,4 +58,7 @@ fi
 step "This week so far"
 $TL leaderboard --week current --top 5
 
+if [ "$FINGERPRINTS" != 1 ]; then
+    printf '\nThe same traffic from gateways that send no text (counts + keyed fingerprints, the same verdicts):\n  make demo-run DEMO_FINGERPRINTS=1\n'
+fi
 printf '\nData: %s  (query it: tokenlord leaderboard --clickhouse-url %s)\n' "$TOKENLORD_CLICKHOUSE_URL" "$TOKENLORD_CLICKHOUSE_URL"

@@ -13,7 +13,14 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_script_prints_a_leaderboard(kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int]) -> None:
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [(["40", "9", "2"], "prompt and output text, no counts"), (["40", "9", "2", "1.0", "1"], "counts + fingerprints, no text")],
+    ids=["text", "fingerprints"],
+)
+def test_demo_script_prints_a_leaderboard(
+    kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int], args: list[str], kind: str
+) -> None:
     port, _ = kafka_ports
     env = {
         **os.environ,
@@ -24,7 +31,7 @@ def test_demo_script_prints_a_leaderboard(kafka_brokers: str, kafka_home: Path, 
         "TOKENLORD_WEB_PORT": "26066",
     }
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts/demo.sh"), "40", "9", "2"],
+        ["bash", str(REPO / "scripts/demo.sh"), *args],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -35,6 +42,7 @@ def test_demo_script_prints_a_leaderboard(kafka_brokers: str, kafka_home: Path, 
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "already running" in out or local.HOST in out
+    assert f"({kind})" in out
     assert out.count("Leaderboard — week of") >= 2  # this week may still be empty just after Monday 00:00 UTC
     assert "Token Lord" in out
     board = out.split("ranked by raw tokens", 1)[1].split("==>", 1)[0]
