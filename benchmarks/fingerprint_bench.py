@@ -39,13 +39,15 @@ from tiktoken_offline import use_offline_cache
 SECRET = b"benchmark-organisation-secret"
 
 
-def best(fn: Callable[[], Any], repeat: int) -> float:
+def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, float]:
+    """(best, first) of ``repeat`` runs. count_tokens remembers the counts of words
+    per thread: its first run over a corpus is the cold figure a gateway sees."""
     times = []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return min(times)
+    return min(times), times[0]
 
 
 def main() -> None:
@@ -57,7 +59,6 @@ def main() -> None:
     args = ap.parse_args()
     use_offline_cache(REPO / "var" / "tiktoken-cache")
     import reference
-
     import tokenlord
     from tokenlord import _core
 
@@ -91,34 +92,39 @@ def main() -> None:
     results: dict[str, Any] = {}
     for label, (fn, size) in contenders.items():
         repeat = 1 if "plain Python" in label else args.repeat
-        secs = best(fn, repeat)
-        results[label] = {"seconds": secs, "bytes": size, "mb_per_s": size / secs / 1e6}
+        secs, first = timed(fn, repeat)
+        results[label] = {"seconds": secs, "first_run_seconds": first, "bytes": size, "mb_per_s": size / secs / 1e6,
+                          "first_run_mb_per_s": size / first / 1e6}  # fmt: skip
         print(f"{label}: {size / secs / 1e6:.1f} MB/s", file=sys.stderr)
     fp1 = results["tokenlord.fingerprint, 1 thread"]["mb_per_s"]
     ratios = {
         "fingerprint_vs_count_tokens_1_thread": fp1 / results["count_tokens o200k_base, 1 thread"]["mb_per_s"],
+        "fingerprint_vs_count_tokens_1_thread_cold": fp1
+        / results["count_tokens o200k_base, 1 thread"]["first_run_mb_per_s"],
         "fingerprint_vs_tiktoken_1_thread": fp1 / results["tiktoken o200k_base, 1 thread"]["mb_per_s"],
         "fingerprint_vs_plain_python": fp1 / results["plain Python fingerprint (reference), 1 thread"]["mb_per_s"],
         f"batch_x{threads}_vs_count_tokens_batch": results[f"tokenlord.fingerprints, batch x{threads}"]["mb_per_s"]
         / results[f"count_tokens o200k_base, batch x{threads}"]["mb_per_s"],
     }
     rows = [
-        [label, f"{r['bytes'] / 1e6:.1f} MB", f"{r['seconds']:.3f} s", f"{r['mb_per_s']:.1f}", f"{fp1 / r['mb_per_s']:.1f}x"]
+        [label, f"{r['bytes'] / 1e6:.1f} MB", f"{r['seconds']:.3f} s", f"{r['mb_per_s']:.1f}",
+         f"{r['first_run_mb_per_s']:.1f}", f"{fp1 / r['mb_per_s']:.1f}x"]
         for label, r in results.items()
     ]
     print(f"{len(docs)} documents, {nbytes / 1e6:.1f} MB, best of {args.repeat}")
-    print(table(["contender", "text", "time", "MB/s", "fingerprint (1 thread) is"], rows))
+    print(table(["contender", "text", "time (best)", "MB/s (best)", "MB/s (first run)", "fingerprint (1 thread) is"],
+                rows))  # fmt: skip
     path = write_json(
         "fingerprint.json",
         {
             "benchmark": "fingerprint",
             "machine": machine_info(),
             "parameters": {"mb": args.mb, "documents": len(docs), "bytes": nbytes, "repeat": args.repeat,
-                           "seed": args.seed, "threads": threads, "reference_bytes": ref_bytes},  # fmt: skip
+                           "seed": args.seed, "threads": threads, "reference_bytes": ref_bytes},
             "results": results,
             "ratios": ratios,
             "goal": {"fingerprint_vs_count_tokens_1_thread": 10.0,
-                     "met": ratios["fingerprint_vs_count_tokens_1_thread"] >= 10.0},  # fmt: skip
+                     "met": ratios["fingerprint_vs_count_tokens_1_thread"] >= 10.0},
         },
     )
     print(f"wrote {path}")
