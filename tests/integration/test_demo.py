@@ -15,7 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("args", "kind"),
-    [(["40", "9", "2"], "prompt and output text, no counts"), (["40", "9", "2", "1.0", "1"], "counts + fingerprints, no text")],
+    [
+        (["40", "9", "2"], "prompt and output text, no counts"),
+        (["40", "9", "2", "1.0", "1"], "counts + fingerprints, no text"),
+    ],
     ids=["text", "fingerprints"],
 )
 def test_demo_script_prints_a_leaderboard(
