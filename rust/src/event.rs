@@ -426,9 +426,25 @@ fn take_str<'a>(
     min: usize,
     max: usize,
 ) -> Result<Option<Cow<'a, str>>, Reason> {
-    match slots.get(keys) {
+    let v = slots.get(keys).map(|v| match v {
+        Val::Str(s) => Some(s),
+        _ => None,
+    });
+    str_between(v, f, min, max)
+}
+
+/// A string (`Some(Some(s))`) of `min..=max` characters, if present
+/// (`Some`); a present value that is not a string (`Some(None)`) or of
+/// another length is `invalid_field:f`. Event fields and OTLP attributes.
+pub(crate) fn str_between<'a>(
+    v: Option<Option<&Cow<'a, str>>>,
+    f: Field,
+    min: usize,
+    max: usize,
+) -> Result<Option<Cow<'a, str>>, Reason> {
+    match v {
         None => Ok(None),
-        Some(Val::Str(s)) => {
+        Some(Some(s)) => {
             let n = s.chars().count();
             if n < min || n > max {
                 Err(Reason::InvalidField(f))
@@ -436,7 +452,7 @@ fn take_str<'a>(
                 Ok(Some(s.clone()))
             }
         }
-        Some(_) => Err(Reason::InvalidField(f)),
+        Some(None) => Err(Reason::InvalidField(f)),
     }
 }
 

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::error::{Field, Reason};
-use crate::event::{Event, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TOKENS, MAX_USER_CHARS};
+use crate::event::{str_between, Event, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TOKENS, MAX_USER_CHARS};
 use crate::time::MAX_TS_MS;
 
 /// What one span of a record became.
@@ -212,18 +212,11 @@ fn text<'a>(
     min: usize,
     max: usize,
 ) -> Result<Option<Cow<'a, str>>, Reason> {
-    match l.get(slots) {
-        None => Ok(None),
-        Some(Val::Str(s)) => {
-            let n = s.chars().count();
-            if n < min || n > max {
-                Err(Reason::InvalidField(f))
-            } else {
-                Ok(Some(s.clone()))
-            }
-        }
-        Some(_) => Err(Reason::InvalidField(f)),
-    }
+    let v = l.get(slots).map(|v| match v {
+        Val::Str(s) => Some(s),
+        _ => None,
+    });
+    str_between(v, f, min, max)
 }
 
 fn name<'a>(l: &Layers<'_, 'a>, slots: &[usize], f: Field) -> Result<Cow<'a, str>, Reason> {
