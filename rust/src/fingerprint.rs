@@ -13,7 +13,7 @@
 //! word); the SimHash votes are kept as bit-sliced counters (a few word
 //! operations per shingle instead of 64 updates).
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Field, Reason};
@@ -505,28 +505,6 @@ impl Fingerprint {
     }
 }
 
-#[derive(Deserialize)]
-struct RawWire<'a> {
-    v: u64,
-    #[serde(borrow)]
-    key: &'a str,
-    #[serde(default, borrow)]
-    prompt: Option<RawSide<'a>>,
-    #[serde(default, borrow)]
-    output: Option<RawSide<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawSide<'a> {
-    #[serde(default, borrow)]
-    hash: Option<&'a str>,
-    sim: &'a str,
-    bag: &'a str,
-    rep: (u64, u64),
-    words: u64,
-    bytes: u64,
-}
-
 fn parse_hex(s: &str, digits: usize) -> Option<u64> {
     if s.len() != digits || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
@@ -534,23 +512,34 @@ fn parse_hex(s: &str, digits: usize) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
-fn decode_side(r: &RawSide<'_>, prompt: bool) -> Option<Side> {
-    let (repeated, total) = r.rep;
-    if r.words == 0 || repeated > total || total > r.bytes || r.words > r.bytes {
+fn hex_member(side: &Map<String, Value>, name: &str) -> Option<u64> {
+    parse_hex(side.get(name)?.as_str()?, 16)
+}
+
+/// One side of a print (`None`: not valid). Only the prompt's `hash` is read.
+fn decode_side(v: &Value, prompt: bool) -> Option<Side> {
+    let side = v.as_object()?;
+    let nat = |name: &str| side.get(name)?.as_u64();
+    let rep = side.get("rep")?.as_array()?;
+    let [repeated, total] = rep.as_slice() else {
+        return None;
+    };
+    let (repeated, total) = (repeated.as_u64()?, total.as_u64()?);
+    let (words, bytes) = (nat("words")?, nat("bytes")?);
+    if words == 0 || repeated > total || total > bytes || words > bytes {
         return None;
     }
-    let hash = match (prompt, r.hash) {
-        (true, Some(h)) => parse_hex(h, 16)? | 1,
-        (true, None) => return None,
-        (false, _) => 0,
-    };
     Some(Side {
-        hash,
-        sim: parse_hex(r.sim, 16)?,
-        bag: parse_hex(r.bag, 16)?,
-        repeat: r.rep,
-        words: r.words,
-        bytes: r.bytes,
+        hash: if prompt {
+            hex_member(side, "hash")? | 1
+        } else {
+            0
+        },
+        sim: hex_member(side, "sim")?,
+        bag: hex_member(side, "bag")?,
+        repeat: (repeated, total),
+        words,
+        bytes,
     })
 }
 
@@ -560,20 +549,24 @@ impl Wire {
     /// missing member or an inconsistent value is `invalid_field:fingerprint`.
     pub fn decode(json: &str) -> Result<Wire, Reason> {
         let bad = Reason::InvalidField(Field::Fingerprint);
-        let raw: RawWire<'_> = serde_json::from_str(json).map_err(|_| bad)?;
-        if raw.v != VERSION {
+        // Read as a JSON value: escapes decoded, a repeated member's last
+        // value wins (as for the event's own members).
+        let value: Value = serde_json::from_str(json).map_err(|_| bad)?;
+        let wire = value.as_object().ok_or(bad)?;
+        if wire.get("v").and_then(Value::as_u64) != Some(VERSION) {
             return Err(bad);
         }
-        let key_id = parse_hex(raw.key, 8).ok_or(bad)? as u32;
-        let side = |s: &Option<RawSide<'_>>, prompt| match s {
-            None => Ok(None),
-            Some(r) => decode_side(r, prompt).map(Some).ok_or(bad),
+        let key = wire.get("key").and_then(Value::as_str).ok_or(bad)?;
+        let key_id = parse_hex(key, 8).ok_or(bad)? as u32;
+        let side = |name: &str, prompt| match wire.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => decode_side(v, prompt).map(Some).ok_or(bad),
         };
         Ok(Wire {
             key_id,
             print: Fingerprint {
-                prompt: side(&raw.prompt, true)?,
-                output: side(&raw.output, false)?,
+                prompt: side("prompt", true)?,
+                output: side("output", false)?,
             },
         })
     }

@@ -284,3 +284,37 @@ def test_unknown_members_are_ignored() -> None:
     extended = {**fp, "future": {"x": 1}, "prompt": {**fp["prompt"], "minhash": [1, 2, 3]}}
     ev = {"event_id": "e", "ts": T0, "user": "ann", "model": "gpt-4o", "input_tokens": 40}
     assert verdicts_core([{**ev, "fingerprint": extended}], 1) == verdicts_core([{**ev, "fingerprint": fp}], 1)
+
+
+def _one(value: bytes) -> tuple[list[str], list[str], list[str]]:
+    """(core's rejections, reference's rejections, core's accepted event ids) of one raw message."""
+    out = _core.Core(fingerprint_secret=SECRET).process([0], [0], [value], NOW)
+    ref = Reference(grace_ms=3_600_000, dedupe_horizon_ms=DAY, future_tolerance_ms=600_000, max_message_bytes=1_048_576,
+                    count_tokens=lambda t, m: (0, False), fingerprint_secret=SECRET)  # fmt: skip
+    ref.process([0], [0], [value], NOW)
+    return list(out.rejected["reason"]), [r[3] for r in ref.rejected()], list(out.events["event_id"])
+
+
+@pytest.mark.parametrize(
+    ("spelling", "accepted"),
+    [
+        # JSON spellings of a valid print: escapes, a repeated member (the last wins), an output "hash"
+        (lambda fp: orjson.dumps(fp).replace(b'"v":1', b'"v":1,"key":"zz","v":1', 1), True),
+        (lambda fp: orjson.dumps(fp).replace(b'"key":"' + fp["key"][:1].encode(),
+                                             b'"key":"\\u%04x' % ord(fp["key"][0]), 1), True),
+        (lambda fp: orjson.dumps({**fp, "output": {**fp["output"], "hash": 7}}), True),
+        (lambda fp: orjson.dumps({**fp, "prompt": None}), True),
+        # not objects
+        (lambda fp: orjson.dumps([1, fp["key"]]), False),
+        (lambda fp: orjson.dumps({**fp, "prompt": [fp["prompt"]["hash"]]}), False),
+        (lambda fp: orjson.dumps({**fp, "v": True}), False),
+    ],
+    ids=["repeated-member", "escaped-key", "output-hash", "null-side", "array", "array-side", "bool-version"],
+)
+def test_json_spellings_of_a_print_are_read_alike(spelling: Any, accepted: bool) -> None:
+    fp = core_print("Summarise the quarterly report", "Revenue grew.")
+    body = b'{"event_id":"e","ts":%d,"user":"ann","model":"gpt-4o","input_tokens":40,"fingerprint":%s}' % (
+        T0, spelling(fp))  # fmt: skip
+    core_rej, ref_rej, ids = _one(body)
+    assert core_rej == ref_rej
+    assert (ids == ["e"]) is accepted and (core_rej == []) is accepted, (core_rej, body)
