@@ -899,3 +899,36 @@ def test_check_schema_names_what_is_missing(store: Any) -> None:
     store.client.command(f"DROP TABLE {store.table('_waste')}")
     with pytest.raises(StoreError, match=r"lacks _waste: run `tokenlord init-db` first"):
         store.check_schema()
+
+
+def test_an_outcome_attributes_only_its_own_users_events(store: Any) -> None:
+    """An outcome naming another user's event or session (a colliding session id,
+    or claiming a colleague's request) attributes none of that user's tokens."""
+    import orjson
+    from tokenlord import _core
+
+    t0 = ms(WEEK1, 10)
+    core = _core.Core()
+    usage = [
+        {"event_id": "a1", "ts": t0, "user": "ann", "model": "gpt-4o", "session_id": "s", "input_tokens": 1000,
+         "output_tokens": 0},
+        {"event_id": "a2", "ts": t0 + 1, "user": "ann", "model": "gpt-4o", "input_tokens": 300, "output_tokens": 0},
+        {"event_id": "b1", "ts": t0 + 2, "user": "bob", "model": "gpt-4o", "session_id": "s", "input_tokens": 70,
+         "output_tokens": 0},
+    ]  # fmt: skip
+    out = core.process([0] * 3, [0, 1, 2], [orjson.dumps(u) for u in usage], t0 + 10)
+    store.write_batch(out, "tokenlord.events", t0 + 10)
+    outcomes = [
+        {"event_id": "a2", "ts": t0 + 5, "user": "bob", "outcome": "merged", "value": 5.0},  # ann's request
+        {"session_id": "s", "ts": t0 + 6, "user": "bob", "outcome": "resolved"},  # bob's and ann's session id
+        {"event_id": "b1", "ts": t0 + 7, "user": "ann", "outcome": "merged"},  # bob's request
+    ]
+    oc, rj = core.outcomes([0] * 3, [0, 1, 2], [orjson.dumps(o) for o in outcomes], t0 + 10)
+    assert rj["reason"] == []
+    store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", t0 + 10)
+    value = {r["user"]: r for r in view(store, "value_weekly")}
+    assert value["bob"]["attributed_tokens"] == 70  # his own b1, through his session s only
+    assert value["ann"]["attributed_tokens"] == 0  # neither a1 (session s) nor a2 through bob's outcomes
+    # Each outcome still counts, with its value, for the user who sent it.
+    assert (value["bob"]["outcomes"], value["bob"]["value"]) == (2, 5.0)
+    assert (value["ann"]["outcomes"], value["ann"]["value"]) == (1, 0)
