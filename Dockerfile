@@ -14,8 +14,13 @@ RUN maturin build --release --out /wheels
 
 FROM python:3.11-slim
 RUN useradd --create-home tokenlord
+# The worker's dependencies exactly as locked (`make lock`): pinned versions, and
+# pip refuses any file whose sha256 is not in the lock. Then the wheel built
+# above, alone (--no-deps: nothing unpinned comes in with it).
+COPY requirements/worker.lock /tmp/worker.lock
+RUN pip install --no-cache-dir --require-hashes -r /tmp/worker.lock && rm /tmp/worker.lock
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir "$(ls /wheels/*.whl)[worker]" && rm -rf /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels && pip check
 USER tokenlord
 WORKDIR /home/tokenlord
 ENTRYPOINT ["tokenlord"]

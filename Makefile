@@ -18,7 +18,7 @@ DEMO_GAMERS ?= 5
 DEMO_TEXT_SHARE ?= 1.0
 DEMO_FINGERPRINTS ?= 0
 
-.PHONY: help install venv build browser test test-rust test-py lint compose-check demo demo-run bench clean
+.PHONY: help install venv build browser test test-rust test-py lint compose-check lock demo demo-run bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -60,6 +60,11 @@ test-py: install browser ## pytest: unit and integration (starts a real local Ka
 
 compose-check: ## docker compose config on docker-compose.yml (builds the compose plugin once if docker has none; needs docker CLI + go)
 	bash scripts/compose-check.sh
+
+# The Docker image's pinned dependencies; pip-tools runs in a throwaway venv with the image's Python.
+LOCK_PYTHON ?= python3.11
+lock: ## requirements/worker.lock: the worker extra pinned with hashes (pip-compile; rerun after changing pyproject.toml)
+	PYTHON=$(LOCK_PYTHON) bash scripts/lock.sh
 
 lint: install compose-check ## ruff, mypy (strict), the native stub check (stubtest), compose-check
 	$(VENV)/bin/ruff check python streams tests benchmarks

@@ -8,6 +8,10 @@
 # Without docker, or without both a compose plugin and go, or when the build
 # fails, it says why and succeeds (nothing to check with). An invalid file
 # fails, and so do warnings of `config`.
+# The file is checked with the passwords of .env.example (--env-file: a
+# developer's own .env is never read), and once more without each of them:
+# every one must be required (`${VAR:?message}`), so `config` must fail and
+# name it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +21,7 @@ COMPOSE_MODULE=github.com/docker/compose/${COMPOSE_VERSION%%.*}
 CACHE=${TOKENLORD_CACHE_DIR:-$HOME/.cache/tokenlord}/compose-$COMPOSE_VERSION
 PLUGIN=$CACHE/docker-config/cli-plugins/docker-compose
 FILE=${1:-docker-compose.yml}
+ENV_FILE=${ENV_FILE:-.env.example}
 
 skip() { echo "compose-check: skipped: $*"; exit 0; }
 
@@ -50,10 +55,28 @@ if ! docker compose version >/dev/null 2>&1; then
 fi
 compose=(docker compose)
 
-out=$("${compose[@]}" -f "$FILE" config -q 2>&1) || { echo "$out" >&2; echo "compose-check: $FILE is invalid" >&2; exit 1; }
+# The variables of the env file, unset from this environment so only --env-file sets them.
+mapfile -t required < <(sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' "$ENV_FILE")
+[ "${#required[@]}" -gt 0 ] || { echo "compose-check: $ENV_FILE names no variables" >&2; exit 1; }
+for var in "${required[@]}"; do unset "$var"; done
+
+out=$("${compose[@]}" --env-file "$ENV_FILE" -f "$FILE" config -q 2>&1) || {
+    echo "$out" >&2; echo "compose-check: $FILE is invalid (with $ENV_FILE)" >&2; exit 1; }
 if [ -n "$out" ]; then
     echo "$out" >&2
     echo "compose-check: docker compose config warned about $FILE" >&2
     exit 1
 fi
-echo "compose-check: $FILE ok ($("${compose[@]}" version --short))"
+without=$(mktemp)
+trap 'rm -f "$without"' EXIT
+for var in "${required[@]}"; do
+    grep -v "^$var=" "$ENV_FILE" >"$without"
+    if out=$("${compose[@]}" --env-file "$without" -f "$FILE" config -q 2>&1); then
+        echo "compose-check: $FILE starts without $var: give it no default (\${$var:?message})" >&2; exit 1
+    fi
+    case $out in
+        *"required variable $var is missing a value"*) ;;
+        *) echo "$out" >&2; echo "compose-check: without $var, config failed for another reason" >&2; exit 1 ;;
+    esac
+done
+echo "compose-check: $FILE ok, ${#required[@]} passwords required ($("${compose[@]}" version --short))"

@@ -143,7 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "init-db",
         parents=[parent],
-        help="create the ClickHouse database, tables and views (--bi-user NAME: also a read-only user for BI tools)",
+        help="create the ClickHouse database, tables and views (--bi-user NAME: also a read-only user for BI tools; "
+        "--worker-user NAME: an insert/select user for workers)",
     )
 
     kl = sub.add_parser("kafka-local", parents=[parent], help="a real single-node Kafka on 127.0.0.1 for dev and tests")
@@ -280,35 +281,41 @@ def _cmd_init_db(settings: Settings) -> int:
 
     url = settings.clickhouse_url
     where = url if url.startswith("chdb:") else mask(url)
-    password = ""
-    if settings.bi_user:  # checked before anything is created
-        if url.startswith("chdb:"):
-            raise ConfigError(
-                f"--bi-user needs a ClickHouse server (TOKENLORD_CLICKHOUSE_URL=http(s)://...): "
-                f"embedded chDB ({where}) has no users to create"
-            )
-        password = settings.bi_secret()
-    from tokenlord.store import open_store
+    passwords: dict[str, str] = {}
+    for flag, user, secret in (
+        ("--bi-user", settings.bi_user, settings.bi_secret),
+        ("--worker-user", settings.worker_user, settings.worker_secret),
+    ):
+        if user:  # checked before anything is created
+            if url.startswith("chdb:"):
+                raise ConfigError(
+                    f"{flag} needs a ClickHouse server (TOKENLORD_CLICKHOUSE_URL=http(s)://...): "
+                    f"embedded chDB ({where}) has no users to create"
+                )
+            passwords[flag] = secret()
+    from tokenlord.store import access, open_store
 
     store = open_store(settings)
     store.init_db(settings.title_list())
     print(f"database {settings.database!r} ready at {where}")
     if settings.bi_user:
-        _create_bi_user(store.client, settings.database, settings.bi_user, password)
+        _create_user(access.create_bi_user, "BI", store.client, settings, settings.bi_user, passwords["--bi-user"])
         print(f"BI user {settings.bi_user!r}: SELECT on the views of {settings.database!r} only, readonly")
+    if settings.worker_user:
+        user = settings.worker_user
+        _create_user(access.create_worker_user, "worker", store.client, settings, user, passwords["--worker-user"])
+        print(f"worker user {user!r}: INSERT and SELECT on the worker's tables of {settings.database!r}, no DDL")
     return 0
 
 
-def _create_bi_user(client: Any, database: str, user: str, password: str) -> None:
+def _create_user(create: Any, kind: str, client: Any, settings: Settings, user: str, password: str) -> None:
     from clickhouse_connect.driver.exceptions import ClickHouseError
 
-    from tokenlord.store.access import create_bi_user
-
     try:
-        create_bi_user(client, database, user, password)
+        create(client, settings.database, user, password)
     except ClickHouseError as exc:  # the server's own words, first line, never the password
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(password, "***")
-        raise StoreError(f"cannot create or update the BI user {user!r}: {first}") from None
+        raise StoreError(f"cannot create or update the {kind} user {user!r}: {first}") from None
 
 
 def _cmd_kafka_local(args: argparse.Namespace, settings: Settings) -> int:

@@ -249,6 +249,33 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("bi_password_file", "", "File holding the BI user's password (e.g. a mounted secret).", _readable_file),
     Field(
+        "worker_user",
+        "",
+        "`init-db` also creates (or resets) this ClickHouse user for workers: INSERT and SELECT on the tables a "
+        "worker writes and reads, SELECT on the public views, nothing else (no DDL). Run the worker with it and "
+        "TOKENLORD_WORKER_INIT_DB=false. Needs a ClickHouse server (not chdb://). Empty: no worker user.",
+        _optional_identifier,
+    ),
+    Field(
+        "worker_password",
+        "",
+        "The worker user's password (for `init-db`): environment only (no flag), masked; or use "
+        "TOKENLORD_WORKER_PASSWORD_FILE.",
+        secret=True,
+        has_flag=False,
+    ),
+    Field(
+        "worker_password_file", "", "File holding the worker user's password (e.g. a mounted secret).", _readable_file
+    ),
+    Field(
+        "worker_init_db",
+        "true",
+        "true: the worker runs `init-db` at start (creates what is missing, refreshes views and titles). "
+        "false: the schema must already exist (a separate `tokenlord init-db` with an admin user, as in "
+        "docker-compose.yml), so the worker needs no DDL rights; it checks its tables are there and says so.",
+        _bool,
+    ),
+    Field(
         "fingerprint_key",
         "",
         "The organisation's secret that keys text fingerprints (`tokenlord.fingerprint`): the same on every "
@@ -447,6 +474,26 @@ FIELDS: tuple[Field, ...] = (
 )
 
 
+def _user_secret(kind: str, flag: str, user: str, password: str, password_file: str) -> str:
+    """A ClickHouse user's password for `init-db`: TOKENLORD_<kind>_PASSWORD or its _FILE; never empty."""
+    if password_file:
+        try:
+            secret = Path(password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"TOKENLORD_{kind}_PASSWORD_FILE={password_file!r}: cannot read it ({exc.strerror})."
+            ) from None
+        if not secret:
+            raise ConfigError(f"TOKENLORD_{kind}_PASSWORD_FILE={password_file!r} is empty.")
+        return secret
+    if not password:
+        raise ConfigError(
+            f"{flag} {user} needs a password: set TOKENLORD_{kind}_PASSWORD or "
+            f"TOKENLORD_{kind}_PASSWORD_FILE (never a flag)."
+        )
+    return password
+
+
 @dataclass(frozen=True)
 class Settings:
     kafka_brokers: str = "localhost:9092"
@@ -463,6 +510,10 @@ class Settings:
     bi_user: str = ""
     bi_password: str = ""
     bi_password_file: str = ""
+    worker_user: str = ""
+    worker_password: str = ""
+    worker_password_file: str = ""
+    worker_init_db: bool = True
     fingerprint_key: str = ""
     fingerprint_key_file: str = ""
     events_topic: str = "tokenlord.events"
@@ -547,6 +598,8 @@ class Settings:
             )
         if settings.bi_password and settings.bi_password_file:
             raise ConfigError("set TOKENLORD_BI_PASSWORD or TOKENLORD_BI_PASSWORD_FILE, not both.")
+        if settings.worker_password and settings.worker_password_file:
+            raise ConfigError("set TOKENLORD_WORKER_PASSWORD or TOKENLORD_WORKER_PASSWORD_FILE, not both.")
         if settings.fingerprint_key and settings.fingerprint_key_file:
             raise ConfigError("set TOKENLORD_FINGERPRINT_KEY or TOKENLORD_FINGERPRINT_KEY_FILE, not both.")
         return settings
@@ -584,22 +637,13 @@ class Settings:
 
     def bi_secret(self) -> str:
         """The BI user's password (environment or file); an error when there is none."""
-        if self.bi_password_file:
-            try:
-                secret = Path(self.bi_password_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(
-                    f"TOKENLORD_BI_PASSWORD_FILE={self.bi_password_file!r}: cannot read it ({exc.strerror})."
-                ) from None
-            if not secret:
-                raise ConfigError(f"TOKENLORD_BI_PASSWORD_FILE={self.bi_password_file!r} is empty.")
-            return secret
-        if not self.bi_password:
-            raise ConfigError(
-                f"--bi-user {self.bi_user} needs a password: set TOKENLORD_BI_PASSWORD or "
-                "TOKENLORD_BI_PASSWORD_FILE (never a flag)."
-            )
-        return self.bi_password
+        return _user_secret("BI", "--bi-user", self.bi_user, self.bi_password, self.bi_password_file)
+
+    def worker_secret(self) -> str:
+        """The worker user's password (environment or file); an error when there is none."""
+        return _user_secret(
+            "WORKER", "--worker-user", self.worker_user, self.worker_password, self.worker_password_file
+        )
 
     def fingerprint_secret(self) -> bytes:
         """The fingerprint secret (environment or file; empty when unset)."""

@@ -75,7 +75,10 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     )
     ensure_dlq_topic(kafka, settings)
     store = open_store(settings)
-    store.init_db(settings.title_list())
+    if settings.worker_init_db:
+        store.init_db(settings.title_list())
+    else:  # a separate `tokenlord init-db` owns the schema; this worker may have no DDL rights
+        store.check_schema()
     stop_at = None
     if stop_at_end:
         # Partitions the group has already committed up to the end have nothing to wait for.

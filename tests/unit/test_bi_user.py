@@ -126,7 +126,8 @@ def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
 
     store = FakeStore()
     monkeypatch.setattr(store_pkg, "open_store", lambda settings: store)
-    for var in ("TOKENLORD_BI_USER", "TOKENLORD_BI_PASSWORD", "TOKENLORD_BI_PASSWORD_FILE"):
+    for var in ("TOKENLORD_BI_USER", "TOKENLORD_BI_PASSWORD", "TOKENLORD_BI_PASSWORD_FILE", "TOKENLORD_WORKER_USER",
+                "TOKENLORD_WORKER_PASSWORD", "TOKENLORD_WORKER_PASSWORD_FILE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TOKENLORD_CLICKHOUSE_URL", "http://tokenlord:adminpw@clickhouse:8123")
     return store
@@ -203,3 +204,91 @@ def test_config_masks_the_bi_password(
     monkeypatch.setenv("TOKENLORD_BI_PASSWORD_FILE", str(tmp_path / "pw"))
     assert cli.main(["config"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+# ---- the worker user (init-db --worker-user) ------------------------------------------------
+
+WORKER_GRANT = (
+    "GRANT INSERT, SELECT ON `tokenlord`.`_events`, INSERT, SELECT ON `tokenlord`.`_hourly`, "
+    "INSERT, SELECT ON `tokenlord`.`_weekly`, INSERT, SELECT ON `tokenlord`.`_waste`, "
+    "INSERT ON `tokenlord`.`_rejected`, INSERT, SELECT ON `tokenlord`.`_outcomes`, "
+    "INSERT, SELECT ON `tokenlord`.`_progress`, "
+    + ", ".join(f"SELECT ON `tokenlord`.`{v}`" for v in VIEWS)
+    + " TO `tokenlord_worker` WITH REPLACE OPTION"
+)
+WORKER_EXPECTED = [
+    "CREATE USER IF NOT EXISTS `tokenlord_worker` IDENTIFIED WITH sha256_password BY {bi_password:String} "
+    "DEFAULT DATABASE `tokenlord`",
+    "ALTER USER `tokenlord_worker` IDENTIFIED WITH sha256_password BY {bi_password:String} "
+    "DEFAULT DATABASE `tokenlord`",
+    WORKER_GRANT,
+]
+
+
+def test_worker_user_statements_grant_no_ddl_and_nothing_on_titles() -> None:
+    client = RecordingClient()
+    assert access.create_worker_user(client, "tokenlord", "tokenlord_worker", PASSWORD) == WORKER_EXPECTED
+    assert [p for _, p in client.calls] == [{"bi_password": PASSWORD}, {"bi_password": PASSWORD}, None]
+    for word in ("CREATE", "ALTER", "DROP", "TRUNCATE", "OPTIMIZE", "_titles", "readonly", "*"):
+        assert word not in WORKER_GRANT
+    with pytest.raises(ValueError, match="empty"):
+        access.create_worker_user(RecordingClient(), "tokenlord", "w", "")
+
+
+def test_clickhouse_parses_the_worker_statements() -> None:
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", FORMAT_SQL], input=json.dumps(WORKER_EXPECTED), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    formatted = json.loads(out.stdout.strip().splitlines()[-1])
+    assert formatted[2].startswith("GRANT INSERT, SELECT ON tokenlord._events, INSERT, SELECT ON tokenlord._hourly")
+    assert formatted[2].endswith("SELECT ON tokenlord.value_weekly TO tokenlord_worker WITH REPLACE OPTION")
+
+
+def test_init_db_with_worker_and_bi_users(
+    fake_store: FakeStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TOKENLORD_BI_PASSWORD", PASSWORD)
+    secret = tmp_path / "worker-password"
+    secret.write_text("w0rker\n")
+    monkeypatch.setenv("TOKENLORD_WORKER_PASSWORD_FILE", str(secret))
+    assert cli.main(["init-db", "--bi-user", "grafana", "--worker-user", "tokenlord_worker"]) == 0
+    assert [sql for sql, _ in fake_store.client.calls] == EXPECTED + WORKER_EXPECTED
+    assert fake_store.client.calls[-2][1] == {"bi_password": "w0rker"}
+    out = capsys.readouterr().out
+    assert "worker user 'tokenlord_worker'" in out and "w0rker" not in out and PASSWORD not in out
+
+
+def test_worker_password_is_environment_or_file_only(
+    fake_store: FakeStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TOKENLORD_WORKER_PASSWORD", raising=False)
+    monkeypatch.delenv("TOKENLORD_WORKER_PASSWORD_FILE", raising=False)
+    with pytest.raises(SystemExit):
+        cli.main(["init-db", "--worker-user", "w", "--worker-password", "x"])
+    assert "unrecognized arguments: --worker-password" in capsys.readouterr().err
+    assert cli.main(["init-db", "--worker-user", "w"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "TOKENLORD_WORKER_PASSWORD" in err and "Traceback" not in err
+    assert fake_store.titles is None
+    monkeypatch.setenv("TOKENLORD_WORKER_PASSWORD", "x")
+    assert cli.main(["init-db", "--worker-user", "w", "--clickhouse-url", "chdb://./var/x"]) == 2
+    err = capsys.readouterr().err
+    assert "--worker-user needs a ClickHouse server" in err and fake_store.titles is None
+
+
+def test_worker_server_refusal_is_one_line_without_the_password(
+    fake_store: FakeStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    monkeypatch.setenv("TOKENLORD_WORKER_PASSWORD", PASSWORD)
+    fake_store.client.fail_on = "GRANT"
+    fake_store.client.error = DatabaseError(f"Code: 497. DB::Exception: denied ({PASSWORD}). (ACCESS_DENIED)\nmore")
+    assert cli.main(["init-db", "--worker-user", "tokenlord_worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "worker user 'tokenlord_worker'" in err and "ACCESS_DENIED" in err
+    assert PASSWORD not in err

@@ -47,6 +47,79 @@ def test_services_and_mounted_files(compose: dict[str, Any]) -> None:
     assert "grafana-clickhouse-datasource" in services["grafana"]["environment"]["GF_INSTALL_PLUGINS"]
 
 
+# ---- locked down: loopback ports, required passwords, a ClickHouse user per job -----------------
+
+COMPOSE_TEXT = (REPO / "docker-compose.yml").read_text()
+ENV_EXAMPLE = REPO / ".env.example"
+REQUIRED = (
+    "CLICKHOUSE_ADMIN_PASSWORD", "CLICKHOUSE_WORKER_PASSWORD", "CLICKHOUSE_BI_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
+)  # fmt: skip
+
+
+def test_every_port_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    published = [(name, str(p)) for name, svc in compose["services"].items() for p in svc.get("ports", [])]
+    assert {n for n, _ in published} == {"kafka", "clickhouse", "worker", "prometheus", "grafana"}
+    for name, port in published:
+        assert port.startswith("127.0.0.1:") and port.count(":") == 2, f"{name} publishes {port} beyond loopback"
+
+
+def test_passwords_are_required_never_defaulted(compose: dict[str, Any]) -> None:
+    variables = re.findall(r"\$\{([A-Z_]+)([^}]*)\}", COMPOSE_TEXT)
+    assert {v for v, _ in variables} == set(REQUIRED)
+    for var, rest in variables:
+        assert rest.startswith(":?") and var in rest, f"${{{var}{rest}}}: a password must be required with a message"
+    assert ":-" not in COMPOSE_TEXT.replace("# ", "")
+    lines = [line for line in ENV_EXAMPLE.read_text().splitlines() if "=" in line and not line.startswith("#")]
+    example = dict(line.split("=", 1) for line in lines)
+    assert set(example) == set(REQUIRED) and all(v.startswith("replace-me") for v in example.values())
+    assert "/.env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def clickhouse_url_user(env: dict[str, str]) -> tuple[str, str]:
+    m = re.fullmatch(r"http://(\w+):\$\{(\w+):\?[^}]+\}@clickhouse:8123", env["TOKENLORD_CLICKHOUSE_URL"])
+    assert m, env["TOKENLORD_CLICKHOUSE_URL"]
+    return m.group(1), m.group(2)
+
+
+def test_a_clickhouse_user_per_job(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    admin = services["clickhouse"]["environment"]
+    assert admin["CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_ADMIN_PASSWORD:?")
+    assert str(admin["CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT"]) == "1"  # the admin creates the other users
+    init = services["init-db"]["environment"]
+    assert clickhouse_url_user(init) == (admin["CLICKHOUSE_USER"], "CLICKHOUSE_ADMIN_PASSWORD")
+    worker = services["worker"]["environment"]
+    assert clickhouse_url_user(worker) == (init["TOKENLORD_WORKER_USER"], "CLICKHOUSE_WORKER_PASSWORD")
+    assert init["TOKENLORD_WORKER_PASSWORD"].startswith("${CLICKHOUSE_WORKER_PASSWORD:?")
+    assert worker["TOKENLORD_WORKER_INIT_DB"] == "false", "the worker user has no DDL rights: init-db owns the schema"
+    ds = load(REPO / "deploy/grafana/provisioning/datasources/tokenlord.yml")["datasources"]
+    ch = next(d for d in ds if d["type"] == "grafana-clickhouse-datasource")
+    assert ch["jsonData"]["username"] == init["TOKENLORD_BI_USER"] != admin["CLICKHOUSE_USER"]
+    assert init["TOKENLORD_BI_PASSWORD"].startswith("${CLICKHOUSE_BI_PASSWORD:?")
+    assert services["grafana"]["environment"]["CLICKHOUSE_BI_PASSWORD"].startswith("${CLICKHOUSE_BI_PASSWORD:?")
+    # The admin password reaches the ClickHouse server and the one-shot init-db only.
+    for name, svc in services.items():
+        if name not in ("clickhouse", "init-db"):
+            assert "CLICKHOUSE_ADMIN_PASSWORD" not in json.dumps(svc), name
+    # Each setting init-db and the worker get is one the CLI knows.
+    from tokenlord.settings import FIELDS
+
+    known = {f.env for f in FIELDS}
+    for name in ("init-db", "worker"):
+        assert set(services[name]["environment"]) <= known, name
+
+
+def test_init_db_is_a_one_shot_the_worker_and_grafana_wait_for(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    init = services["init-db"]
+    assert init["command"] == ["init-db"] and init["restart"] == "no" and "ports" not in init
+    assert init["depends_on"]["clickhouse"] == {"condition": "service_healthy"}
+    for name in ("worker", "grafana"):
+        assert services[name]["depends_on"]["init-db"] == {"condition": "service_completed_successfully"}, name
+    # /ping: the server's image replaces the default user, so an unauthenticated client query would fail.
+    assert "http://127.0.0.1:8123/ping" in services["clickhouse"]["healthcheck"]["test"]
+
+
 def test_prometheus_scrapes_the_workers_web_port(compose: dict[str, Any]) -> None:
     env = compose["services"]["worker"]["environment"]
     assert env["TOKENLORD_WEB_BIND"] == "0.0.0.0", "inside a container the web server must listen on all interfaces"
@@ -67,8 +140,8 @@ def test_datasources_and_dashboard_refer_to_each_other(compose: dict[str, Any]) 
     assert set(uids.values()) == {"prometheus", "grafana-clickhouse-datasource"}
     ch = next(d for d in ds if d["type"] == "grafana-clickhouse-datasource")
     assert ch["jsonData"]["host"] == "clickhouse" and ch["jsonData"]["protocol"] == "http"
-    assert ch["secureJsonData"]["password"] == "$CLICKHOUSE_PASSWORD"  # from the environment, never in the file
-    assert "CLICKHOUSE_PASSWORD" in compose["services"]["grafana"]["environment"]
+    assert ch["secureJsonData"]["password"] == "$CLICKHOUSE_BI_PASSWORD"  # from the environment, never in the file
+    assert "CLICKHOUSE_BI_PASSWORD" in compose["services"]["grafana"]["environment"]
     providers = load(REPO / "deploy/grafana/provisioning/dashboards/tokenlord.yml")["providers"]
     mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"] if v.startswith("./"))
     assert mounts["./deploy/grafana/dashboards"] == providers[0]["options"]["path"]
@@ -171,9 +244,13 @@ def compose_env() -> dict[str, str] | None:
     return None
 
 
-def compose_config(path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def compose_config(
+    path: Path, env: dict[str, str], env_file: Path = ENV_EXAMPLE
+) -> subprocess.CompletedProcess[str]:
+    """`docker compose config` with the passwords of ``env_file`` only (never a developer's .env)."""
+    env = {k: v for k, v in env.items() if k not in REQUIRED}
     return subprocess.run(
-        ["docker", "compose", "-f", str(path), "config", "-q"],
+        ["docker", "compose", "--env-file", str(env_file), "-f", str(path), "config", "-q"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -205,3 +282,12 @@ def test_docker_compose_config_is_a_real_check(compose_cli: dict[str, str], tmp_
         broken.write_text(original.replace(old, new, 1))
         out = compose_config(broken, compose_cli)
         assert out.returncode != 0 and wanted in out.stderr, (new, out.stderr)
+
+
+def test_docker_compose_config_refuses_a_missing_password(compose_cli: dict[str, str], tmp_path: Path) -> None:
+    for var in REQUIRED:
+        env_file = tmp_path / f"without-{var}.env"
+        env_file.write_text("".join(f"{v}=x{i}\n" for i, v in enumerate(REQUIRED) if v != var))
+        out = compose_config(REPO / "docker-compose.yml", compose_cli, env_file)
+        assert out.returncode != 0, var
+        assert f"required variable {var} is missing a value: set {var} (see .env.example)" in out.stderr, out.stderr

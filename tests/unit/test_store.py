@@ -820,3 +820,115 @@ def test_outcomes_join_usage_in_leaderboard_and_value_weekly(store: Any) -> None
 
     assert "outcomes: merged 1 (value 3), resolved 1" in format_explain(store.explain("ann", WEEK1))
     assert "outcomes: rejected 1  ('rejected' does not count)" in format_explain(store.explain("bob", WEEK1))
+
+
+class RecordingClient:
+    """Passes every call to the real client and records what it touches."""
+
+    def __init__(self, client: Any, db: str) -> None:
+        self.client, self.db = client, db
+        self.inserted: set[str] = set()
+        self.selected: set[str] = set()
+        self.commands: list[str] = []
+
+    def _tables(self, sql: str) -> set[str]:
+        import re
+
+        return set(re.findall(rf"`{self.db}`\.`(\w+)`", sql))
+
+    def insert(self, table: str, *args: Any, **kwargs: Any) -> Any:
+        self.inserted.add(table)
+        return self.client.insert(table, *args, **kwargs)
+
+    def raw_insert(self, table: str, *args: Any, **kwargs: Any) -> Any:
+        self.inserted |= self._tables(table)  # the quoted `db`.`name`
+        return self.client.raw_insert(table, *args, **kwargs)
+
+    def query(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        assert sql.lstrip().upper().startswith(("SELECT", "WITH")), sql
+        self.selected |= self._tables(sql)
+        return self.client.query(sql, *args, **kwargs)
+
+    def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        self.commands.append(sql)
+        return self.client.command(sql, *args, **kwargs)
+
+
+def test_a_worker_needs_exactly_the_worker_users_grants(store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a worker started with TOKENLORD_WORKER_INIT_DB=false does to the store
+    (write batches of events and outcomes, restore, the pages' reads, the schema
+    check) touches exactly the tables `init-db --worker-user` grants, and issues
+    no DDL or other command."""
+    import orjson
+    from tokenlord import _core
+    from tokenlord.store import access
+
+    t0 = ms(WEEK1, 10)
+    core = _core.Core()
+    usage = {"event_id": "u1", "ts": t0, "user": "ann", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 2}
+    out = core.process([0], [0], [orjson.dumps(usage)], t0 + 10)
+    outcome = {"event_id": "u1", "ts": t0 + 5, "user": "ann", "outcome": "merged"}
+    oc, rj = core.outcomes([0, 0], [0, 1], [orjson.dumps(outcome), b"{bad"], t0 + 10)
+    rec = RecordingClient(store.client, store.database)
+    monkeypatch.setattr(store, "_client", rec)
+    store.check_schema()
+    store.write_batch(sample_batch(), "tokenlord.events", t0)
+    store.write_batch(out, "tokenlord.events", t0 + 10)
+    store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", t0 + 10)
+    store.restore_partition(0, None, "tokenlord.events")
+    store.restore_partition(0, t0 - 1, "tokenlord.events")
+    store.leaderboard()
+    store.leaderboard(WEEK1, by="effective")
+    store.explain("ann", WEEK1)
+    assert rec.commands == []
+    assert rec.inserted == set(access.WORKER_INSERT)
+    views = rec.selected & set(st.PUBLIC_VIEWS)
+    assert rec.selected - views == set(access.WORKER_SELECT) and views
+    grants = access.worker_user_statements(store.database, "w")[-1]
+    for table in rec.inserted:
+        assert f"INSERT, SELECT ON `{store.database}`.`{table}`" in grants or (
+            f"INSERT ON `{store.database}`.`{table}`" in grants
+        )
+    for table in rec.selected:
+        assert f"SELECT ON `{store.database}`.`{table}`" in grants
+    assert "_titles" not in grants and "ALTER" not in grants and "CREATE" not in grants
+
+
+def test_check_schema_names_what_is_missing(store: Any) -> None:
+    store.check_schema()
+    store.client.command(f"DROP TABLE {store.table('_waste')}")
+    with pytest.raises(StoreError, match=r"lacks _waste: run `tokenlord init-db` first"):
+        store.check_schema()
+
+
+def test_an_outcome_attributes_only_its_own_users_events(store: Any) -> None:
+    """An outcome naming another user's event or session (a colliding session id,
+    or claiming a colleague's request) attributes none of that user's tokens."""
+    import orjson
+    from tokenlord import _core
+
+    t0 = ms(WEEK1, 10)
+    core = _core.Core()
+    usage = [
+        {"event_id": "a1", "ts": t0, "user": "ann", "model": "gpt-4o", "session_id": "s", "input_tokens": 1000,
+         "output_tokens": 0},
+        {"event_id": "a2", "ts": t0 + 1, "user": "ann", "model": "gpt-4o", "input_tokens": 300, "output_tokens": 0},
+        {"event_id": "b1", "ts": t0 + 2, "user": "bob", "model": "gpt-4o", "session_id": "s", "input_tokens": 70,
+         "output_tokens": 0},
+    ]  # fmt: skip
+    out = core.process([0] * 3, [0, 1, 2], [orjson.dumps(u) for u in usage], t0 + 10)
+    store.write_batch(out, "tokenlord.events", t0 + 10)
+    outcomes = [
+        {"event_id": "a2", "ts": t0 + 5, "user": "bob", "outcome": "merged", "value": 5.0},  # ann's request
+        {"session_id": "s", "ts": t0 + 6, "user": "bob", "outcome": "resolved"},  # bob's and ann's session id
+        {"event_id": "b1", "ts": t0 + 7, "user": "ann", "outcome": "merged"},  # bob's request
+    ]
+    oc, rj = core.outcomes([0] * 3, [0, 1, 2], [orjson.dumps(o) for o in outcomes], t0 + 10)
+    assert rj["reason"] == []
+    store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", t0 + 10)
+    value = {r["user"]: r for r in view(store, "value_weekly")}
+    assert value["bob"]["attributed_tokens"] == 70  # his own b1, through his session s only
+    assert value["ann"]["attributed_tokens"] == 0  # neither a1 (session s) nor a2 through bob's outcomes
+    # Each outcome still counts, with its value, for the user who sent it.
+    assert (value["bob"]["outcomes"], value["bob"]["value"]) == (2, 5.0)
+    assert (value["ann"]["outcomes"], value["ann"]["value"]) == (1, 0)

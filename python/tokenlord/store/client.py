@@ -375,6 +375,22 @@ class Store:
                 settings=_INSERT_SETTINGS,
             )
 
+    def check_schema(self) -> None:
+        """Raise :class:`StoreError` unless every table and view of the schema
+        exists (a worker started with ``TOKENLORD_WORKER_INIT_DB=false``).
+
+        Reads ``system.tables``, which shows a user the tables it has any grant on."""
+        wanted = (*schema.INTERNAL_TABLES, *schema.PUBLIC_VIEWS)
+        rows = self._client.query(
+            "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": self._db_name}
+        ).result_rows
+        missing = [t for t in wanted if t not in {r[0] for r in rows} and t != "_titles"]
+        if missing:
+            raise StoreError(
+                f"database {self._db_name!r} lacks {', '.join(missing)}: run `tokenlord init-db` first (with a "
+                "user allowed to create tables), or set TOKENLORD_WORKER_INIT_DB=true"
+            )
+
     # -- writes ----------------------------------------------------------------------
 
     def _insert(self, table: str, columns: schema.Columns, data: list[Sequence[Any]]) -> None:

@@ -416,6 +416,9 @@ FROM (
     # What the tokens achieved: outcomes joined to usage by event_id or
     # session_id (attributed tokens: usage of the requests and sessions that led
     # to an outcome), per user and week; sum by team for team figures. An
+    # outcome attributes only its own user's events: one naming another user's
+    # event or session (a colliding session id, or someone claiming credit for
+    # a colleague's request) attributes nothing to either. An
     # outcome "rejected" (the work was turned down) is kept in _outcomes but
     # counts as no outcome and attributes nothing.
     stmts.append(
@@ -444,9 +447,10 @@ LEFT JOIN (
 LEFT JOIN (
     SELECT toMonday(e.ts, 'UTC') AS x_week, e.`user` AS x_user, sum(e.total_tokens) AS x_attributed
     FROM {t("_events")} AS e FINAL
-    WHERE e.event_id IN (SELECT event_id FROM {t("_outcomes")} WHERE event_id != '' AND outcome != 'rejected')
-       OR (e.session_id != '' AND e.session_id IN (
-           SELECT session_id FROM {t("_outcomes")} WHERE session_id != '' AND outcome != 'rejected'))
+    WHERE (e.`user`, e.event_id) IN (
+           SELECT `user`, event_id FROM {t("_outcomes")} WHERE event_id != '' AND outcome != 'rejected')
+       OR (e.session_id != '' AND (e.`user`, e.session_id) IN (
+           SELECT `user`, session_id FROM {t("_outcomes")} WHERE session_id != '' AND outcome != 'rejected'))
     GROUP BY x_week, x_user
 ) AS at ON at.x_week = l.week_start AND at.x_user = l.`user`"""
     )
