@@ -24,38 +24,26 @@ and at most ``TOKENLORD_WEB_MAX_REQUESTS`` pages are served at once (more get
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlencode
 
 import faust
 from faust.web import Request, Response, View
-from tokenlord import __version__, pages
+from tokenlord import __version__
 from tokenlord import metrics as m
-from tokenlord.page_cache import Limiter, PageCache, cache_key
+from tokenlord.page_cache import Limiter, PageCache
+from tokenlord.page_server import QUERY_TIMEOUT, Page, PageServer, PageStore, Reads
+from tokenlord.page_server import masked as _masked
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
-from tokenlord.web_access import COOKIE, Access, Ask, Denied, Viewer
+from tokenlord.web_access import Access, Ask
 
 log = logging.getLogger("tokenlord.web")
 
-QUERY_TIMEOUT = 10.0  # seconds a page waits for the store
 READY_TIMEOUT = 3.0  # seconds /readyz waits for the store's answer
-RETRY_AFTER = "1"  # seconds, on a 503 for too many page requests at once
-_USERINFO = re.compile(r"://([^:/@\s]+):[^@\s]*@")
-_COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
 
 Run = Callable[..., Awaitable[Any]]
-
-
-def _masked(text: str) -> str:
-    """Error text with any ``scheme://user:password@`` password hidden."""
-    return _USERINFO.sub(r"://\1:***@", text)
 
 
 class Lag:
@@ -108,71 +96,33 @@ def register(
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         state["assigned"] = True
 
-    access = Access.from_settings(settings)
-    cache = PageCache(settings.web_cache / 1000)
-    limiter = Limiter(settings.web_max_requests)
-    # The pages' reads: their own thread and connection, beside the store thread's writes.
-    read_thread: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-pages")
+    # The pages: access, cache, bound, and reads on their own thread and connection.
     try:
-        reader = store.reader()
+        page_store: PageStore = store.reader()
+        reads: Run = Reads(page_store)
     except Exception as exc:  # a store not made by Store.connect (tests): share the store thread
         log.warning("pages read on the store thread (no read connection: %s)", _masked(str(exc)))
-        reader, read_thread = store, None
+        page_store = store
 
-    async def read(fn: Callable[..., Any], *args: Any) -> Any:
-        if read_thread is None:
+        async def reads(fn: Callable[..., Any], *args: Any) -> Any:
             return await asyncio.wait_for(run(fn, *args), QUERY_TIMEOUT)
-        future = asyncio.get_running_loop().run_in_executor(read_thread, fn, *args)
-        return await asyncio.wait_for(future, QUERY_TIMEOUT)
 
-    def html(view: View, status: int, body: str, headers: Mapping[str, str] | None = None) -> Response:
-        return view.html(body, status=status, headers={"Cache-Control": "no-store", **(headers or {})})
+    server = PageServer(
+        Access.from_settings(settings),
+        reads,
+        page_store,
+        cache=PageCache(settings.web_cache / 1000),
+        limiter=Limiter(settings.web_max_requests),
+    )
 
-    def first_values(request: Request) -> dict[str, str]:
-        out: dict[str, str] = {}
+    async def serve(view: View, request: Request, page: Page, user: str | None = None) -> Response:
+        query: dict[str, str] = {}
         for k, v in request.query.items():
-            out.setdefault(k, v)
-        return out
-
-    async def page(view: View, request: Request, build: Callable[[Viewer, dict[str, str]], Awaitable[str]]) -> Response:
-        """A page the viewer may see (cached), or a page saying what went wrong (never a traceback)."""
-        if not limiter.try_enter():
-            return html(
-                view, 503, pages.error_page(503, "too many page requests at once; try again in a moment"),
-                {"Retry-After": RETRY_AFTER},
-            )  # fmt: skip
-        try:
-            query = first_values(request)
-            # Faust's Request is aiohttp's here (remote: the peer address, path: without the query)
-            ask = Ask(request.headers, query, dict(getattr(request, "cookies", {})), getattr(request, "remote", None))
-            viewer = access.decide(ask)
-            if isinstance(viewer, Denied):
-                return html(view, viewer.status, pages.error_page(viewer.status, viewer.message), viewer.headers)
-            token = query.get("token")
-            if access.mode == "token" and token is not None:
-                # Keep the token in a cookie (the page's links carry none) and out of the URL.
-                rest = {k: v for k, v in query.items() if k != "token"}
-                headers = {"Location": request.url.raw_path + ("?" + urlencode(rest) if rest else "")}
-                if _COOKIE_SAFE.match(token):
-                    headers["Set-Cookie"] = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
-                return html(view, 303, "", headers)
-            key = cache_key(request.url.raw_path, query, viewer.scope)
-            body = cache.get(key)
-            if body is None:
-                body = await build(viewer, query)
-                cache.put(key, body)
-            return html(view, 200, body)
-        except pages.BadRequest as exc:
-            return html(view, 400, pages.error_page(400, str(exc)))
-        except Forbidden as exc:
-            return html(view, 403, pages.error_page(403, str(exc)))
-        except TimeoutError:
-            return html(view, 503, pages.error_page(503, "the store is busy or unreachable; try again shortly"))
-        except Exception as exc:
-            log.warning("page %s failed: %s", view.view_path, _masked(str(exc)))
-            return html(view, 500, pages.error_page(500, f"reading the store failed: {_masked(str(exc))[:300]}"))
-        finally:
-            limiter.leave()
+            query.setdefault(k, v)
+        # Faust's Request is aiohttp's here (cookies; remote: the peer address)
+        ask = Ask(request.headers, query, dict(getattr(request, "cookies", {})), getattr(request, "remote", None))
+        answer = await server.serve(page, request.url.raw_path, ask, user)
+        return view.html(answer.body, status=answer.status, headers={"Cache-Control": "no-store", **answer.headers})
 
     @app.page("/metrics", name="tokenlord-metrics")
     async def metrics_view(self: View, request: Request) -> Response:
@@ -203,49 +153,12 @@ def register(
             return self.json({"status": "not ready", "reasons": reasons}, status=503)
         return self.json({"status": "ready"})
 
-    def board_reads(
-        q: pages.BoardQuery, only: str | None
-    ) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]]]:
-        weeks = reader.weeks()
-        week = q.week or (weeks[-1] if weeks else None)
-        rows = reader.leaderboard(week, pages.TOP, q.by, user=only) if week is not None else []
-        return week, weeks, rows
-
     async def board(self: View, request: Request) -> Response:
-        async def build(viewer: Viewer, query: dict[str, str]) -> str:
-            q = pages.board_query(query)
-            only = None if viewer.admin else viewer.user
-            started = time.perf_counter()
-            week, weeks, rows = await read(board_reads, q, only)
-            read_s = time.perf_counter() - started
-            out = pages.board_page(
-                rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC), only=only
-            )
-            log.debug("board %s by %s: %d rows, read %.1f ms", week, q.by, len(rows), 1000 * read_s)
-            return out
-
-        return await page(self, request, build)
+        return await serve(self, request, "board")
 
     app.page("/", name="tokenlord-board")(board)
     app.page("/leaderboard", name="tokenlord-leaderboard")(board)
 
-    def explain_reads(user: str, week: dt.date | None) -> tuple[dict[str, Any], list[dt.date]]:
-        weeks = reader.weeks()
-        chosen = week or (weeks[-1] if weeks else pages.user_query({"week": "current"}))
-        assert chosen is not None
-        return reader.explain(user, chosen), weeks
-
     @app.page("/user/{name:.+}", name="tokenlord-user")
     async def user_view(self: View, request: Request, name: str) -> Response:
-        async def build(viewer: Viewer, query: dict[str, str]) -> str:
-            if not viewer.sees(name):
-                raise Forbidden(f"you may see your own usage only ({pages.user_path(str(viewer.user))})")
-            week = pages.user_query(query)
-            report, weeks = await read(explain_reads, name, week)
-            return pages.explain_page(report, weeks=weeks)
-
-        return await page(self, request, build)
-
-
-class Forbidden(Exception):
-    """A page of another user's usage, asked by a non-admin (403)."""
+        return await serve(self, request, "user", name)
