@@ -100,6 +100,9 @@ class PageServer:
         self.cache = cache
         self.limiter = limiter
         self._today = today
+        # Password hashes (scrypt: ~16 MiB, tens of ms each) run off the event loop, which also
+        # heartbeats the consumer group, and one at a time: a flood of wrong passwords costs one core.
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-auth") if access.mode == "basic" else None
 
     async def serve(self, page: Page, path: str, ask: Ask, user: str | None = None) -> Answer:
         """The page at ``path`` (``user``: the name of a ``/user/...`` page) for the asker,
@@ -111,7 +114,10 @@ class PageServer:
                 {"Retry-After": RETRY_AFTER},
             )
         try:
-            viewer = self.access.decide(ask)
+            if self._hasher is None:
+                viewer = self.access.decide(ask)
+            else:
+                viewer = await asyncio.get_running_loop().run_in_executor(self._hasher, self.access.decide, ask)
             if isinstance(viewer, Denied):
                 return Answer(viewer.status, pages.error_page(viewer.status, viewer.message), viewer.headers)
             token = ask.query.get("token")

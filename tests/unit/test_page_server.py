@@ -247,3 +247,18 @@ def test_bad_queries_are_400_after_the_access_check(query: dict[str, str]) -> No
         assert (await s.serve("board", "/", as_user("alice", query))).status == 400
 
     asyncio.run(go())
+
+
+def test_password_checks_run_off_the_event_loop() -> None:
+    """scrypt takes tens of ms: on the loop it would stall the consumer's heartbeats too."""
+    seen: list[str] = []
+
+    class Watched(Access):
+        def decide(self, ask: Ask) -> Any:
+            seen.append(threading.current_thread().name)
+            return super().decide(ask)
+
+    users = {u: hash_password(p) for u, p in USERS.items()}
+    s = server(Board(), access=Watched("basic", users=users))
+    assert asyncio.run(s.serve("board", "/", as_user("bob"))).status == 200
+    assert seen and all(name.startswith("tokenlord-auth") for name in seen)
