@@ -8,42 +8,42 @@
   ``?by=raw|effective&week=YYYY-MM-DD``;
 - ``/user/<name>?week=...`` — why a user's tokens were discounted.
 
-Store reads run on the pipeline's single thread (``run``) — the same one that
-writes batches — because an embedded chDB client must not be used from two
-threads at once; so a page waits at most for the batch in flight. A read that
-cannot start within :data:`QUERY_TIMEOUT` (the store is failing and the
-pipeline is retrying) answers 503 instead of hanging.
+Access to the pages (not to ``/metrics`` and health) is decided by
+:class:`tokenlord.web_access.Access` (``TOKENLORD_WEB_AUTH``): a denied request
+gets 401/403 and no data; a non-admin sees their own row and page only.
+
+The pages' store reads run on their own thread and their own (read-only)
+connection (:meth:`Store.reader`), never on the pipeline's store thread: a page
+neither waits for the batch being written nor delays the next one. Rendered
+pages are reused for ``TOKENLORD_WEB_CACHE`` per (page, query, viewer scope),
+and at most ``TOKENLORD_WEB_MAX_REQUESTS`` pages are served at once (more get
+503 with Retry-After). A read that does not finish within
+:data:`QUERY_TIMEOUT` answers 503 instead of hanging.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import re
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
-from tokenlord import __version__, pages
+from tokenlord import __version__
 from tokenlord import metrics as m
+from tokenlord.page_cache import Limiter, PageCache
+from tokenlord.page_server import QUERY_TIMEOUT, Page, PageServer, PageStore, Reads
+from tokenlord.page_server import masked as _masked
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
+from tokenlord.web_access import Access, Ask
 
 log = logging.getLogger("tokenlord.web")
 
-QUERY_TIMEOUT = 10.0  # seconds a page waits for the store
 READY_TIMEOUT = 3.0  # seconds /readyz waits for the store's answer
-_USERINFO = re.compile(r"://([^:/@\s]+):[^@\s]*@")
 
 Run = Callable[..., Awaitable[Any]]
-
-
-def _masked(text: str) -> str:
-    """Error text with any ``scheme://user:password@`` password hidden."""
-    return _USERINFO.sub(r"://\1:***@", text)
 
 
 class Lag:
@@ -96,23 +96,33 @@ def register(
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         state["assigned"] = True
 
-    async def read(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.wait_for(run(fn, *args), QUERY_TIMEOUT)
+    # The pages: access, cache, bound, and reads on their own thread and connection.
+    try:
+        page_store: PageStore = store.reader()
+        reads: Run = Reads(page_store)
+    except Exception as exc:  # a store not made by Store.connect (tests): share the store thread
+        log.warning("pages read on the store thread (no read connection: %s)", _masked(str(exc)))
+        page_store = store
 
-    def html(view: View, status: int, body: str) -> Response:
-        return view.html(body, status=status, headers={"Cache-Control": "no-store"})
+        async def reads(fn: Callable[..., Any], *args: Any) -> Any:
+            return await asyncio.wait_for(run(fn, *args), QUERY_TIMEOUT)
 
-    async def page(view: View, build: Callable[[], Awaitable[str]]) -> Response:
-        """A page, or a page saying what went wrong (never a traceback)."""
-        try:
-            return html(view, 200, await build())
-        except pages.BadRequest as exc:
-            return html(view, 400, pages.error_page(400, str(exc)))
-        except TimeoutError:
-            return html(view, 503, pages.error_page(503, "the store is busy or unreachable; try again shortly"))
-        except Exception as exc:
-            log.warning("page %s failed: %s", view.view_path, _masked(str(exc)))
-            return html(view, 500, pages.error_page(500, f"reading the store failed: {_masked(str(exc))[:300]}"))
+    server = PageServer(
+        Access.from_settings(settings),
+        reads,
+        page_store,
+        cache=PageCache(settings.web_cache / 1000),
+        limiter=Limiter(settings.web_max_requests),
+    )
+
+    async def serve(view: View, request: Request, page: Page, user: str | None = None) -> Response:
+        query: dict[str, str] = {}
+        for k, v in request.query.items():
+            query.setdefault(k, v)
+        # Faust's Request is aiohttp's here (cookies; remote: the peer address)
+        ask = Ask(request.headers, query, dict(getattr(request, "cookies", {})), getattr(request, "remote", None))
+        answer = await server.serve(page, request.url.raw_path, ask, user)
+        return view.html(answer.body, status=answer.status, headers={"Cache-Control": "no-store", **answer.headers})
 
     @app.page("/metrics", name="tokenlord-metrics")
     async def metrics_view(self: View, request: Request) -> Response:
@@ -143,38 +153,12 @@ def register(
             return self.json({"status": "not ready", "reasons": reasons}, status=503)
         return self.json({"status": "ready"})
 
-    def board_reads(q: pages.BoardQuery) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]]]:
-        weeks = store.weeks()
-        week = q.week or (weeks[-1] if weeks else None)
-        rows = store.leaderboard(week, pages.TOP, q.by) if week is not None else []
-        return week, weeks, rows
-
     async def board(self: View, request: Request) -> Response:
-        async def build() -> str:
-            q = pages.board_query(request.query)
-            started = time.perf_counter()
-            week, weeks, rows = await read(board_reads, q)
-            read_s = time.perf_counter() - started
-            out = pages.board_page(rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC))
-            log.debug("board %s by %s: %d rows, read %.1f ms", week, q.by, len(rows), 1000 * read_s)
-            return out
-
-        return await page(self, build)
+        return await serve(self, request, "board")
 
     app.page("/", name="tokenlord-board")(board)
     app.page("/leaderboard", name="tokenlord-leaderboard")(board)
 
-    def explain_reads(user: str, week: dt.date | None) -> tuple[dict[str, Any], list[dt.date]]:
-        weeks = store.weeks()
-        chosen = week or (weeks[-1] if weeks else pages.user_query({"week": "current"}))
-        assert chosen is not None
-        return store.explain(user, chosen), weeks
-
     @app.page("/user/{name:.+}", name="tokenlord-user")
     async def user_view(self: View, request: Request, name: str) -> Response:
-        async def build() -> str:
-            week = pages.user_query(request.query)
-            report, weeks = await read(explain_reads, name, week)
-            return pages.explain_page(report, weeks=weeks)
-
-        return await page(self, build)
+        return await serve(self, request, "user", name)

@@ -152,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
 
     cf = sub.add_parser("config", parents=[parent], help="print the effective settings (secrets masked)")
     cf.add_argument("--markdown", action="store_true", help="print docs/configuration.md")
+
+    wu = sub.add_parser(
+        "web-user",
+        parents=[parent],
+        help="print a TOKENLORD_WEB_USERS_FILE line (user:scrypt hash); the password is read from stdin",
+    )
+    wu.add_argument("name", help="the user name as it appears on the leaderboard")
     return p
 
 
@@ -233,6 +240,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     cmd = args.command
     if cmd == "config":
         return _cmd_config(args, settings)
+    if cmd == "web-user":
+        return _cmd_web_user(args)
     if cmd == "kafka-local":
         return _cmd_kafka_local(args, settings)
     if cmd == "init-db":
@@ -273,6 +282,27 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     width = max(len(env) for env, _, _ in rows)
     for env, value, _ in rows:
         print(f"{env.ljust(width)}  {value}")
+    return 0
+
+
+def _cmd_web_user(args: argparse.Namespace) -> int:
+    """``user:HASH`` for the basic-auth users file; the password never goes on the command line."""
+    import getpass
+
+    from tokenlord.web_access import hash_password
+
+    name = str(args.name)
+    if not name or ":" in name or name != name.strip() or "\n" in name:
+        raise ConfigError(f"web-user {name!r}: a user name has no ':', newline or surrounding spaces.")
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ConfigError("web-user: the two passwords differ.")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if len(password) < 8:
+        raise ConfigError("web-user: the password has fewer than 8 characters.")
+    print(f"{name}:{hash_password(password)}")
     return 0
 
 

@@ -194,8 +194,10 @@ def board_page(
     weeks: Sequence[dt.date],
     by: By,
     generated: dt.datetime | None = None,
+    only: str | None = None,
 ) -> str:
-    """The weekly board: ``rows`` from ``Store.leaderboard(week, TOP, by)`` in that order."""
+    """The weekly board: ``rows`` from ``Store.leaderboard(week, TOP, by)`` in that order;
+    ``only``: the viewer may see their own usage only (``rows`` is their row)."""
     other = "effective" if by == "raw" else "raw"
     ranked = "raw tokens" if by == "raw" else "effective tokens (total - wasted)"
     toggle = (
@@ -212,10 +214,13 @@ def board_page(
     else:
         state = fmt.board_state(rows) if rows else "no data"
         subtitle = f"Week of {_e(week.isoformat())} ({_e(state)}) — ranked by {_e(ranked)}, top {TOP}"
+    if only is not None:
+        subtitle += f' <span id="scope">Your own usage only ({_e(only)}).</span>'
     if not rows:
         known = "" if not weeks else " Pick another week above."
         where = f"the week of {_e(week.isoformat())}" if week else "any week"
-        content = f'<div class="empty" id="empty">No usage recorded for {where} (yet).{known}</div>'
+        whose = "" if only is None else f" by {_e(only)}"
+        content = f'<div class="empty" id="empty">No usage recorded{whose} for {where} (yet).{known}</div>'
     else:
         head = (
             "<thead><tr><th>#</th><th></th><th>User</th><th>Team</th><th class=num>Tokens</th>"

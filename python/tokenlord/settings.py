@@ -166,6 +166,27 @@ def _bind(text: str) -> str:
     return value
 
 
+def _web_auth(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("none", "token", "basic", "proxy"):
+        raise ValueError("must be none, token, basic or proxy")
+    return value
+
+
+def _header_name(text: str) -> str:
+    value = text.strip()
+    if not re.match(r"^[A-Za-z0-9-]{1,64}$", value):
+        raise ValueError("must be an HTTP header name (letters, digits, '-'), e.g. X-Forwarded-User")
+    return value
+
+
+def _proxies(text: str) -> str:
+    from tokenlord.web_access import parse_proxies
+
+    parse_proxies(text)
+    return text
+
+
 def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -442,6 +463,61 @@ FIELDS: tuple[Field, ...] = (
         "Address the worker's web server listens on; 0.0.0.0 for all interfaces (containers).",
         _bind,
     ),
+    # Access to the pages (tokenlord.web_access; docs/operations.md, "Access to the pages")
+    Field(
+        "web_auth",
+        "none",
+        "Who may see the leaderboard pages (/, /user/...): `none` (everyone; the local demo), `token` (a shared "
+        "TOKENLORD_WEB_TOKEN), `basic` (users of TOKENLORD_WEB_USERS_FILE) or `proxy` (the user an authenticating "
+        "proxy names in TOKENLORD_WEB_USER_HEADER). /metrics, /healthz and /readyz are never checked.",
+        _web_auth,
+    ),
+    Field(
+        "web_token",
+        "",
+        "The pages' access token (web_auth=token, at least 16 characters): environment only (no flag), masked; "
+        "or use TOKENLORD_WEB_TOKEN_FILE.",
+        secret=True,
+        has_flag=False,
+    ),
+    Field("web_token_file", "", "File holding the pages' access token (e.g. a mounted secret).", _readable_file),
+    Field(
+        "web_users_file",
+        "",
+        "web_auth=basic: lines `user:HASH` (scrypt or pbkdf2-sha256; `tokenlord web-user NAME` prints one).",
+        _readable_file,
+    ),
+    Field(
+        "web_user_header",
+        "X-Forwarded-User",
+        "web_auth=proxy: the header naming the user (oauth2-proxy: X-Forwarded-User; behind nginx auth_request: "
+        "X-Auth-Request-User).",
+        _header_name,
+    ),
+    Field(
+        "web_trusted_proxies",
+        "",
+        "web_auth=proxy: addresses or networks (comma-separated, e.g. 10.0.0.5,10.1.0.0/16) whose user header is "
+        "believed; requests from anywhere else are refused.",
+        _proxies,
+    ),
+    Field(
+        "web_admins",
+        "",
+        "Users (comma-separated) who see everyone's usage; any other signed-in user sees only their own.",
+    ),
+    Field(
+        "web_cache",
+        "5s",
+        "How long a rendered page is reused (per page, query and viewer scope); 0: no cache.",
+        parse_duration_ms,
+    ),
+    Field(
+        "web_max_requests",
+        "8",
+        "Page requests served at once; more are answered 503 with Retry-After (/metrics and health not counted).",
+        _positive_int,
+    ),
     Field(
         "session_timeout",
         "15s",
@@ -553,6 +629,15 @@ class Settings:
     kafka_port: int = 9092
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
+    web_auth: str = "none"
+    web_token: str = ""
+    web_token_file: str = ""
+    web_users_file: str = ""
+    web_user_header: str = "X-Forwarded-User"
+    web_trusted_proxies: str = ""
+    web_admins: str = ""
+    web_cache: int = 5000
+    web_max_requests: int = 8
     session_timeout: int = 15_000
     store_retry_max: int = 60_000
     log_level: str = "info"
@@ -602,6 +687,11 @@ class Settings:
             raise ConfigError("set TOKENLORD_WORKER_PASSWORD or TOKENLORD_WORKER_PASSWORD_FILE, not both.")
         if settings.fingerprint_key and settings.fingerprint_key_file:
             raise ConfigError("set TOKENLORD_FINGERPRINT_KEY or TOKENLORD_FINGERPRINT_KEY_FILE, not both.")
+        if settings.web_token and settings.web_token_file:
+            raise ConfigError("set TOKENLORD_WEB_TOKEN or TOKENLORD_WEB_TOKEN_FILE, not both.")
+        from tokenlord.web_access import Access
+
+        Access.from_settings(settings)  # every command refuses unusable page-access settings
         return settings
 
     def _check_kafka_security(self) -> None:
@@ -655,6 +745,17 @@ class Settings:
                     f"TOKENLORD_FINGERPRINT_KEY_FILE={self.fingerprint_key_file!r}: cannot read it ({exc.strerror})."
                 ) from None
         return self.fingerprint_key.encode("utf-8")
+
+    def web_secret(self) -> str:
+        """The pages' access token (environment or file; empty when unset)."""
+        if self.web_token_file:
+            try:
+                return Path(self.web_token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"TOKENLORD_WEB_TOKEN_FILE={self.web_token_file!r}: cannot read it ({exc.strerror})."
+                ) from None
+        return self.web_token
 
     # Derived views of the settings ------------------------------------------------
 

@@ -932,3 +932,29 @@ def test_an_outcome_attributes_only_its_own_users_events(store: Any) -> None:
     # Each outcome still counts, with its value, for the user who sent it.
     assert (value["bob"]["outcomes"], value["bob"]["value"]) == (2, 5.0)
     assert (value["ann"]["outcomes"], value["ann"]["value"]) == (1, 0)
+def test_leaderboard_of_one_user_keeps_the_whole_boards_ranks(store: Any) -> None:
+    rows = [weekly("dave", 1000, wasted=900), weekly("bob", 500), weekly("alice", 300)]
+    store.write_batch(batch(weekly_rows=rows), "t", 0)
+    whole = {r["user"]: r for r in store.leaderboard(WEEK1, 100, "effective")}
+    for user in ("dave", "bob", "alice"):
+        (own,) = store.leaderboard(WEEK1, 100, "effective", user=user)
+        assert own == whole[user]
+    assert store.leaderboard(WEEK1, 100, "raw", user="nobody") == []
+    assert [r["rank"] for r in store.leaderboard(WEEK1, 100, "raw", user="alice")] == [3]
+
+
+def test_reader_is_its_own_read_only_connection(store: Any) -> None:
+    """The pages' reader: another connection (its queries do not wait for the writer's),
+    seeing what the writer wrote, refusing writes, closed on its own."""
+    reader = store.reader()
+    try:
+        assert reader.client is not store.client and reader.database == store.database
+        store.write_batch(batch(weekly_rows=[weekly("alice", 300)]), "t", 0)
+        assert [r["user"] for r in reader.leaderboard(WEEK1)] == ["alice"]
+        store.write_batch(batch(weekly_rows=[weekly("bob", 500)]), "t", 0)
+        assert [r["user"] for r in reader.leaderboard(WEEK1)] == ["bob", "alice"]
+        with pytest.raises(Exception, match=r"(?i)readonly"):
+            reader.client.command(f"TRUNCATE TABLE {store.table('_weekly')}")
+    finally:
+        reader.close()
+    assert store.query_rows("SELECT 1 AS ok") == [{"ok": 1}]  # the writer's connection is still open

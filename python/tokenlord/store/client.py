@@ -293,8 +293,16 @@ def stored_raw(values: Sequence[bytes | bytearray | memoryview | str]) -> list[b
 class Store:
     """Writes core batches and serves the reads the worker and the CLI need."""
 
-    def __init__(self, client: Client, database: str, *, chdb_path: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        database: str,
+        *,
+        chdb_path: str | None = None,
+        connect_params: Mapping[str, Any] | None = None,
+    ) -> None:
         self._client = client
+        self._connect_params = connect_params
         self._db_name = check_ident(database)
         self._db = quote_ident(database)
         self._chdb_path = chdb_path
@@ -310,22 +318,40 @@ class Store:
             db = check_ident(database or schema.DEFAULT_DATABASE)
             return cls(_acquire_chdb(target.path), db, chdb_path=target.path)
         db = check_ident(database or target.database or schema.DEFAULT_DATABASE)
+        params: dict[str, Any] = {
+            "host": target.host,
+            "port": target.port,
+            "secure": target.secure,
+            "username": target.username,
+            "password": target.password,
+            **dict[str, Any](target.tls),
+            # No server session: a session serializes requests and the store
+            # may be used from several threads.
+            "autogenerate_session_id": False,
+        }
         try:
-            client = clickhouse_connect.get_client(
-                host=target.host,
-                port=target.port,
-                secure=target.secure,
-                username=target.username,
-                password=target.password,
-                **dict[str, Any](target.tls),
-                # No server session: a session serializes requests and the store
-                # may be used from several threads.
-                autogenerate_session_id=False,
-            )
+            client = clickhouse_connect.get_client(**params)
         except ClickHouseError as exc:
             scheme = "https" if target.secure else "http"
             raise StoreError(f"cannot reach ClickHouse at {scheme}://{target.host}:{target.port}: {exc}") from exc
-        return cls(client, db)
+        return cls(client, db, connect_params=params)
+
+    def reader(self) -> Store:
+        """A second store on its own connection for reads (the pages): its queries run
+        beside this store's writes instead of waiting for them. Read-only
+        (``readonly=2``); close it on its own. chDB: another connection to the same
+        engine (chdb.connect: concurrent queries on separate connections are safe)."""
+        if self._chdb_path is not None:
+            path = self._chdb_path
+            client = clickhouse_connect.get_client(interface="chdb", path=path, settings={"readonly": 2})
+            return type(self)(client, self._db_name)
+        if self._connect_params is None:
+            raise StoreError("this store was not opened by Store.connect: no reader connection")
+        try:
+            client = clickhouse_connect.get_client(**self._connect_params, settings={"readonly": 2})
+        except ClickHouseError as exc:
+            raise StoreError(f"cannot open a read connection to ClickHouse: {exc}") from exc
+        return type(self)(client, self._db_name)
 
     @property
     def database(self) -> str:
@@ -619,9 +645,11 @@ class Store:
         week: date | None = None,
         top: int = 100,
         by: Literal["raw", "effective"] = "raw",
+        user: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of ``leaderboard_weekly`` for one week (None: the latest week
-        present), ordered by ``rank`` (by="raw") or ``effective_rank``."""
+        present), ordered by ``rank`` (by="raw") or ``effective_rank``; with
+        ``user``, only that user's row (ranks as on the whole board)."""
         if by not in ("raw", "effective"):
             raise ValueError(f"by must be 'raw' or 'effective', not {by!r}")
         if top < 0:
@@ -633,8 +661,9 @@ class Store:
             week = known[-1]
         order = "`rank`" if by == "raw" else "effective_rank"
         cols = ", ".join(quote_ident(c) for c in schema.LEADERBOARD_VIEW_COLUMNS)
+        only = "" if user is None else " AND `user` = {user:String}"
         return self.query_rows(
             f"SELECT {cols} FROM {self.table('leaderboard_weekly')} "
-            f"WHERE week_start = {{week:Date}} ORDER BY {order} LIMIT {{top:UInt64}}",
-            {"week": week, "top": top},
+            f"WHERE week_start = {{week:Date}}{only} ORDER BY {order} LIMIT {{top:UInt64}}",
+            {"week": week, "top": top, **({"user": user} if user is not None else {})},
         )

@@ -1,0 +1,174 @@
+"""Serving the leaderboard pages, apart from the web framework: who may see what
+(:mod:`tokenlord.web_access`), the page cache and the bound on pages in flight
+(:mod:`tokenlord.page_cache`), and the store reads on their own thread.
+
+``streams/web.py`` turns a Faust request into an :class:`~tokenlord.web_access.Ask`
+and :meth:`PageServer.serve`'s :class:`Answer` into a response; the tests drive
+:class:`PageServer` directly.
+
+The reads run on :class:`Reads`: one thread and one read-only connection
+(:meth:`Store.reader`) of their own, never the pipeline's store thread, so a
+page neither waits for the batch being written nor delays the next one. Page
+requests past ``TOKENLORD_WEB_MAX_REQUESTS`` are answered 503 at once, so the
+read thread's queue is bounded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+from urllib.parse import urlencode
+
+from tokenlord import pages
+from tokenlord.page_cache import Limiter, PageCache, cache_key
+from tokenlord.web_access import COOKIE, Access, Ask, Denied, Viewer
+
+__all__ = ["QUERY_TIMEOUT", "RETRY_AFTER", "Answer", "PageServer", "Reads"]
+
+log = logging.getLogger("tokenlord.web")
+
+QUERY_TIMEOUT: Final = 10.0  # seconds a page waits for the store
+RETRY_AFTER: Final = "1"  # seconds, on a 503 for too many page requests at once
+_USERINFO = re.compile(r"://([^:/@\s]+):[^@\s]*@")
+_COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
+Page = Literal["board", "user"]
+
+
+def masked(text: str) -> str:
+    """Error text with any ``scheme://user:password@`` password hidden."""
+    return _USERINFO.sub(r"://\1:***@", text)
+
+
+class PageStore(Protocol):
+    """The reads of ``tokenlord.store.Store`` the pages use."""
+
+    def weeks(self) -> list[dt.date]: ...
+    def leaderboard(
+        self, week: dt.date | None = None, top: int = 100, by: Literal["raw", "effective"] = "raw",
+        user: str | None = None,
+    ) -> list[dict[str, Any]]: ...  # fmt: skip
+    def explain(self, user: str, week: dt.date) -> dict[str, Any]: ...
+
+
+class Reads:
+    """Runs the pages' store reads on their own single thread, each within ``timeout``."""
+
+    def __init__(self, store: PageStore, *, timeout: float = QUERY_TIMEOUT) -> None:
+        self.store = store
+        self.timeout = timeout
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-pages")
+
+    async def __call__(self, fn: Callable[..., Any], *args: Any) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return await asyncio.wait_for(future, self.timeout)
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Forbidden(Exception):
+    """Another user's page, asked for by a non-admin (403)."""
+
+
+class PageServer:
+    def __init__(
+        self,
+        access: Access,
+        reads: Callable[..., Awaitable[Any]],
+        store: PageStore,
+        *,
+        cache: PageCache,
+        limiter: Limiter,
+        today: Callable[[], dt.date | None] = lambda: None,
+    ) -> None:
+        self.access = access
+        self.reads = reads
+        self.store = store
+        self.cache = cache
+        self.limiter = limiter
+        self._today = today
+        # Password hashes (scrypt: ~16 MiB, tens of ms each) run off the event loop, which also
+        # heartbeats the consumer group, and one at a time: a flood of wrong passwords costs one core.
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-auth") if access.mode == "basic" else None
+
+    async def serve(self, page: Page, path: str, ask: Ask, user: str | None = None) -> Answer:
+        """The page at ``path`` (``user``: the name of a ``/user/...`` page) for the asker,
+        or a page saying why not (never a traceback, never data the asker may not see)."""
+        if not self.limiter.try_enter():
+            return Answer(
+                503,
+                pages.error_page(503, "too many page requests at once; try again in a moment"),
+                {"Retry-After": RETRY_AFTER},
+            )
+        try:
+            if self._hasher is None:
+                viewer = self.access.decide(ask)
+            else:
+                viewer = await asyncio.get_running_loop().run_in_executor(self._hasher, self.access.decide, ask)
+            if isinstance(viewer, Denied):
+                return Answer(viewer.status, pages.error_page(viewer.status, viewer.message), viewer.headers)
+            token = ask.query.get("token")
+            if self.access.mode == "token" and token is not None:
+                # Keep the token in a cookie (the page's links carry none) and out of the URL and history.
+                rest = {k: v for k, v in ask.query.items() if k != "token"}
+                headers = {"Location": path + ("?" + urlencode(rest) if rest else "")}
+                if _COOKIE_SAFE.match(token):
+                    headers["Set-Cookie"] = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
+                return Answer(303, "", headers)
+            if page == "user" and not viewer.sees(str(user)):
+                raise Forbidden(f"you may see your own usage only ({pages.user_path(str(viewer.user))})")
+            key = cache_key(path, ask.query, viewer.scope)
+            body = self.cache.get(key)
+            if body is None:
+                body = await (self._board(viewer, ask.query) if page == "board" else self._user(str(user), ask.query))
+                self.cache.put(key, body)
+            return Answer(200, body)
+        except pages.BadRequest as exc:
+            return Answer(400, pages.error_page(400, str(exc)))
+        except Forbidden as exc:
+            return Answer(403, pages.error_page(403, str(exc)))
+        except TimeoutError:
+            return Answer(503, pages.error_page(503, "the store is busy or unreachable; try again shortly"))
+        except Exception as exc:
+            log.warning("page %s failed: %s", path, masked(str(exc)))
+            return Answer(500, pages.error_page(500, f"reading the store failed: {masked(str(exc))[:300]}"))
+        finally:
+            self.limiter.leave()
+
+    def _board_reads(
+        self, q: pages.BoardQuery, only: str | None
+    ) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]]]:
+        weeks = self.store.weeks()
+        week = q.week or (weeks[-1] if weeks else None)
+        rows = self.store.leaderboard(week, pages.TOP, q.by, user=only) if week is not None else []
+        return week, weeks, rows
+
+    async def _board(self, viewer: Viewer, query: Mapping[str, str]) -> str:
+        q = pages.board_query(query, self._today())
+        only = None if viewer.admin else viewer.user
+        week, weeks, rows = await self.reads(self._board_reads, q, only)
+        return pages.board_page(rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC), only=only)
+
+    def _explain_reads(self, user: str, week: dt.date | None) -> tuple[dict[str, Any], list[dt.date]]:
+        weeks = self.store.weeks()
+        chosen = week or (weeks[-1] if weeks else pages.user_query({"week": "current"}, self._today()))
+        assert chosen is not None
+        return self.store.explain(user, chosen), weeks
+
+    async def _user(self, user: str, query: Mapping[str, str]) -> str:
+        week = pages.user_query(query, self._today())
+        report, weeks = await self.reads(self._explain_reads, user, week)
+        return pages.explain_page(report, weeks=weeks)
