@@ -33,7 +33,7 @@ DEFAULT_TITLES: Final = ("Token Lord", "AI Grandmaster", "Token Overlord")
 # columns with these type names, so no DESCRIBE round trip is needed per insert.
 Columns = tuple[tuple[str, str], ...]
 
-# Waste-signal fingerprints (xxh3 / SimHash of the text, never the text), kept
+# Waste-signal fingerprints (keyed hashes and SimHashes of the text, never it), kept
 # internal so that a restarted worker judges the next events like the last one.
 FINGERPRINT_COLUMNS: Final[Columns] = (
     ("fp_prompt", "UInt64"),
