@@ -62,7 +62,19 @@ def fingerprints(pairs: Iterable[Pair], *, secret: bytes | str | None = None) ->
 
 def fingerprints_json(pairs: Iterable[Pair], *, secret: bytes | str | None = None) -> list[str]:
     """The same as JSON text, for gateways that write the event's bytes themselves."""
-    return _core.fingerprints(list(pairs), _key(secret))
+    pairs = list(pairs)
+    key = _key(secret)
+    try:
+        return _core.fingerprints(pairs, key)
+    except UnicodeEncodeError:
+        # A lone surrogate (e.g. from "\ud800" in a client's JSON) is no UTF-8: it is
+        # fingerprinted as "?", and one such text costs nothing to the others.
+        return _core.fingerprints([(utf8(p), utf8(o)) for p, o in pairs], key)
+
+
+def utf8(text: str | None) -> str | None:
+    """``text`` with lone surrogates replaced by ``?`` (what can be encoded as UTF-8)."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
 
 
 def fingerprint_key_id(*, secret: bytes | str | None = None) -> str:

@@ -125,7 +125,9 @@ class PageServer:
                 # Keep the token in a cookie (the page's links carry none) and out of the URL and history.
                 rest = {k: v for k, v in ask.query.items() if k != "token"}
                 headers = {"Location": path + ("?" + urlencode(rest) if rest else "")}
-                if _COOKIE_SAFE.match(token):
+                # Only the right token goes into the cookie: a link with a wrong one must not
+                # replace the good cookie of whoever follows it.
+                if _COOKIE_SAFE.match(token) and self.access.is_token(token):
                     headers["Set-Cookie"] = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
                 return Answer(303, "", headers)
             if page == "user" and not viewer.sees(str(user)):

@@ -282,6 +282,10 @@ class Access:
             return self._by_basic(ask)
         return self._by_proxy(ask)
 
+    def is_token(self, candidate: str) -> bool:
+        """Whether ``candidate`` is the access token (constant time)."""
+        return bool(self._token) and hmac.compare_digest(candidate.encode("utf-8"), self._token)
+
     def _by_token(self, ask: Ask) -> Viewer | Denied:
         auth = ask.header("Authorization") or ""
         given = [auth[7:].strip()] if auth[:7].lower() == "bearer " else []

@@ -8,7 +8,7 @@
 //! and every run of bytes that is no JSON token becomes `"<redacted: N bytes>"`. So an operator still sees
 //! which field was wrong, and nobody can read a prompt back from the table.
 
-/// Keys whose (short) string values are kept: the event's and outcome's
+/// Members whose (short) string values are kept: the event's and outcome's
 /// names and ids, which the `events` table stores anyway, and the members
 /// of a fingerprint (keyed hashes, sizes).
 const KEEP: &[&str] = &[
@@ -37,15 +37,34 @@ const KEEP: &[&str] = &[
     "bag",
 ];
 
+/// Keys whose values are arrays of names: their array's strings take the key.
+const ARRAY_OF_NAMES: &[&str] = &["gen_ai.response.finish_reasons"];
+
 /// Longest kept string value and key, in bytes.
 const MAX_KEPT_VALUE: usize = 256;
 const MAX_KEPT_KEY: usize = 40;
 
+/// Where in a container the pass is: what may come next.
 #[derive(Clone, Copy, PartialEq)]
-enum Ctx {
-    /// In an object: `true` while a key is expected.
-    Object(bool),
-    Array,
+enum At {
+    /// An object's member name (after `{` or `,`).
+    Key,
+    /// After a member name, before its `:`.
+    Colon,
+    /// A value: after an object's `:`, an array's `[` or `,`, or a new line
+    /// at the top.
+    Value,
+    /// After a value: only `,` or the container's end belong here.
+    Done,
+}
+
+#[derive(Clone, Copy)]
+struct Frame<'a> {
+    object: bool,
+    at: At,
+    /// The member's (kept) name; in an array, the name it takes from its
+    /// member when that holds names (`ARRAY_OF_NAMES`).
+    key: Option<&'a [u8]>,
 }
 
 fn placeholder(out: &mut Vec<u8>, n: usize) {
@@ -56,11 +75,41 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
 }
 
+/// A JSON number exactly (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`)
+/// or literal: `12-27`, `+1-555` or `4.` are not.
 fn is_json_token(t: &[u8]) -> bool {
-    matches!(t, b"true" | b"false" | b"null")
-        || (!t.is_empty()
-            && t.iter()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E')))
+    if matches!(t, b"true" | b"false" | b"null") {
+        return true;
+    }
+    let digits = |i: &mut usize| {
+        let from = *i;
+        while *i < t.len() && t[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > from
+    };
+    let mut i = usize::from(t.first() == Some(&b'-'));
+    if t.get(i) == Some(&b'0') {
+        i += 1;
+    } else if !digits(&mut i) {
+        return false;
+    }
+    if t.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(t.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(t.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == t.len()
 }
 
 /// End of the string starting at `start` (the index after its closing
@@ -77,87 +126,115 @@ fn string_end(raw: &[u8], start: usize) -> Option<usize> {
     None
 }
 
+fn is_kept_key(name: &[u8]) -> bool {
+    name.len() <= MAX_KEPT_KEY
+        && name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b))
+}
+
 /// `raw` with its text redacted, cut to at most `limit` bytes.
+///
+/// Only what stands where JSON puts it is kept: a member name that is a
+/// short identifier, a value that is a JSON number or literal, and a short
+/// string value of a `KEEP` member. Anything out of place (a second value,
+/// a name without its `:`, text outside quotes) is redacted.
 pub fn redact(raw: &[u8], limit: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len().min(limit) + 32);
-    let mut stack: Vec<Ctx> = Vec::new();
-    // The key of the innermost object member (an array inherits it).
-    let mut keys: Vec<Option<&[u8]>> = Vec::new();
+    // The bottom frame is the top level: one value per line.
+    let top = Frame {
+        object: false,
+        at: At::Value,
+        key: None,
+    };
+    let mut stack: Vec<Frame<'_>> = vec![top];
     let mut i = 0;
     while i < raw.len() && out.len() < limit {
         let b = raw[i];
+        let depth = stack.len();
+        let frame = stack.last_mut().expect("the top frame is never popped");
         match b {
             b'"' => {
                 let end = string_end(raw, i);
                 let s = &raw[i..end.unwrap_or(raw.len())];
                 let inner = &s[1..s.len().saturating_sub(usize::from(end.is_some())).max(1)];
-                match stack.last().copied() {
-                    Some(Ctx::Object(true)) => {
-                        let kept = end.is_some()
-                            && inner.len() <= MAX_KEPT_KEY
-                            && inner
-                                .iter()
-                                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(b));
-                        if kept {
-                            out.extend_from_slice(s);
-                        } else {
-                            placeholder(&mut out, inner.len());
-                        }
-                        if let Some(k) = keys.last_mut() {
-                            *k = kept.then_some(inner);
-                        }
-                        if let Some(c) = stack.last_mut() {
-                            *c = Ctx::Object(false);
-                        }
+                let closed = end.is_some();
+                let keep = match frame.at {
+                    At::Key if frame.object => {
+                        let kept = closed && is_kept_key(inner);
+                        frame.key = kept.then_some(inner);
+                        frame.at = At::Colon;
+                        kept
                     }
-                    _ => {
-                        let key = keys.last().copied().flatten();
-                        let keep = end.is_some()
+                    At::Value => {
+                        frame.at = At::Done;
+                        closed
                             && inner.len() <= MAX_KEPT_VALUE
-                            && key.is_some_and(|k| KEEP.iter().any(|w| w.as_bytes() == k));
-                        if keep {
-                            out.extend_from_slice(s);
-                        } else {
-                            placeholder(&mut out, inner.len());
-                        }
+                            && frame
+                                .key
+                                .is_some_and(|k| KEEP.iter().any(|w| w.as_bytes() == k))
                     }
+                    _ => false,
+                };
+                if keep {
+                    out.extend_from_slice(s);
+                } else {
+                    placeholder(&mut out, inner.len());
                 }
                 i = end.unwrap_or(raw.len());
             }
-            b'{' => {
-                stack.push(Ctx::Object(true));
-                keys.push(None);
-                out.push(b);
-                i += 1;
-            }
-            b'[' => {
-                stack.push(Ctx::Array);
-                let inherited = keys.last().copied().flatten();
-                keys.push(inherited);
+            b'{' | b'[' => {
+                // A nested container is its member's (or item's) value.
+                let key = if b == b'[' {
+                    frame.key.filter(|k| {
+                        frame.at == At::Value && ARRAY_OF_NAMES.iter().any(|w| w.as_bytes() == *k)
+                    })
+                } else {
+                    None
+                };
+                frame.at = At::Done;
+                stack.push(Frame {
+                    object: b == b'{',
+                    at: if b == b'{' { At::Key } else { At::Value },
+                    key,
+                });
                 out.push(b);
                 i += 1;
             }
             b'}' | b']' => {
-                stack.pop();
-                keys.pop();
-                out.push(b);
-                i += 1;
-            }
-            b',' => {
-                if let Some(Ctx::Object(_)) = stack.last() {
+                if depth > 1 {
                     stack.pop();
-                    stack.push(Ctx::Object(true));
                 }
                 out.push(b);
                 i += 1;
             }
-            b':' | b' ' | b'\t' | b'\n' | b'\r' => {
+            b',' => {
+                frame.at = if frame.object { At::Key } else { At::Value };
+                if frame.object {
+                    frame.key = None;
+                }
+                out.push(b);
+                i += 1;
+            }
+            b':' => {
+                if frame.object && frame.at == At::Colon {
+                    frame.at = At::Value;
+                }
+                out.push(b);
+                i += 1;
+            }
+            b'\n' if depth == 1 => {
+                frame.at = At::Value;
+                out.push(b);
+                i += 1;
+            }
+            b' ' | b'\t' | b'\n' | b'\r' => {
                 out.push(b);
                 i += 1;
             }
             _ => {
-                // A bare token: a number or literal is kept, anything else
-                // (text outside quotes, binary) is redacted.
+                // A bare token: a number or literal in a value's place is
+                // kept, anything else (text outside quotes, binary) is redacted.
                 let start = i;
                 if is_token_byte(b) {
                     while i < raw.len() && is_token_byte(raw[i]) {
@@ -172,7 +249,11 @@ pub fn redact(raw: &[u8], limit: usize) -> Vec<u8> {
                     }
                 }
                 let t = &raw[start..i];
-                if is_json_token(t) {
+                let keep = frame.at == At::Value && is_json_token(t);
+                if frame.at == At::Value {
+                    frame.at = At::Done;
+                }
+                if keep {
                     out.extend_from_slice(t);
                 } else {
                     placeholder(&mut out, t.len());
@@ -232,6 +313,59 @@ mod tests {
         let bin: Vec<u8> = (0u8..=255).cycle().take(3000).collect();
         let got = redact(&bin, 4096);
         assert!(got.len() <= 4096);
+    }
+
+    #[test]
+    fn only_what_stands_where_json_puts_it_is_kept() {
+        for (raw, secret) in [
+            // strings in an array under a kept name
+            (r#"{"user":["ada","my salary is 100k"]}"#, "salary"),
+            (r#"{"bag":["secret words one","two"]}"#, "secret"),
+            // a second value, a name without its colon, a value after a container
+            (r#"{"user":"ada" "my salary is 100k"}"#, "salary"),
+            (r#"{"model" "my salary is 100k"}"#, "salary"),
+            (r#"{"user":{"a":1}"leaked secret text"}"#, "secret"),
+            // numbers in text: not JSON numbers, or out of a value's place
+            (
+                "call me at +1-555-0100, card 4111111111111111, pin 1234",
+                "4111111111111111",
+            ),
+            (
+                "call me at +1-555-0100, card 4111111111111111, pin 1234",
+                "1234",
+            ),
+            (r#"{"prompt": my card 4111111111111111 exp 12-27}"#, "4111"),
+            (r#"{"prompt": my card 4111111111111111 exp 12-27}"#, "12-27"),
+        ] {
+            let got = r(raw);
+            assert!(!got.contains(secret), "{raw} -> {got}");
+        }
+        assert_eq!(
+            r(r#"{"gen_ai.response.finish_reasons":["stop","length"],"n":[1,-2.5e3,0]}"#),
+            r#"{"gen_ai.response.finish_reasons":["stop","length"],"n":[1,-2.5e3,0]}"#
+        );
+        assert_eq!(r("7"), "7");
+        assert_eq!(
+            r("{\"user\":\"a\"}\n{\"user\":\"b\"}"),
+            "{\"user\":\"a\"}\n{\"user\":\"b\"}"
+        );
+        for t in ["0", "-1", "1.5", "2e10", "-0.5E-3", "true", "null"] {
+            assert!(is_json_token(t.as_bytes()), "{t}");
+        }
+        for t in [
+            "",
+            "-",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "12-27",
+            "+1",
+            "4111-1111",
+            "1.2.3",
+        ] {
+            assert!(!is_json_token(t.as_bytes()), "{t}");
+        }
     }
 
     #[test]

@@ -318,3 +318,9 @@ def test_json_spellings_of_a_print_are_read_alike(spelling: Any, accepted: bool)
     core_rej, ref_rej, ids = _one(body)
     assert core_rej == ref_rej
     assert (ids == ["e"]) is accepted and (core_rej == []) is accepted, (core_rej, body)
+
+
+def test_a_lone_surrogate_costs_only_its_own_text() -> None:
+    got = tokenlord.fingerprints([("ok fine", None), ("bad \ud800 text", None)], secret=SECRET)
+    assert got[0] == core_print("ok fine", None)
+    assert got[1] == core_print("bad ? text", None)

@@ -182,6 +182,9 @@ def test_token_in_the_query_becomes_a_cookie_and_leaves_the_url() -> None:
         assert b.status == 200 and board_users(b.body) == ["alice", "bob", "boss"]
         wrong = await s.serve("board", "/", Ask({}, {"token": "x" * 22}))
         assert wrong.status == 401 and "Set-Cookie" not in wrong.headers
+        # A link with a wrong token, followed by someone with the good cookie, keeps their cookie.
+        link = await s.serve("board", "/", Ask({}, {"token": "x" * 22}, {"tokenlord_token": token}))
+        assert link.status == 303 and "Set-Cookie" not in link.headers
 
     asyncio.run(go())
 

@@ -40,6 +40,7 @@ import orjson
 from litellm.integrations.custom_logger import CustomLogger
 
 from tokenlord.errors import TokenlordError
+from tokenlord.gateway import utf8
 from tokenlord.settings import Settings
 
 __all__ = ["Call", "TokenlordLogger", "map_payload", "output_text", "prompt_text", "proxy_handler_instance"]
@@ -417,7 +418,12 @@ class TokenlordLogger(CustomLogger):
                     batch.append(q.get_nowait())
                 except queue.Empty:
                     break
-            self._send(producer, topic, batch)
+            try:
+                self._send(producer, topic, batch)
+            except Exception as exc:  # never lose the thread (and every later event) to one batch
+                self._add("errors", len(batch))
+                if self._error_log.ready():
+                    log.error("tokenlord: cannot send %d events (%s); they are dropped", len(batch), exc)
         remaining = producer.flush(max(0.0, self._deadline - time.monotonic()))
         if remaining:
             self._add("errors", remaining)
@@ -437,7 +443,7 @@ class TokenlordLogger(CustomLogger):
 
     def _values(self, batch: list[Call]) -> list[bytes]:
         if self._send_text:
-            return [orjson.dumps({**c.event, **_text_fields(c)}) for c in batch]
+            return [orjson.dumps({**c.event, **{k: utf8(v) for k, v in _text_fields(c).items()}}) for c in batch]
         pairs = [(c.prompt, c.output) for c in batch]
         marks: list[dict[str, Any] | None] = [None] * len(batch)
         wanted = [i for i, (p, o) in enumerate(pairs) if p is not None or o is not None]
