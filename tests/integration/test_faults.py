@@ -68,3 +68,12 @@ def test_broker_restart_mid_stream(ctx: chaos.Ctx) -> None:
     report = chaos.broker_restart(ctx)
     check(report)
     assert report.notes["worker_alive_10s_later"], report.notes
+
+
+def test_hostile_input_between_honest_events(ctx: chaos.Ctx) -> None:
+    report = chaos.hostile(ctx)
+    summary = {k: v for k, v in report.as_dict().items() if k != "notes"}
+    assert report.events_expected == 301 and report.events_counted == 301, (summary, report.notes)  # 300 + p-1
+    assert report.lost_events == report.extra_events == report.lost_tokens == report.double_counted_tokens == 0
+    assert report.dlq_missing == 0 and report.views_exact, (summary, report.notes)
+    assert {"too_many_rejections", "late", "invalid_json", "missing_field:model"} <= set(report.rejected), summary

@@ -20,13 +20,12 @@ from typing import Any
 
 import orjson
 import pytest
+from chaos import POISON, SECRET, hostile_stream
 from e2e import TOKENLORD, dump_views, produce, worker_env
 from tokenlord.kafka.admin import consume_all, delete_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 
-POISON = "POISON-PILL-7f3a"
-SECRET = "SECRET-PROMPT-TEXT"
 #: Peak RSS of the worker over this run (measured 556 MiB here).
 MAX_RSS_BYTES = 1024 * 1024 * 1024
 # Runs the worker as its only child and prints the child's peak RSS (KiB on Linux).
@@ -52,58 +51,6 @@ class Run:
     def peak_rss(self) -> int:
         line = [x for x in self.proc.stderr.splitlines() if x.startswith("peak_rss_kib")][-1]
         return int(line.split()[1]) * 1024
-
-
-def honest(i: int, now_ms: int) -> tuple[bytes, bytes]:
-    user = f"u{i % 7}"
-    ev = {"event_id": f"ok-{i}", "ts": now_ms - 3_600_000 + i, "user": user, "model": "gpt-4o",
-          "input_tokens": 100 + i, "output_tokens": 10}  # fmt: skip
-    return user.encode(), orjson.dumps(ev)
-
-
-def hostile_stream(now_ms: int) -> tuple[list[tuple[bytes | None, bytes]], set[str], int, bytes, int]:
-    msgs: list[tuple[bytes | None, bytes]] = []
-    bad: list[tuple[bytes | None, bytes]] = []
-    ids: set[str] = set()
-    i = 0
-
-    def some_honest(n: int) -> None:
-        nonlocal i
-        for _ in range(n):
-            key, value = honest(i, now_ms)
-            msgs.append((key, value))
-            ids.add(f"ok-{i}")
-            i += 1
-
-    def hostile(key: bytes | None, value: bytes) -> None:
-        msgs.append((key, value))
-        bad.append((key, value))
-
-    some_honest(50)
-    flood = b"\n".join([b"1"] * 524_000)  # 1 MiB of tiny non-events
-    assert len(flood) <= 1 << 20
-    hostile(b"u1", flood)
-    some_honest(50)
-    for n in range(5):
-        hostile(b"k" * 100_000 + bytes([48 + n]), b"{not json")
-    some_honest(50)
-    late = {"event_id": "late-1", "ts": now_ms - 21 * 86_400_000, "user": "u2", "model": "gpt-4o",
-            "input_tokens": 1, "pad": ""}  # fmt: skip
-    late["pad"] = "x" * ((1 << 20) - len(orjson.dumps(late)) - 16)
-    late_value = orjson.dumps(late)
-    hostile(b"u2", late_value)
-    some_honest(50)
-    poison = orjson.dumps({"event_id": "p-1", "ts": now_ms - 60_000, "user": "u3", "model": "gpt-4o",
-                           "input_tokens": 5, "note": POISON})  # fmt: skip
-    hostile(b"u3", poison)
-    some_honest(50)
-    for n in range(40):  # rejected (no model), carrying prompt and output text
-        ev = {"event_id": f"t-{n}", "ts": now_ms - 60_000, "user": "u4", "prompt": f"{SECRET} prompt {n}",
-              "output": f"{SECRET} output {n}"}  # fmt: skip
-        hostile(b"u4", orjson.dumps(ev))
-    some_honest(50)
-    bad_bytes = sum(len(k or b"") + len(v) for k, v in bad)
-    return msgs, ids, bad_bytes, poison, len(late_value)
 
 
 @pytest.fixture(scope="module")
