@@ -35,6 +35,21 @@ HOSTILE_TEAM = '"><img src=x onerror=alert(1)>'
 WEEK_MS = 7 * 86_400_000
 
 
+
+def stop_worker(proc: subprocess.Popen[bytes], brokers: str, topics: list[str]) -> None:
+    """SIGTERM (then SIGKILL) a page-serving worker and delete its test topics."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    try:
+        delete_topics(brokers, topics)
+    except Exception as exc:  # cleanup only
+        print(f"could not delete test topics: {exc}")
+
+
 @dataclass
 class Worker:
     base: str
@@ -137,16 +152,7 @@ def worker(kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             time.sleep(0.3)
         yield w
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        try:
-            delete_topics(kafka_brokers, [events, outcomes, dlq])
-        except Exception as exc:  # cleanup only
-            print(f"could not delete test topics: {exc}")
+        stop_worker(proc, kafka_brokers, [events, outcomes, dlq])
 
 
 class Rows(HTMLParser):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 from e2e import free_port, produce
-from test_web import CHROMIUM, get, metric_samples
-from tokenlord.kafka.admin import delete_topics, ensure_topics
+from test_web import CHROMIUM, get, metric_samples, stop_worker
+from tokenlord.kafka.admin import ensure_topics
 from tokenlord.web_access import hash_password
 
 pytestmark = pytest.mark.integration
@@ -95,16 +94,7 @@ def worker(kafka_brokers: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             time.sleep(0.3)
         yield Worker(base, time.strftime("%Y-%m-%d", time.gmtime(week_ms / 1000)))
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        try:
-            delete_topics(kafka_brokers, [events, outcomes, dlq])
-        except Exception as exc:  # cleanup only
-            print(f"could not delete test topics: {exc}")
+        stop_worker(proc, kafka_brokers, [events, outcomes, dlq])
 
 
 def test_over_http_denied_without_credentials_metrics_and_health_open(worker: Worker) -> None:
