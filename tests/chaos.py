@@ -14,6 +14,7 @@ Used by tests/integration/test_faults.py (short) and benchmarks/reliability.py
 from __future__ import annotations
 
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -178,7 +179,7 @@ def rebalance(ctx: Ctx, cycles: int = 4) -> Report:
             _kill(member)
             time.sleep(8)  # its session expires: the worker gets every partition back
         report.notes["cycles"] = cycles
-        report.notes["revocations"] = log.read_text(errors="replace").count("partitions revoked")
+        report.notes["revocations"] = len(re.findall(r"partitions of \S+ revoked", log.read_text(errors="replace")))
         report.notes["restores"] = log.read_text(errors="replace").count("restored: resumes at")
     finally:
         worker.send_signal(signal.SIGTERM)
