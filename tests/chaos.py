@@ -112,7 +112,8 @@ def _kill(proc: subprocess.Popen[bytes]) -> bool:
 def kill9(ctx: Ctx, kills: int = 20) -> Report:
     """``kill -9`` of the worker at random moments, restarted each time; a
     new slice of the stream is produced before each life."""
-    topic, env, now_ms, log = _setup(ctx, "kill9", TOKENLORD_BATCH_SIZE="25")
+    # Restores in many small chunks (the default reads 20,000 events a step).
+    topic, env, now_ms, log = _setup(ctx, "kill9", TOKENLORD_BATCH_SIZE="25", TOKENLORD_RESTORE_CHUNK="97")
     rng = random.Random(ctx.seed)
     parts = chunks(chaos_stream(now_ms, ctx.seed), kills + 1)
     report = Report("kill -9 at random moments")
@@ -137,7 +138,7 @@ def kill9(ctx: Ctx, kills: int = 20) -> Report:
 def crash_points(ctx: Ctx) -> Report:
     """The worker kills itself (SIGKILL) right after each step of a batch's
     write path in turn: DLQ flushed, each table insert, the progress."""
-    topic, env, now_ms, log = _setup(ctx, "crashpoints", TOKENLORD_BATCH_SIZE="25")
+    topic, env, now_ms, log = _setup(ctx, "crashpoints", TOKENLORD_BATCH_SIZE="25", TOKENLORD_RESTORE_CHUNK="53")
     rng = random.Random(ctx.seed)
     parts = chunks(chaos_stream(now_ms, ctx.seed), len(CRASH_POINTS) + 1)
     report = Report("self-kill after each write step")

@@ -41,6 +41,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from tokenlord._core import Batch, Core
@@ -49,6 +50,9 @@ from tokenlord.faults import Faults
 from tokenlord.kafka.dlq import Sent
 from tokenlord.settings import Settings
 from tokenlord.time_utils import WEEK_MS, week_start_ms
+
+#: (src_offset, ts ms, event_id) of a restore chunk's last event (Store.restore_chunk).
+RestoreKey = tuple[int, int, str]
 
 log = logging.getLogger("tokenlord.pipeline")
 T = TypeVar("T")
@@ -251,9 +255,24 @@ class Pipeline:
         else:
             oldest_open_week = week_start_ms(watermark - WEEK_MS - s.grace)
             since = min(oldest_open_week, watermark - s.dedupe_horizon)
-        events = self._retry("read state", lambda: self.store.restore_partition(partition, since, topic)).events
+        # In chunks: the worker holds one chunk of the stored events at a time, not a week of them.
         with self.core_lock:
-            batch = self.core.restore(partition, watermark, state.max_version, events, state.next_offset)
+            self.core.restore_begin(partition, watermark, state.max_version, state.next_offset)
+        restored = 0
+        after: RestoreKey | None = None
+        rows = s.restore_chunk
+        while True:
+            key = after
+            events, after = self._retry(
+                "read state", partial(self.store.restore_chunk, partition, since, state.next_offset, rows, key)
+            )
+            with self.core_lock:
+                self.core.restore_events(partition, events)
+            restored += len(events["event_id"])
+            if after is None:
+                break
+        with self.core_lock:
+            batch = self.core.restore_end(partition)
         self._retry("write", lambda: self._write(batch, topic, self._now_ms()))
         self.stats.restores += 1
         log.info(
@@ -261,7 +280,7 @@ class Pipeline:
             topic,
             partition - src.base,
             state.next_offset,
-            len(events["event_id"]),
+            restored,
             since,
             watermark,
             batch.rows["weekly"],

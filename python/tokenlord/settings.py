@@ -339,6 +339,12 @@ FIELDS: tuple[Field, ...] = (
         _positive_int,
     ),
     Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
+    Field(
+        "restore_chunk",
+        "20000",
+        "Stored events read per step when a worker rebuilds a partition's state (its memory for that is one step).",
+        _positive_int,
+    ),
     Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
     # Fan-out limits (docs/semantics.md, "Fan-out limits"): what one message may cost.
     Field(
@@ -604,6 +610,7 @@ class Settings:
     batch_size: int = 20_000
     batch_bytes: int = 8_388_608
     flush_interval: int = 1000
+    restore_chunk: int = 20_000
     max_message_bytes: int = 1_048_576
     max_elements_per_message: int = 10_000
     max_rejections_per_message: int = 100

@@ -196,6 +196,8 @@ struct PartitionState {
     /// Messages below this offset are already applied (from the store's
     /// progress at restore, then advanced by every batch): a replay skips them.
     resume: i64,
+    /// A restore in chunks: its batch stamp and the cells its events touched.
+    restoring: Option<(u64, Touched)>,
 }
 
 /// An element after the pure stage: an event with resolved counts, or a rejection.
@@ -683,22 +685,40 @@ impl Core {
         events: &[StoredEvent<'_>],
         resume: Option<i64>,
     ) -> BatchOut<'static> {
+        let wm = watermark.or_else(|| events.iter().map(|e| e.contribution.ts).max());
+        self.restore_begin(partition, wm, min_version, resume);
+        self.restore_events(partition, events);
+        self.restore_end(partition)
+    }
+
+    /// Starts rebuilding a partition's state (a restore in chunks: then
+    /// [`Core::restore_events`] in Kafka offset order, then
+    /// [`Core::restore_end`]); `watermark` is the stored events' max ts.
+    pub fn restore_begin(
+        &mut self,
+        partition: i32,
+        watermark: Option<i64>,
+        min_version: u64,
+        resume: Option<i64>,
+    ) {
         self.parts.remove(&partition);
         self.last_version = self.last_version.max(min_version);
         self.stamp += 1;
-        let stamp = self.stamp;
-        let mut out = BatchOut {
-            version: self.last_version + 1,
-            ..BatchOut::default()
-        };
-        self.last_version = out.version;
-        let grace = self.cfg.grace_ms;
-        let wm = watermark.or_else(|| events.iter().map(|e| e.contribution.ts).max());
         let st = self.parts.entry(partition).or_default();
-        st.watermark = wm;
+        st.watermark = watermark;
         st.resume = resume.unwrap_or(0);
-        let mut touched = Touched::default();
-        let waste_from = wm.map_or(i64::MIN, |w| w.saturating_sub(self.cfg.waste_memory_ms()));
+        st.restoring = Some((self.stamp, Touched::default()));
+    }
+
+    /// Adds stored events to a partition being restored: dedupe memory, the
+    /// waste memory of the last waste window, the open weeks' cells.
+    pub fn restore_events(&mut self, partition: i32, events: &[StoredEvent<'_>]) {
+        let grace = self.cfg.grace_ms;
+        let waste_memory = self.cfg.waste_memory_ms();
+        let st = self.parts.entry(partition).or_default();
+        let (stamp, mut touched) = st.restoring.take().unwrap_or_default();
+        let wm = st.watermark;
+        let waste_from = wm.map_or(i64::MIN, |w| w.saturating_sub(waste_memory));
         for e in events {
             let c = &e.contribution;
             st.dedupe.insert(e.event_id, c.ts);
@@ -721,8 +741,20 @@ impl Core {
                 st.windows.add(c, stamp, &mut touched);
             }
         }
-        let mut map = HashMap::new();
-        if wm.is_some() {
+        st.restoring = Some((stamp, touched));
+    }
+
+    /// Ends a restore: the rows of the open cells it rebuilt, restated.
+    pub fn restore_end(&mut self, partition: i32) -> BatchOut<'static> {
+        let mut out = BatchOut {
+            version: self.last_version + 1,
+            ..BatchOut::default()
+        };
+        self.last_version = out.version;
+        let st = self.parts.entry(partition).or_default();
+        let touched = st.restoring.take().map(|(_, t)| t).unwrap_or_default();
+        if st.watermark.is_some() {
+            let mut map = HashMap::new();
             map.insert(partition, touched);
             self.finish(map, &mut out);
         }
@@ -957,6 +989,64 @@ mod tests {
         assert!(s.open_weeks <= 2, "{s:?}");
         assert!(s.weekly_cells <= 100, "{s:?}");
         assert!(s.dedupe_ids <= 100, "{s:?}");
+    }
+
+    #[test]
+    fn a_restore_in_chunks_equals_one_in_one_go() {
+        let users = ["u", "v", "w"];
+        let ids: Vec<String> = (0..40).map(|i| format!("e{i}")).collect();
+        let stored: Vec<StoredEvent<'_>> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| StoredEvent {
+                event_id: id,
+                contribution: Contribution {
+                    ts: MON + 6 * DAY_MS + i as i64 * 3_000_000,
+                    user: users[i % 3],
+                    team: if i % 5 == 0 { "t" } else { "" },
+                    model: "m",
+                    input_tokens: 5000 + (i % 2) as u64,
+                    output_tokens: 10,
+                    cached_input_tokens: 0,
+                    wasted_tokens: (i % 4) as u64,
+                    waste_reason: if i % 4 > 0 { "agent_loop" } else { "" },
+                    cost_usd: 0.25,
+                },
+                fingerprint: Fingerprint::default(),
+            })
+            .collect();
+        let wm = stored.iter().map(|e| e.contribution.ts).max();
+        let mut whole = Core::new(Config::default()).unwrap();
+        let a = whole.restore(0, wm, 7, &stored, Some(40));
+        let mut chunked = Core::new(Config::default()).unwrap();
+        chunked.restore_begin(0, wm, 7, Some(40));
+        for part in stored.chunks(7) {
+            chunked.restore_events(0, part);
+        }
+        let b = chunked.restore_end(0);
+        assert_eq!(
+            (a.version, &a.weekly, &a.hourly, &a.waste),
+            (b.version, &b.weekly, &b.hourly, &b.waste)
+        );
+        assert!(!a.weekly.is_empty());
+        // ...and the same state: the next batch gets the same verdicts and rows.
+        let msg = ev("e39", MON + 6 * DAY_MS + 3_000_001, "v", 5001);
+        let next = ev("n", MON + 6 * DAY_MS + 200_000_000, "v", 5001);
+        let m = [(40, &msg), (41, &next)].map(|(offset, v)| Message {
+            partition: 0,
+            offset,
+            value: v,
+        });
+        let (x, y) = (
+            whole.process(&m, FAR_FUTURE),
+            chunked.process(&m, FAR_FUTURE),
+        );
+        assert_eq!(x.duplicates, 1);
+        assert_eq!(
+            (x.duplicates, &x.weekly, x.events.len()),
+            (y.duplicates, &y.weekly, y.events.len())
+        );
+        assert_eq!(whole.state_size(), chunked.state_size());
     }
 
     #[test]

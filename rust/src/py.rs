@@ -487,78 +487,52 @@ impl Core {
         events: &Bound<'_, PyDict>,
         next_offset: Option<i64>,
     ) -> PyResult<Batch> {
-        fn get<'py, T: for<'a> FromPyObject<'a, 'py>>(
-            d: &Bound<'py, PyDict>,
-            k: &str,
-        ) -> PyResult<T> {
-            match d.get_item(k)? {
-                Some(v) => v.extract().map_err(Into::into),
-                None => Err(InputError::new_err(format!(
-                    "restore: events column {k:?} is missing"
-                ))),
-            }
-        }
-        let ids: Vec<String> = get(events, "event_id")?;
-        let ts: Vec<i64> = get(events, "ts")?;
-        let users: Vec<String> = get(events, "user")?;
-        let teams: Vec<String> = get(events, "team")?;
-        let models: Vec<String> = get(events, "model")?;
-        let input: Vec<u64> = get(events, "input_tokens")?;
-        let output: Vec<u64> = get(events, "output_tokens")?;
-        let cached: Vec<u64> = get(events, "cached_input_tokens")?;
-        let wasted: Vec<u64> = get(events, "wasted_tokens")?;
-        let reasons: Vec<String> = get(events, "waste_reason")?;
-        let cost: Vec<f64> = get(events, "cost_usd")?;
-        let fp_prompt: Vec<u64> = get(events, "fp_prompt")?;
-        let fp_prompt_sim: Vec<u64> = get(events, "fp_prompt_sim")?;
-        let fp_output_sim: Vec<u64> = get(events, "fp_output_sim")?;
-        let fp_flags: Vec<u8> = get(events, "fp_flags")?;
-        let n = ids.len();
-        let lens = [
-            ts.len(),
-            users.len(),
-            teams.len(),
-            models.len(),
-            input.len(),
-            output.len(),
-            cached.len(),
-            wasted.len(),
-            reasons.len(),
-            cost.len(),
-            fp_prompt.len(),
-            fp_prompt_sim.len(),
-            fp_output_sim.len(),
-            fp_flags.len(),
-        ];
-        if lens.iter().any(|l| *l != n) {
-            return Err(CoreError::Input("restore: events columns differ in length".into()).into());
-        }
-        let stored: Vec<StoredEvent<'_>> = (0..n)
-            .map(|i| StoredEvent {
-                event_id: &ids[i],
-                contribution: Contribution {
-                    ts: ts[i],
-                    user: &users[i],
-                    team: &teams[i],
-                    model: &models[i],
-                    input_tokens: input[i],
-                    output_tokens: output[i],
-                    cached_input_tokens: cached[i],
-                    wasted_tokens: wasted[i],
-                    waste_reason: &reasons[i],
-                    cost_usd: cost[i],
-                },
-                fingerprint: Fingerprint::from_stored(
-                    fp_prompt[i],
-                    fp_prompt_sim[i],
-                    fp_output_sim[i],
-                    fp_flags[i],
-                ),
-            })
-            .collect();
+        let cols = RestoreColumns::from_dict(events)?;
         let inner = &mut self.inner;
         let (out, blocks) = py.detach(|| {
-            let out = inner.restore(partition, watermark_ms, min_version, &stored, next_offset);
+            let out = inner.restore(
+                partition,
+                watermark_ms,
+                min_version,
+                &cols.events(),
+                next_offset,
+            );
+            let b = blocks(&out);
+            (out, b)
+        });
+        to_batch(py, out, blocks)
+    }
+
+    /// A restore in chunks, for partitions with many stored events: begin,
+    /// events (any number of calls, in Kafka offset order), end.
+    #[pyo3(signature = (partition, watermark_ms, min_version, next_offset=None))]
+    fn restore_begin(
+        &mut self,
+        partition: i32,
+        watermark_ms: Option<i64>,
+        min_version: u64,
+        next_offset: Option<i64>,
+    ) {
+        self.inner
+            .restore_begin(partition, watermark_ms, min_version, next_offset);
+    }
+
+    fn restore_events(
+        &mut self,
+        py: Python<'_>,
+        partition: i32,
+        events: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
+        let cols = RestoreColumns::from_dict(events)?;
+        let inner = &mut self.inner;
+        py.detach(|| inner.restore_events(partition, &cols.events()));
+        Ok(())
+    }
+
+    fn restore_end(&mut self, py: Python<'_>, partition: i32) -> PyResult<Batch> {
+        let inner = &mut self.inner;
+        let (out, blocks) = py.detach(|| {
+            let out = inner.restore_end(partition);
             let b = blocks(&out);
             (out, b)
         });
@@ -714,4 +688,103 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(redact, m)?)?;
     m.add("FINGERPRINT_VERSION", crate::fingerprint::VERSION)?;
     Ok(())
+}
+
+/// The columns of stored events a restore reads (`RESTORE_COLUMNS` in store/client.py).
+struct RestoreColumns {
+    ids: Vec<String>,
+    ts: Vec<i64>,
+    users: Vec<String>,
+    teams: Vec<String>,
+    models: Vec<String>,
+    input: Vec<u64>,
+    output: Vec<u64>,
+    cached: Vec<u64>,
+    wasted: Vec<u64>,
+    reasons: Vec<String>,
+    cost: Vec<f64>,
+    fp_prompt: Vec<u64>,
+    fp_prompt_sim: Vec<u64>,
+    fp_output_sim: Vec<u64>,
+    fp_flags: Vec<u8>,
+}
+
+impl RestoreColumns {
+    fn from_dict(events: &Bound<'_, PyDict>) -> PyResult<RestoreColumns> {
+        fn get<'py, T: for<'a> FromPyObject<'a, 'py>>(
+            d: &Bound<'py, PyDict>,
+            k: &str,
+        ) -> PyResult<T> {
+            match d.get_item(k)? {
+                Some(v) => v.extract().map_err(Into::into),
+                None => Err(InputError::new_err(format!(
+                    "restore: events column {k:?} is missing"
+                ))),
+            }
+        }
+        let c = RestoreColumns {
+            ids: get(events, "event_id")?,
+            ts: get(events, "ts")?,
+            users: get(events, "user")?,
+            teams: get(events, "team")?,
+            models: get(events, "model")?,
+            input: get(events, "input_tokens")?,
+            output: get(events, "output_tokens")?,
+            cached: get(events, "cached_input_tokens")?,
+            wasted: get(events, "wasted_tokens")?,
+            reasons: get(events, "waste_reason")?,
+            cost: get(events, "cost_usd")?,
+            fp_prompt: get(events, "fp_prompt")?,
+            fp_prompt_sim: get(events, "fp_prompt_sim")?,
+            fp_output_sim: get(events, "fp_output_sim")?,
+            fp_flags: get(events, "fp_flags")?,
+        };
+        let n = c.ids.len();
+        let lens = [
+            c.ts.len(),
+            c.users.len(),
+            c.teams.len(),
+            c.models.len(),
+            c.input.len(),
+            c.output.len(),
+            c.cached.len(),
+            c.wasted.len(),
+            c.reasons.len(),
+            c.cost.len(),
+            c.fp_prompt.len(),
+            c.fp_prompt_sim.len(),
+            c.fp_output_sim.len(),
+            c.fp_flags.len(),
+        ];
+        if lens.iter().any(|l| *l != n) {
+            return Err(CoreError::Input("restore: events columns differ in length".into()).into());
+        }
+        Ok(c)
+    }
+
+    fn events(&self) -> Vec<StoredEvent<'_>> {
+        (0..self.ids.len())
+            .map(|i| StoredEvent {
+                event_id: &self.ids[i],
+                contribution: Contribution {
+                    ts: self.ts[i],
+                    user: &self.users[i],
+                    team: &self.teams[i],
+                    model: &self.models[i],
+                    input_tokens: self.input[i],
+                    output_tokens: self.output[i],
+                    cached_input_tokens: self.cached[i],
+                    wasted_tokens: self.wasted[i],
+                    waste_reason: &self.reasons[i],
+                    cost_usd: self.cost[i],
+                },
+                fingerprint: Fingerprint::from_stored(
+                    self.fp_prompt[i],
+                    self.fp_prompt_sim[i],
+                    self.fp_output_sim[i],
+                    self.fp_flags[i],
+                ),
+            })
+            .collect()
+    }
 }

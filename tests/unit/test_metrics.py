@@ -117,6 +117,9 @@ class FakeStore:
     def restore_partition(self, partition: int, since: int | None, topic: str | None = None) -> Any:
         return Restored(None, 0, {c: [] for c in RESTORE_COLUMNS}, None)
 
+    def restore_chunk(self, partition: int, since: int, next_offset: int | None, rows: int, after: Any = None) -> Any:
+        return {c: [] for c in RESTORE_COLUMNS}, None
+
     def write_batch(self, batch: Any, topic: str, now_ms: int, *, on_written: Any = None) -> dict[str, int]:
         if self.pipeline is not None and self.pipeline.stats.failing:
             self.seen_failing.append(self.pipeline.stats.failing)

@@ -62,6 +62,10 @@ RESTORE_COLUMNS: Final = (
 )  # fmt: skip
 
 
+#: Where a chunk of a restore ends: (src_offset, ts ms, event_id) of its last event.
+RestoreKey = tuple[int, int, str]
+
+
 class Restored(NamedTuple):
     """A partition's state as stored (``Store.restore_partition``)."""
 
@@ -589,6 +593,42 @@ class Store:
         if cols and len(cols) == len(RESTORE_COLUMNS):
             events = {c: list(col) for c, col in zip(RESTORE_COLUMNS, cols, strict=True)}
         return Restored(watermark, max_version, events, next_offset)
+
+    def restore_chunk(
+        self, partition: int, since_ms: int, next_offset: int | None, rows: int, after: RestoreKey | None = None
+    ) -> tuple[dict[str, list[Any]], RestoreKey | None]:
+        """One chunk of the events of :meth:`restore_partition` (applied, ``ts >=
+        since_ms``, in Kafka offset order): at most ``rows`` of them after the
+        key ``after`` (None: from the first), and the key to pass for the next
+        chunk (None: this was the last). A restore holds one chunk at a time."""
+        select = ", ".join(
+            "toUnixTimestamp64Milli(ts) AS x_ts_ms" if c == "ts" else quote_ident(c) for c in RESTORE_COLUMNS
+        )
+        params: dict[str, Any] = {
+            "p": partition, "since": since_ms, "rows": rows,
+            "next": next_offset if next_offset is not None else 2**63 - 1,
+        }  # fmt: skip
+        keyset = ""
+        if after is not None:
+            params.update(o=after[0], t=after[1], e=after[2])
+            keyset = "AND (src_offset, toUnixTimestamp64Milli(ts), event_id) > ({o:Int64}, {t:Int64}, {e:String}) "
+        result = self._client.query(
+            f"SELECT {select}, src_offset AS x_offset FROM {self.table('_events')} FINAL "
+            "WHERE src_partition = {p:Int32} AND src_offset < {next:Int64} "
+            "AND ts >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') "
+            f"{keyset}"
+            "ORDER BY src_offset, x_ts_ms, event_id LIMIT {rows:UInt64} "
+            "SETTINGS do_not_merge_across_partitions_select_final = 1",
+            parameters=params,
+            column_oriented=True,
+        )
+        cols = result.result_columns
+        if not cols or not cols[0]:
+            return {c: [] for c in RESTORE_COLUMNS}, None
+        events = {c: list(col) for c, col in zip(RESTORE_COLUMNS, cols, strict=False)}
+        if len(cols[0]) < rows:
+            return events, None
+        return events, (int(cols[-1][-1]), int(events["ts"][-1]), str(events["event_id"][-1]))
 
     def weeks(self) -> list[date]:
         """Weeks (Monday dates) with leaderboard data, oldest first."""
