@@ -815,6 +815,19 @@ mod tests {
             .into_bytes()
     }
 
+    /// `values` as the messages of `partition` from offset `first` on.
+    fn messages<V: AsRef<[u8]>>(partition: i32, first: i64, values: &[V]) -> Vec<Message<'_>> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Message {
+                partition,
+                offset: first + i as i64,
+                value: v.as_ref(),
+            })
+            .collect()
+    }
+
     fn run(
         core: &mut Core,
         partition: i32,
@@ -822,15 +835,7 @@ mod tests {
     ) -> (usize, Vec<String>, u64, Vec<WeeklyRow>) {
         // Each call continues the partition's offsets (a new batch, not a replay).
         let first = core.parts.get(&partition).map_or(0, |s| s.resume);
-        let msgs: Vec<Message<'_>> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Message {
-                partition,
-                offset: first + i as i64,
-                value: v,
-            })
-            .collect();
+        let msgs = messages(partition, first, values);
         let out = core.process(&msgs, FAR_FUTURE);
         (
             out.events.len(),
@@ -1328,15 +1333,8 @@ mod tests {
             ev("x", MON, "u", 1),
         ]);
         let single = b"7".to_vec();
-        let msgs: Vec<Message<'_>> = [&bad, &bad, &single]
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Message {
-                partition: 0,
-                offset: i as i64,
-                value: v,
-            })
-            .collect();
+        let values = [&bad, &bad, &single];
+        let msgs = messages(0, 0, &values);
         let out = core.process(&msgs, FAR_FUTURE);
         let got: Vec<(i64, u32, String)> = out
             .rejected
@@ -1365,15 +1363,7 @@ mod tests {
         let poison = ndjson(&[ev("p", MON, "u", 1), b"{\"x\":\"POISON\"}".to_vec()]);
         let (a, b) = (ev("a", MON, "u", 1), ev("b", MON, "u", 2));
         let values = [a, poison.clone(), b];
-        let msgs: Vec<Message<'_>> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Message {
-                partition: 0,
-                offset: i as i64,
-                value: v,
-            })
-            .collect();
+        let msgs = messages(0, 0, &values);
         let out = core.process(&msgs, FAR_FUTURE);
         assert_eq!(out.events.len(), 2);
         assert_eq!(out.rejected.len(), 1);
@@ -1398,15 +1388,7 @@ mod tests {
                     .into_bytes()
             })
             .collect();
-        let msgs: Vec<Message<'_>> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| Message {
-                partition: 0,
-                offset: i as i64,
-                value: v,
-            })
-            .collect();
+        let msgs = messages(0, 0, &values);
         let out = core.process(&msgs, FAR_FUTURE);
         assert_eq!(out.events.len(), 3 * PRICE_CACHE_MAX);
         assert!(out.events.iter().all(|e| (e.cost_usd - 2.5).abs() < 1e-9));
