@@ -580,14 +580,21 @@ class WasteConfig:
     loop_min: int = 1
     loop_bits: int = 3
     repeat_pct: int = 50
+    resend_window_ms: int = 86_400_000
+    resend_free: int = 2
 
     @property
     def memory_ms(self) -> int:
-        return max(self.duplicate_window_ms, self.storm_window_ms, self.loop_window_ms)
+        return max(
+            self.duplicate_window_ms,
+            self.storm_window_ms,
+            self.loop_window_ms,
+            self.resend_window_ms,
+        )
 
     @property
     def kept_per_prompt(self) -> int:
-        return min(max(self.storm_min - 1, self.free_repeats + 1), 64)
+        return min(max(self.storm_min - 1, self.free_repeats + 1, self.resend_free + 1), 64)
 
 
 _MASK64 = (1 << 64) - 1
@@ -799,10 +806,15 @@ def _share(tokens: int, rep: tuple[int, int], pct: int) -> int:
     return tokens * repeated // total
 
 
+# (ts, prompt sim, output sim, has output text, output tokens)
+Recent = tuple[int, int, int, bool, int]
+RECENT_MAX = 256
+
+
 @dataclass
 class UserWaste:
     prompts: dict[int, list[int]] = field(default_factory=dict)
-    recent: list[tuple[int, int, int, bool, int]] = field(default_factory=list)
+    recent: list[Recent] = field(default_factory=list)
 
     def judge(
         self, cfg: WasteConfig, ts: int, since: int, model: str, is_error: bool, inp: int, out: int, fp: Fingerprint
@@ -819,12 +831,12 @@ class UserWaste:
         def within(t: int, span: int) -> bool:
             return t >= since and abs(ts - t) <= span
 
-        def near(a: int, b: int) -> bool:
-            return bin(a ^ b).count("1") <= cfg.loop_bits
+        def near(a: int, b: int, bits: int) -> bool:
+            return bin(a ^ b).count("1") <= bits
 
-        def same_answer(x: tuple[int, int, int, bool, int]) -> bool:
+        def same_answer(x: Recent) -> bool:
             if x[3] and fp.output is not None:
-                return near(x[2], fp.output.sim)
+                return near(x[2], fp.output.sim, cfg.loop_bits)
             if not x[3] and fp.output is None:
                 return abs(x[4] - out) * 10 <= max(x[4], out)
             return False
@@ -835,17 +847,19 @@ class UserWaste:
             times = self.prompts.get(prompt, []) if repeatable else []
             storm = sum(within(t, cfg.storm_window_ms) for t in times)
             dups = sum(within(t, cfg.duplicate_window_ms) for t in times)
+            resent = sum(within(t, cfg.resend_window_ms) for t in times) if fp.prompt is not None else 0
             looped = 0
             if repeatable and fp.prompt is not None:
                 p_sim = fp.prompt.sim
                 looped = sum(
-                    within(x[0], cfg.loop_window_ms) and near(x[1], p_sim) and same_answer(x) for x in self.recent
+                    within(x[0], cfg.loop_window_ms) and near(x[1], p_sim, cfg.loop_bits) and same_answer(x)
+                    for x in self.recent
                 )
             if storm + 1 >= cfg.storm_min:
                 verdict = (total, "retry_storm")
             elif looped >= cfg.loop_min:
                 verdict = (total, "agent_loop")
-            elif dups > cfg.free_repeats:
+            elif dups > cfg.free_repeats or resent > cfg.resend_free:
                 verdict = (total, "duplicate_prompt")
             else:
                 padded = _share(inp, fp.prompt.repeat if fp.prompt else (0, 0), cfg.repeat_pct)
@@ -862,7 +876,7 @@ class UserWaste:
             if fp.prompt is not None:
                 o = fp.output
                 self.recent.append((ts, fp.prompt.sim, o.sim if o else 0, o is not None, out))
-                if len(self.recent) > 32:
+                if len(self.recent) > RECENT_MAX:
                     self.recent.remove(min(self.recent))
         return verdict
 

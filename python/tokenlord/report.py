@@ -24,7 +24,7 @@ WASTE_RULES = {
     "failed_request": "the request failed (status=error): all its tokens",
     "retry_storm": "the same request again within seconds of two or more identical ones",
     "agent_loop": "a near-identical prompt got the same answer again within minutes",
-    "duplicate_prompt": "the same prompt sent again within the hour (the first resend is free)",
+    "duplicate_prompt": "the same prompt sent again within the hour (the first resend is free) or more than twice in a day",
     "padded_prompt": "most of the prompt repeats itself: the repeated share of its input tokens",
     "repetitive_output": "most of the answer repeats itself: the repeated share, and the prompt that bought it",
 }

@@ -414,6 +414,14 @@ FIELDS: tuple[Field, ...] = (
         _positive_int,
     ),
     Field(
+        "waste_resend_window",
+        "24h",
+        "The same prompt (by its text or fingerprint) sent again within this span, however the re-sends "
+        "are paced, is a repeat (duplicate_prompt)...",
+        parse_duration_ms,
+    ),
+    Field("waste_resend_free", "2", "...after this many free re-sends.", _non_negative_int),
+    Field(
         "titles",
         "Token Lord,AI Grandmaster,Token Overlord",
         "Titles by effective rank, comma-separated (rank 1 first).",
@@ -625,6 +633,8 @@ class Settings:
     waste_loop_min: int = 1
     waste_loop_bits: int = 3
     waste_repeat_pct: int = 50
+    waste_resend_window: int = 86_400_000
+    waste_resend_free: int = 2
     titles: str = "Token Lord,AI Grandmaster,Token Overlord"
     prices_file: str = ""
     model_encodings: str = DEFAULT_MODEL_ENCODINGS
@@ -832,6 +842,8 @@ class Settings:
             "loop_min": self.waste_loop_min,
             "loop_bits": self.waste_loop_bits,
             "repeat_pct": self.waste_repeat_pct,
+            "resend_window_ms": self.waste_resend_window,
+            "resend_free": self.waste_resend_free,
         }
 
     def encoding_kwargs(self) -> dict[str, Any]:

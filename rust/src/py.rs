@@ -339,6 +339,8 @@ fn waste_config(values: StdHashMap<String, i64>) -> Result<WasteConfig, CoreErro
             "loop_min" => cfg.loop_min = unsigned()?,
             "loop_bits" => cfg.loop_bits = u32::try_from(unsigned()?).unwrap_or(u32::MAX),
             "repeat_pct" => cfg.repeat_pct = unsigned()?,
+            "resend_window_ms" => cfg.resend_window_ms = v,
+            "resend_free" => cfg.resend_free = unsigned()?,
             _ => return Err(CoreError::Config(format!("unknown waste setting {name:?}"))),
         }
     }

@@ -42,6 +42,11 @@ pub struct WasteConfig {
     pub loop_bits: u32,
     /// A text is padding/repetitive when this percentage of it repeats.
     pub repeat_pct: u64,
+    /// The same prompt text (by print) sent again within this longer span,
+    /// however the re-sends are paced, is a repeat...
+    pub resend_window_ms: i64,
+    /// ...after this many free ones.
+    pub resend_free: u64,
 }
 
 impl Default for WasteConfig {
@@ -56,6 +61,8 @@ impl Default for WasteConfig {
             loop_min: 1,
             loop_bits: 3,
             repeat_pct: 50,
+            resend_window_ms: 86_400_000,
+            resend_free: 2,
         }
     }
 }
@@ -63,7 +70,15 @@ impl Default for WasteConfig {
 impl WasteConfig {
     pub fn validate(&self) -> Result<(), CoreError> {
         let bad = |what: &str| Err(CoreError::Config(format!("waste setting {what}")));
-        if self.duplicate_window_ms <= 0 || self.storm_window_ms <= 0 || self.loop_window_ms <= 0 {
+        if [
+            self.duplicate_window_ms,
+            self.storm_window_ms,
+            self.loop_window_ms,
+            self.resend_window_ms,
+        ]
+        .iter()
+        .any(|w| *w <= 0)
+        {
             return bad("windows must be > 0");
         }
         if self.storm_min < 2 || self.loop_min < 1 {
@@ -83,12 +98,14 @@ impl WasteConfig {
         self.duplicate_window_ms
             .max(self.storm_window_ms)
             .max(self.loop_window_ms)
+            .max(self.resend_window_ms)
     }
 
     /// Timestamps kept per prompt: enough to decide both count rules.
     fn kept_per_prompt(&self) -> usize {
         (self.storm_min.saturating_sub(1))
             .max(self.free_repeats + 1)
+            .max(self.resend_free + 1)
             .min(64) as usize
     }
 }
@@ -143,14 +160,17 @@ struct Recent {
     output_tokens: u64,
 }
 
-const RECENT_MAX: usize = 32;
+/// Requests with a prompt print remembered per user: enough that a loop
+/// diluted with a hundred other requests between its repeats stays in view.
+pub const RECENT_MAX: usize = 256;
 
 /// The waste state of one user on one partition.
 #[derive(Debug, Default, Clone)]
 pub struct UserWaste {
     /// Prompt fingerprint → its latest timestamps (at most a few).
     prompts: HashMap<u64, Vec<i64>>,
-    /// Latest requests with prompt text (at most `RECENT_MAX`).
+    /// Latest requests with a prompt print (at most `RECENT_MAX`; which are
+    /// kept depends only on their times, never on arrival order).
     recent: Vec<Recent>,
 }
 
@@ -209,6 +229,16 @@ impl UserWaste {
                 .iter()
                 .filter(|t| within(**t, cfg.duplicate_window_ms))
                 .count() as u64;
+            // Exact re-sends of a printed prompt over the longer span: pacing
+            // them just outside the short window does not hide them.
+            let resent = if r.fp.prompt.is_some() {
+                times
+                    .iter()
+                    .filter(|t| within(**t, cfg.resend_window_ms))
+                    .count() as u64
+            } else {
+                0
+            };
             let looped = if let (true, Some(p)) = (repeatable, &r.fp.prompt) {
                 self.recent
                     .iter()
@@ -225,7 +255,7 @@ impl UserWaste {
                 (total, RETRY_STORM)
             } else if looped >= cfg.loop_min {
                 (total, AGENT_LOOP)
-            } else if dups > cfg.free_repeats {
+            } else if dups > cfg.free_repeats || resent > cfg.resend_free {
                 (total, DUPLICATE_PROMPT)
             } else {
                 let padded = share(
@@ -345,13 +375,15 @@ mod tests {
             "alpha", "beta", "gamma", "delta", "tokens", "model", "answer", "user", "query",
             "data", "report", "graph", "table", "error", "value", "index", "cache", "batch",
         ];
+        // A vocabulary of ~2,000 words (18 stems, numbered), like prose has.
         let mut s = seed;
         (0..words)
             .map(|_| {
                 s = s
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1_442_695_040_888_963_407);
-                vocab[(s >> 33) as usize % vocab.len()]
+                let i = (s >> 33) as usize % 2016;
+                format!("{}{}", vocab[i % vocab.len()], i / vocab.len())
             })
             .collect::<Vec<_>>()
             .join(" ")
@@ -372,9 +404,14 @@ mod tests {
             u.judge(&req(T0 + 2 * minute, &fps[2], 300, 400), &cfg),
             (700, DUPLICATE_PROMPT)
         );
-        // Outside the window it is a new prompt again.
+        // Outside the hour, the fourth send of the day is still a repeat
+        // (however re-sends are paced); a day later it is a new prompt again.
         assert_eq!(
             u.judge(&req(T0 + 5 * 3_600_000, &fps[2], 300, 400), &cfg),
+            (700, DUPLICATE_PROMPT)
+        );
+        assert_eq!(
+            u.judge(&req(T0 + 30 * 3_600_000, &fps[2], 300, 400), &cfg),
             (0, "")
         );
     }
@@ -460,6 +497,39 @@ mod tests {
                 .1,
             REPETITIVE_OUTPUT
         );
+    }
+
+    fn sentences(seed: u64, n: u64) -> String {
+        (0..n)
+            .map(|i| format!("{}.", prose(seed * 1000 + i, 12)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn a_loop_diluted_with_other_requests_stays_in_view() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        let (prompt, answer) = (sentences(5, 30), sentences(6, 20));
+        let mut t = T0;
+        let mut reasons = Vec::new();
+        for round in 0..5u64 {
+            for j in 0..60u64 {
+                let junk = fingerprint(
+                    Some(&sentences(100 + round * 100 + j, 8)),
+                    Some(&sentences(7000 + round * 100 + j, 5)),
+                );
+                assert_eq!(u.judge(&req(t, &junk, 200, 100), &cfg), (0, ""));
+                t += 5_000; // 60 requests between two steps, all within the loop window
+            }
+            let fp = fingerprint(Some(&format!("{prompt} step {round}")), Some(&answer));
+            reasons.push(u.judge(&req(t, &fp, 500, 300), &cfg).1);
+        }
+        assert_eq!(
+            reasons,
+            ["", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]
+        );
+        assert!(u.recent.len() <= RECENT_MAX);
     }
 
     #[test]
