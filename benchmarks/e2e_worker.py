@@ -924,8 +924,13 @@ def main() -> None:
     ap.add_argument("--events-1msg", type=int, default=200_000, help="events of the 1-event/message run")
     ap.add_argument("--events-text", type=int, default=100_000, help="events of the text mix")
     ap.add_argument("--text-share", type=float, default=0.3, help="share of text events in the text mix")
-    ap.add_argument("--encodings", nargs="*", default=["1", "100", "text"], choices=["1", "100", "text"],
-                    help="none: skip the throughput phase")
+    ap.add_argument(
+        "--encodings",
+        nargs="*",
+        default=["1", "100", "text"],
+        choices=["1", "100", "text"],
+        help="none: skip the throughput phase",
+    )
     ap.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     ap.add_argument("--latency-contenders", nargs="*", default=list(LATENCY_CONTENDERS),
                     choices=LATENCY_CONTENDERS, help="none: skip the latency phase")  # fmt: skip

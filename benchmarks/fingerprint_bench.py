@@ -107,8 +107,14 @@ def main() -> None:
         / results[f"count_tokens o200k_base, batch x{threads}"]["mb_per_s"],
     }
     rows = [
-        [label, f"{r['bytes'] / 1e6:.1f} MB", f"{r['seconds']:.3f} s", f"{r['mb_per_s']:.1f}",
-         f"{r['first_run_mb_per_s']:.1f}", f"{fp1 / r['mb_per_s']:.1f}x"]
+        [
+            label,
+            f"{r['bytes'] / 1e6:.1f} MB",
+            f"{r['seconds']:.3f} s",
+            f"{r['mb_per_s']:.1f}",
+            f"{r['first_run_mb_per_s']:.1f}",
+            f"{fp1 / r['mb_per_s']:.1f}x",
+        ]
         for label, r in results.items()
     ]
     print(f"{len(docs)} documents, {nbytes / 1e6:.1f} MB, best of {args.repeat}")
@@ -119,12 +125,21 @@ def main() -> None:
         {
             "benchmark": "fingerprint",
             "machine": machine_info(),
-            "parameters": {"mb": args.mb, "documents": len(docs), "bytes": nbytes, "repeat": args.repeat,
-                           "seed": args.seed, "threads": threads, "reference_bytes": ref_bytes},
+            "parameters": {
+                "mb": args.mb,
+                "documents": len(docs),
+                "bytes": nbytes,
+                "repeat": args.repeat,
+                "seed": args.seed,
+                "threads": threads,
+                "reference_bytes": ref_bytes,
+            },
             "results": results,
             "ratios": ratios,
-            "goal": {"fingerprint_vs_count_tokens_1_thread": 10.0,
-                     "met": ratios["fingerprint_vs_count_tokens_1_thread"] >= 10.0},
+            "goal": {
+                "fingerprint_vs_count_tokens_1_thread": 10.0,
+                "met": ratios["fingerprint_vs_count_tokens_1_thread"] >= 10.0,
+            },
         },
     )
     print(f"wrote {path}")

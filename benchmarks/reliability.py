@@ -76,8 +76,14 @@ def soak(weeks: int, users: int, per_hour: int, seed: int) -> list[dict[str, Any
             who = rng.choices(names, weights, k=per_hour)
             values = [
                 orjson.dumps(
-                    {"event_id": f"{week}-{hour}-{i}", "ts": base + i * (HOUR_MS // per_hour), "user": u,
-                     "model": "gpt-4o", "input_tokens": 500 + i % 700, "output_tokens": 90}
+                    {
+                        "event_id": f"{week}-{hour}-{i}",
+                        "ts": base + i * (HOUR_MS // per_hour),
+                        "user": u,
+                        "model": "gpt-4o",
+                        "input_tokens": 500 + i % 700,
+                        "output_tokens": 90,
+                    }
                 )
                 for i, u in enumerate(who)
             ]

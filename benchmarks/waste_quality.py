@@ -144,9 +144,7 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only:
         "weeks": weeks,
         "maxxers_in_raw_top": sum(w["maxxers_in_raw_top"] for w in weeks),
         "maxxers_left_in_effective_top": sum(len(w["still_in_effective_top"]) for w in weeks),
-        "maxxers_left_unearned": sum(
-            len(w["still_in_effective_top"]) - len(w["still_and_earned"]) for w in weeks
-        ),
+        "maxxers_left_unearned": sum(len(w["still_in_effective_top"]) - len(w["still_and_earned"]) for w in weeks),
     }
 
 

@@ -190,8 +190,6 @@ def count(text: str, model: str, settings: Settings) -> tuple[int, bool]:
     return _core.count_tokens([text], enc)[0], estimated
 
 
-
-
 def worker_env(brokers: str, events_topic: str, store_dir: Path, **extra: str) -> dict[str, str]:
     """Environment of a worker on ``events_topic`` (DLQ and outcomes topics derived
     from it) with its own consumer group and embedded store."""

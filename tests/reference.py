@@ -972,7 +972,7 @@ class Reference:
                     or len(batch.rejected) >= self.max_rejections_per_batch
                 )
                 if full and n < len(elements) - 1:
-                    rest = value[element_starts(value, elements)[n]:]
+                    rest = value[element_starts(value, elements)[n] :]
                     batch.rejected.append((p, off, el.idx, "too_many_rejections", rest))
                     break
                 in_message += 1

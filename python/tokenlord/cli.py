@@ -20,7 +20,7 @@ from typing import Any
 
 from tokenlord import report as fmt
 from tokenlord.errors import ConfigError, StoreError, TokenlordError
-from tokenlord.report import WASTE_RULES
+from tokenlord.report import RANKINGS, WASTE_RULES
 from tokenlord.settings import FIELDS, Settings, configuration_markdown
 
 __all__ = ["LEADERBOARD_COLUMNS", "WASTE_RULES", "format_explain", "format_table", "main", "resolve_week"]
@@ -111,9 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     sm.add_argument(
         "--outcomes-out", metavar="FILE", help="with --out: also write the sessions' outcome events (JSONL) here"
     )
-    sm.add_argument(
-        "--no-outcomes", action="store_true", help="do not produce outcome events to the outcomes topic"
-    )
+    sm.add_argument("--no-outcomes", action="store_true", help="do not produce outcome events to the outcomes topic")
     sm.add_argument("--per-message", type=_positive, default=1, metavar="N")
     sm.add_argument(
         "--format",
@@ -128,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("leaderboard", parents=[parent], help="print a week's ranking")
     lb.add_argument("--week", default="current", help="current | last | YYYY-MM-DD (any day of the week)")
     lb.add_argument("--top", type=_positive, default=100)
-    lb.add_argument("--by", choices=("raw", "effective"), default="raw")
+    lb.add_argument("--by", choices=RANKINGS, default="raw", help="raw | effective | value (docs/semantics.md)")
     lb.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
     ex = sub.add_parser("explain", parents=[parent], help="why a user's tokens were discounted (audit trail)")
@@ -385,6 +383,7 @@ def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
     import orjson
 
     from tokenlord.store import open_store
+    from tokenlord.store.schema import VALUE_RANK_COLUMNS
 
     store = open_store(settings)
     rows = store.leaderboard(resolve_week(args.week), args.top, args.by)
@@ -392,7 +391,8 @@ def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif args.format == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(LEADERBOARD_COLUMNS), extrasaction="ignore", lineterminator="\n")
+        names = [*LEADERBOARD_COLUMNS, *(VALUE_RANK_COLUMNS if args.by == "value" else ())]
+        writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
             writer.writerow({k: fmt.csv_cell(v) for k, v in r.items()})
@@ -406,7 +406,8 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
     if not rows:
         return "no data for that week (yet): run a worker, or pick another --week (last, YYYY-MM-DD)\n"
     week = rows[0]["week_start"]
-    head = f"Leaderboard — week of {week} ({fmt.board_state(rows)}), ranked by {by} tokens\n"
+    ranked = "value (effective tokens that led to outcomes)" if by == "value" else f"{by} tokens"
+    head = f"Leaderboard — week of {week} ({fmt.board_state(rows)}), ranked by {ranked}\n"
     cols = [
         ("#", 4),
         ("user", 24),
@@ -418,6 +419,8 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
         ("eff#", 5),
         ("title", 16),
     ]
+    if by == "value":
+        cols.insert(5, ("value", 14))
     lines = [
         head,
         "  ".join(name.rjust(w) if name not in ("user", "team", "title") else name.ljust(w) for name, w in cols),
@@ -434,6 +437,8 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
             str(r["effective_rank"]).rjust(5),
             fmt.printable(r["title"])[:16].ljust(16),
         ]
+        if by == "value":
+            cells.insert(5, fmt.tokens(r["value_tokens"]).rjust(14))
         lines.append("  ".join(cells))
     return "\n".join(lines) + "\n"
 

@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from tokenlord import pages
 from tokenlord.page_cache import Limiter, PageCache, cache_key
+from tokenlord.report import Ranking
 from tokenlord.web_access import COOKIE, Access, Ask, Denied, Viewer
 
 __all__ = ["QUERY_TIMEOUT", "RETRY_AFTER", "Answer", "PageServer", "Reads"]
@@ -50,7 +51,7 @@ class PageStore(Protocol):
 
     def weeks(self) -> list[dt.date]: ...
     def leaderboard(
-        self, week: dt.date | None = None, top: int = 100, by: Literal["raw", "effective"] = "raw",
+        self, week: dt.date | None = None, top: int = 100, by: Ranking = "raw",
         user: str | None = None,
     ) -> list[dict[str, Any]]: ...  # fmt: skip
     def explain(self, user: str, week: dt.date) -> dict[str, Any]: ...

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 from tokenlord import report as fmt
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 TOP: Final = 100
-By = Literal["raw", "effective"]
+By = fmt.Ranking
 
 
 class BadRequest(ValueError):
@@ -66,11 +66,15 @@ def _week(text: str | None, today: dt.date | None) -> dt.date | None:
 
 
 def board_query(query: Mapping[str, str], today: dt.date | None = None) -> BoardQuery:
-    """``?by=raw|effective&week=YYYY-MM-DD``; other parameters are ignored."""
+    """``?by=raw|effective|value&week=YYYY-MM-DD``; other parameters are ignored."""
     by = query.get("by") or "raw"
-    if by not in ("raw", "effective"):
-        raise BadRequest(f"by={by!r}: use by=raw (total tokens) or by=effective (tokens minus waste)")
-    return BoardQuery(_week(query.get("week"), today), "raw" if by == "raw" else "effective")
+    for known in fmt.RANKINGS:
+        if by == known:
+            return BoardQuery(_week(query.get("week"), today), known)
+    raise BadRequest(
+        f"by={by!r}: use by=raw (total tokens), by=effective (tokens minus waste) "
+        "or by=value (effective tokens that led to outcomes)"
+    )
 
 
 def user_query(query: Mapping[str, str], today: dt.date | None = None) -> dt.date | None:
@@ -198,13 +202,17 @@ def board_page(
 ) -> str:
     """The weekly board: ``rows`` from ``Store.leaderboard(week, TOP, by)`` in that order;
     ``only``: the viewer may see their own usage only (``rows`` is their row)."""
-    other = "effective" if by == "raw" else "raw"
-    ranked = "raw tokens" if by == "raw" else "effective tokens (total - wasted)"
+    other: By = "raw" if by == "effective" else "effective"
+    ranked = {
+        "raw": "raw tokens",
+        "effective": "effective tokens (total - wasted)",
+        "value": "value (effective tokens that led to outcomes, capped per outcome)",
+    }[by]
     toggle = (
         '<div class="toggle" role="group" aria-label="rank by">'
         + "".join(
             f'<a id="by-{b}" href="{_e(board_path(week, b))}"{" aria-current=page" if b == by else ""}>{label}</a>'
-            for b, label in (("raw", "Raw tokens"), ("effective", "Effective tokens"))
+            for b, label in (("raw", "Raw tokens"), ("effective", "Effective tokens"), ("value", "Value"))
         )
         + "</div>"
     )
@@ -225,8 +233,9 @@ def board_page(
         head = (
             "<thead><tr><th>#</th><th></th><th>User</th><th>Team</th><th class=num>Tokens</th>"
             "<th class=num>Effective</th><th>Title</th><th>Waste</th>"
-            f"<th class=num>{'Eff. rank' if by == 'raw' else 'Raw rank'}</th>"
-            "<th class=num>Outcomes</th><th class=num>Cost $</th></tr></thead>"
+            f"<th class=num>{'Raw rank' if by == 'effective' else 'Eff. rank'}</th>"
+            + ("<th class=num>Value tokens</th>" if by == "value" else "")
+            + "<th class=num>Outcomes</th><th class=num>Cost $</th></tr></thead>"
         )
         body = []
         for r in rows:
@@ -243,7 +252,8 @@ def board_page(
                 f'<td class="num">{_e(fmt.tokens(r["effective_tokens"]))}</td>'
                 f'<td>{title}</td><td class="waste">{_bar(r["waste_ratio"])}</td>'
                 f'<td class="num">{_e(fmt.position(r, other))}</td>'
-                f'<td class="num">{_e(fmt.tokens(r["outcomes"]))}</td>'
+                + (f'<td class="num">{_e(fmt.tokens(r["value_tokens"]))}</td>' if by == "value" else "")
+                + f'<td class="num">{_e(fmt.tokens(r["outcomes"]))}</td>'
                 f'<td class="num">{_e(fmt.money(r["cost_usd"]))}</td></tr>'
             )
         content = f'<table id="board">{head}<tbody>{"".join(body)}</tbody></table>'

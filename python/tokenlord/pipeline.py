@@ -188,10 +188,12 @@ class Stats:
                 self,
                 rejected=dict(self.rejected),
                 outcomes_rejected_by_reason=dict(self.outcomes_rejected_by_reason),
-                batch_messages=Distribution(self.batch_messages.bounds, list(self.batch_messages.counts),
-                                            self.batch_messages.total),
-                flush_seconds=Distribution(self.flush_seconds.bounds, list(self.flush_seconds.counts),
-                                           self.flush_seconds.total),
+                batch_messages=Distribution(
+                    self.batch_messages.bounds, list(self.batch_messages.counts), self.batch_messages.total
+                ),
+                flush_seconds=Distribution(
+                    self.flush_seconds.bounds, list(self.flush_seconds.counts), self.flush_seconds.total
+                ),
                 state_size=dict(self.state_size),
                 lock=threading.Lock(),
             )
@@ -407,9 +409,11 @@ class Pipeline:
         reasons = rejected["reason"]
         if not reasons:
             return
-        key_of = keys if isinstance(keys, Mapping) else {
-            (p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)
-        }
+        key_of = (
+            keys
+            if isinstance(keys, Mapping)
+            else {(p, o): k for p, o, k in zip(partitions, offsets, keys, strict=True)}
+        )
         # Letters acknowledged by a failed attempt are not sent again by the next.
         acked: set[int] = set()
         totals = Sent()

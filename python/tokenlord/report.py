@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final, Literal
+
+# The rankings of a week's board: by total tokens, by effective tokens, by value.
+Ranking = Literal["raw", "effective", "value"]
+RANKINGS: Final[tuple[Ranking, ...]] = ("raw", "effective", "value")
 
 # C0/C1 controls and DEL, and the Unicode bidi controls (embeddings, overrides,
 # isolates, marks): in a name they could rewrite a terminal line or reorder
@@ -24,7 +28,9 @@ WASTE_RULES = {
     "failed_request": "the request failed (status=error): all its tokens",
     "retry_storm": "the same request again within seconds of two or more identical ones",
     "agent_loop": "a near-identical prompt got the same answer again within minutes",
-    "duplicate_prompt": "the same prompt sent again within the hour (the first resend is free) or more than twice in a day",
+    "duplicate_prompt": (
+        "the same prompt sent again within the hour (the first resend is free) or more than twice in a day"
+    ),
     "padded_prompt": "most of the prompt repeats itself: the repeated share of its input tokens",
     "repetitive_output": "most of the answer repeats itself: the repeated share, and the prompt that bought it",
 }
@@ -72,8 +78,8 @@ def board_state(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def position(row: Mapping[str, Any], by: str) -> int:
-    """The row's place in a board ranked ``by`` raw or effective tokens."""
-    return int(row["rank"] if by == "raw" else row["effective_rank"])
+    """The row's place in a board ranked ``by`` raw or effective tokens or by value."""
+    return int(row[{"raw": "rank", "effective": "effective_rank", "value": "value_rank"}[by]])
 
 
 def outcome_kinds(outcomes: Sequence[Mapping[str, Any]]) -> list[str]:

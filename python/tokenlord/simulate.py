@@ -341,9 +341,7 @@ class _Sim:
         self.pool = _TextPool(random.Random(seed ^ 0x5EED)) if text_share > 0 else None
         self.users = self._make_users(users, gamers)
         self.zone_cum = {z: self._intensity(z) for z, _ in _ZONES}
-        self.flat_cum = _cumulative(
-            min(HOUR_MS, self.end - h) for h in range(self.start, self.end, HOUR_MS)
-        )
+        self.flat_cum = _cumulative(min(HOUR_MS, self.end - h) for h in range(self.start, self.end, HOUR_MS))
 
     # ---- population
 
@@ -373,9 +371,7 @@ class _Sim:
                     sessions_per_day=min(40.0, 1.6 * math.exp(_normal(rng, 1.0))),
                     primary_model=_pick(rng, _MODEL_NAMES, _MODEL_CUM),
                     otel=otel,
-                    user_key=("enduser.id" if rng.random() < 0.6 else "user_id")
-                    if otel
-                    else "user",
+                    user_key=("enduser.id" if rng.random() < 0.6 else "user_id") if otel else "user",
                     epoch_ts=rng.random() < 0.35,
                     frac=(0, 3, 3, 6)[rng.randrange(4)],
                     zulu=rng.random() < 0.5,

@@ -28,9 +28,7 @@ def _produce(brokers: str, topic: str, records: Sequence[Record]) -> None:
         if err is not None:
             errors.append(err)
 
-    producer = Producer(
-        {"bootstrap.servers": brokers, "acks": "all", "message.max.bytes": 8 * 1024 * 1024}
-    )
+    producer = Producer({"bootstrap.servers": brokers, "acks": "all", "message.max.bytes": 8 * 1024 * 1024})
     for key, value, partition in records:
         producer.produce(topic, value=value, key=key, partition=partition, on_delivery=on_delivery)
         producer.poll(0)
@@ -38,9 +36,7 @@ def _produce(brokers: str, topic: str, records: Sequence[Record]) -> None:
     assert errors == []
 
 
-def test_start_is_idempotent(
-    kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int]
-) -> None:
+def test_start_is_idempotent(kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int]) -> None:
     pid = int((kafka_home / local.PID_FILE).read_text())
     t0 = time.monotonic()
     msg = local.start(kafka_home, port=kafka_ports[0], controller_port=kafka_ports[1])
@@ -56,9 +52,7 @@ def test_start_refuses_another_port_while_running(
         local.start(kafka_home, port=kafka_ports[0] + 10, controller_port=kafka_ports[0] + 11)
 
 
-def test_status_reports_running(
-    kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int]
-) -> None:
+def test_status_reports_running(kafka_brokers: str, kafka_home: Path, kafka_ports: tuple[int, int]) -> None:
     running, msg = local.status(kafka_home, port=kafka_ports[0])
     assert running, msg
     assert kafka_brokers in msg
@@ -131,9 +125,7 @@ def test_end_offsets(kafka_brokers: str, topic: Callable[..., str]) -> None:
     _produce(kafka_brokers, name, records)
     assert end_offsets(kafka_brokers, name) == {0: 5, 1: 0, 2: 7}
     got = consume_all(kafka_brokers, name)
-    assert [(m.partition(), m.offset()) for m in got] == [(0, i) for i in range(5)] + [
-        (2, i) for i in range(7)
-    ]
+    assert [(m.partition(), m.offset()) for m in got] == [(0, i) for i in range(5)] + [(2, i) for i in range(7)]
 
 
 def test_consume_all_empty_topic(kafka_brokers: str, topic: Callable[..., str]) -> None:
@@ -154,8 +146,7 @@ def test_ensure_topics_idempotent(kafka_brokers: str) -> None:
         c = f"ensure-{uuid.uuid4().hex[:12]}"
         results: list[list[str]] = []
         threads = [
-            threading.Thread(target=lambda: results.append(ensure_topics(kafka_brokers, {c: 3})))
-            for _ in range(3)
+            threading.Thread(target=lambda: results.append(ensure_topics(kafka_brokers, {c: 3}))) for _ in range(3)
         ]
         for t in threads:
             t.start()

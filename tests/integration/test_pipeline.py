@@ -68,9 +68,9 @@ def test_worker_matches_reference_exactly(kafka_brokers: str, topic: Any, tmp_pa
         (r["src_partition"], r["src_offset"], r["reason"], base64.b64decode(r["raw"]["b64"])) for r in views["rejected"]
     )
     assert got_rej == sorted(
-            (p, o, reason, kept)
-            for (p, o, _i, reason, _raw), kept in zip(want_rej, stored_raw([r[4] for r in want_rej]), strict=True)
-        )
+        (p, o, reason, kept)
+        for (p, o, _i, reason, _raw), kept in zip(want_rej, stored_raw([r[4] for r in want_rej]), strict=True)
+    )
     reasons = {r[3] for r in want_rej}
     assert {
         "invalid_json",

@@ -35,7 +35,6 @@ HOSTILE_TEAM = '"><img src=x onerror=alert(1)>'
 WEEK_MS = 7 * 86_400_000
 
 
-
 def stop_worker(proc: subprocess.Popen[bytes], brokers: str, topics: list[str]) -> None:
     """SIGTERM (then SIGKILL) a page-serving worker and delete its test topics."""
     proc.send_signal(signal.SIGTERM)

@@ -126,8 +126,14 @@ def fake_store(monkeypatch: pytest.MonkeyPatch) -> FakeStore:
 
     store = FakeStore()
     monkeypatch.setattr(store_pkg, "open_store", lambda settings: store)
-    for var in ("TOKENLORD_BI_USER", "TOKENLORD_BI_PASSWORD", "TOKENLORD_BI_PASSWORD_FILE", "TOKENLORD_WORKER_USER",
-                "TOKENLORD_WORKER_PASSWORD", "TOKENLORD_WORKER_PASSWORD_FILE"):
+    for var in (
+        "TOKENLORD_BI_USER",
+        "TOKENLORD_BI_PASSWORD",
+        "TOKENLORD_BI_PASSWORD_FILE",
+        "TOKENLORD_WORKER_USER",
+        "TOKENLORD_WORKER_PASSWORD",
+        "TOKENLORD_WORKER_PASSWORD_FILE",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("TOKENLORD_CLICKHOUSE_URL", "http://tokenlord:adminpw@clickhouse:8123")
     return store

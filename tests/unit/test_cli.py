@@ -50,7 +50,10 @@ def test_secrets_are_masked(capsys: pytest.CaptureFixture[str], monkeypatch: pyt
 
 @pytest.mark.parametrize("password", ["p/ss", "p#ss", "p?ss", "p@ss", "a/b#c?d@e", "plain"])
 def test_passwords_with_url_delimiters_are_masked(password: str) -> None:
-    for url in (f"http://admin:{password}@ch.example:8123/db", f"https://admin:{password}@ch.example:8443?verify=false"):
+    for url in (
+        f"http://admin:{password}@ch.example:8123/db",
+        f"https://admin:{password}@ch.example:8443?verify=false",
+    ):
         shown = mask(url)
         assert password not in shown and "ch.example" in shown and shown.startswith("http"), shown
         assert "admin:***@ch.example:" in shown
@@ -177,7 +180,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(
 
     import tokenlord.store
 
-    rows = [_lb_row("=HYPERLINK(\"http://x\")", "+team"), _lb_row("@SUM(A1)", "-1"), _lb_row("ann", "data")]
+    rows = [_lb_row('=HYPERLINK("http://x")', "+team"), _lb_row("@SUM(A1)", "-1"), _lb_row("ann", "data")]
 
     class FakeStore:
         def leaderboard(self, *_: Any) -> list[dict[str, Any]]:
@@ -186,6 +189,37 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(
     monkeypatch.setattr(tokenlord.store, "open_store", lambda _s: FakeStore())
     assert main(["leaderboard", "--format", "csv"]) == 0
     got = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [r["user"] for r in got] == ["'=HYPERLINK(\"http://x\")", "'@SUM(A1)", "ann"]
+    assert [r["user"] for r in got] == ['\'=HYPERLINK("http://x")', "'@SUM(A1)", "ann"]
     assert [r["team"] for r in got] == ["'+team", "'-1", "data"]
     assert got[0]["cost_usd"] == "-1.0"  # numbers are numbers, not formulas
+
+
+def test_leaderboard_by_value_in_every_format(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    import orjson
+    import tokenlord.store
+
+    rows = [{**_lb_row("ann", "red"), "value_rank": 1, "value_tokens": 42_000, "credit": 2.0},
+            {**_lb_row("bob", "red"), "value_rank": 2, "value_tokens": 0, "credit": 0.0}]  # fmt: skip
+    asked: list[tuple[Any, ...]] = []
+
+    class FakeStore:
+        def leaderboard(self, *args: Any) -> list[dict[str, Any]]:
+            asked.append(args)
+            return rows
+
+    monkeypatch.setattr(tokenlord.store, "open_store", lambda _s: FakeStore())
+    assert main(["leaderboard", "--by", "value", "--top", "5"]) == 0
+    table = capsys.readouterr().out
+    assert "ranked by value (effective tokens that led to outcomes)" in table and "42,000" in table
+    assert asked[-1][1:] == (5, "value")
+    assert main(["leaderboard", "--by", "value", "--format", "json"]) == 0
+    got = orjson.loads(capsys.readouterr().out)
+    assert [(r["user"], r["value_rank"], r["value_tokens"]) for r in got] == [("ann", 1, 42_000), ("bob", 2, 0)]
+    assert main(["leaderboard", "--by", "value", "--format", "csv"]) == 0
+    head = next(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert head[-3:] == ["credit", "value_tokens", "value_rank"] and "effective_rank" in head

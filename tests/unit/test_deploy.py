@@ -244,9 +244,7 @@ def compose_env() -> dict[str, str] | None:
     return None
 
 
-def compose_config(
-    path: Path, env: dict[str, str], env_file: Path = ENV_EXAMPLE
-) -> subprocess.CompletedProcess[str]:
+def compose_config(path: Path, env: dict[str, str], env_file: Path = ENV_EXAMPLE) -> subprocess.CompletedProcess[str]:
     """`docker compose config` with the passwords of ``env_file`` only (never a developer's .env)."""
     env = {k: v for k, v in env.items() if k not in REQUIRED}
     return subprocess.run(

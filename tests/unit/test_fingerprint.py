@@ -300,8 +300,12 @@ def _one(value: bytes) -> tuple[list[str], list[str], list[str]]:
     [
         # JSON spellings of a valid print: escapes, a repeated member (the last wins), an output "hash"
         (lambda fp: orjson.dumps(fp).replace(b'"v":1', b'"v":1,"key":"zz","v":1', 1), True),
-        (lambda fp: orjson.dumps(fp).replace(b'"key":"' + fp["key"][:1].encode(),
-                                             b'"key":"\\u%04x' % ord(fp["key"][0]), 1), True),
+        (
+            lambda fp: orjson.dumps(fp).replace(
+                b'"key":"' + fp["key"][:1].encode(), b'"key":"\\u%04x' % ord(fp["key"][0]), 1
+            ),
+            True,
+        ),
         (lambda fp: orjson.dumps({**fp, "output": {**fp["output"], "hash": 7}}), True),
         (lambda fp: orjson.dumps({**fp, "prompt": None}), True),
         # not objects

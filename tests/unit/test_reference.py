@@ -57,9 +57,7 @@ def enc(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode()
 
 
-def run(
-    *values: bytes, now: int = NOW, partition: int = 0, ref: Reference | None = None
-) -> Reference:
+def run(*values: bytes, now: int = NOW, partition: int = 0, ref: Reference | None = None) -> Reference:
     ref = ref or make()
     ref.process([partition] * len(values), list(range(len(values))), list(values), now)
     return ref
@@ -171,9 +169,7 @@ def test_bom_is_skipped() -> None:
     body = enc(ev())
     assert len(run(b"\xef\xbb\xbf" + body).events()) == 1
     # A single-object message's rejections carry the original bytes; NDJSON lines do not.
-    assert run(b"\xef\xbb\xbf{} ").rejected() == [
-        (0, 0, 0, "missing_field:event_id", b"\xef\xbb\xbf{} ")
-    ]
+    assert run(b"\xef\xbb\xbf{} ").rejected() == [(0, 0, 0, "missing_field:event_id", b"\xef\xbb\xbf{} ")]
     assert run(b"\xef\xbb\xbf7").rejected() == [(0, 0, 0, "not_an_object", b"\xef\xbb\xbf7")]
     assert run(b"\xef\xbb\xbf{}\n7").rejected() == [
         (0, 0, 0, "missing_field:event_id", b"{}"),
@@ -293,17 +289,9 @@ def test_reason_codes(obj: dict[str, Any], reason: str) -> None:
 
 def test_integer_literals_outside_64_bits_are_not_integers() -> None:
     body = enc(ev())[:-1]
-    assert (
-        one_reason(body + b', "input_tokens": 18446744073709551616}')
-        == "invalid_field:input_tokens"
-    )
-    assert (
-        one_reason(body + b', "input_tokens": -9223372036854775809}')
-        == "invalid_field:input_tokens"
-    )
-    assert (
-        one_reason(body + b', "input_tokens": 18446744073709551615}') == "out_of_range:input_tokens"
-    )
+    assert one_reason(body + b', "input_tokens": 18446744073709551616}') == "invalid_field:input_tokens"
+    assert one_reason(body + b', "input_tokens": -9223372036854775809}') == "invalid_field:input_tokens"
+    assert one_reason(body + b', "input_tokens": 18446744073709551615}') == "out_of_range:input_tokens"
     assert one_reason(body + b', "latency_ms": 1e1}') == "invalid_field:latency_ms"
     # serde_json reads -0 as the float -0.0; so does the spec.
     assert one_reason(body + b', "latency_ms": -0}') == "invalid_field:latency_ms"
@@ -315,20 +303,12 @@ def test_first_failing_check_wins() -> None:
     assert one_reason(ev(team=1, input_tokens=-1)) == "invalid_field:team"
     assert one_reason(ev(output_tokens=-1, prompt=5)) == "out_of_range:output_tokens"
     assert one_reason(ev(prompt=5, cached_input_tokens="x")) == "invalid_field:prompt"
-    assert (
-        one_reason(ev(cached_input_tokens=-1, status="bad")) == "out_of_range:cached_input_tokens"
-    )
+    assert one_reason(ev(cached_input_tokens=-1, status="bad")) == "out_of_range:cached_input_tokens"
     assert one_reason(ev(status="bad", latency_ms=-1)) == "invalid_field:status"
     # Range checks against the resolved counts come after everything else.
     assert one_reason(ev(cached_input_tokens=101, latency_ms=-1)) == "out_of_range:latency_ms"
-    assert (
-        one_reason(ev(input_tokens=..., output_tokens=..., latency_ms=1.5))
-        == "invalid_field:latency_ms"
-    )
-    assert (
-        one_reason(ev(cached_input_tokens=101, reasoning_tokens=11))
-        == "out_of_range:cached_input_tokens"
-    )
+    assert one_reason(ev(input_tokens=..., output_tokens=..., latency_ms=1.5)) == "invalid_field:latency_ms"
+    assert one_reason(ev(cached_input_tokens=101, reasoning_tokens=11)) == "out_of_range:cached_input_tokens"
     # Stream checks only for valid elements: future before duplicate before late.
     assert one_reason(ev(ts=NOW + DAY, user="")) == "invalid_field:user"
 
@@ -364,9 +344,7 @@ def test_aliases_and_null_fallthrough() -> None:
 
 
 def test_canonical_name_wins_over_alias() -> None:
-    (e,) = run(
-        enc(ev(user="canon", user_id="alias", input_tokens=5, **{"gen_ai.usage.input_tokens": 9}))
-    ).events()
+    (e,) = run(enc(ev(user="canon", user_id="alias", input_tokens=5, **{"gen_ai.usage.input_tokens": 9}))).events()
     assert (e["user"], e["input_tokens"]) == ("canon", 5)
     # A non-null but invalid canonical value does not fall through to a valid alias.
     assert one_reason(ev(user="", user_id="alias")) == "invalid_field:user"
@@ -407,15 +385,9 @@ def test_token_counts_from_text() -> None:
                 output="four five",
             )
         ),
-        enc(
-            ev(event_id="b", input_tokens=..., output_tokens=12, prompt="one two")
-        ),  # reported output wins
-        enc(
-            ev(event_id="c", input_tokens=5, output_tokens=..., prompt="never counted")
-        ),  # missing output, no text: 0
-        enc(
-            ev(event_id="d", model="llama-3", input_tokens=..., output_tokens=..., output="a b c d")
-        ),
+        enc(ev(event_id="b", input_tokens=..., output_tokens=12, prompt="one two")),  # reported output wins
+        enc(ev(event_id="c", input_tokens=5, output_tokens=..., prompt="never counted")),  # missing output, no text: 0
+        enc(ev(event_id="d", model="llama-3", input_tokens=..., output_tokens=..., output="a b c d")),
         enc(
             ev(
                 event_id="e",
@@ -428,10 +400,7 @@ def test_token_counts_from_text() -> None:
         ),
         enc(ev(event_id="f", input_tokens=..., output_tokens=..., prompt="")),
     )
-    got = {
-        e["event_id"]: (e["input_tokens"], e["output_tokens"], e["tokens_estimated"])
-        for e in ref.events()
-    }
+    got = {e["event_id"]: (e["input_tokens"], e["output_tokens"], e["tokens_estimated"]) for e in ref.events()}
     assert got == {
         "a": (3, 2, 0),
         "b": (2, 12, 0),
@@ -453,14 +422,8 @@ def test_cached_and_reasoning_checked_against_resolved_counts() -> None:
     )
     (e,) = run(enc(obj)).events()
     assert (e["cached_input_tokens"], e["reasoning_tokens"]) == (3, 2)
-    assert (
-        one_reason(ev(input_tokens=..., prompt="a b", cached_input_tokens=3))
-        == "out_of_range:cached_input_tokens"
-    )
-    assert (
-        one_reason(ev(output_tokens=..., output="x", reasoning_tokens=2))
-        == "out_of_range:reasoning_tokens"
-    )
+    assert one_reason(ev(input_tokens=..., prompt="a b", cached_input_tokens=3)) == "out_of_range:cached_input_tokens"
+    assert one_reason(ev(output_tokens=..., output="x", reasoning_tokens=2)) == "out_of_range:reasoning_tokens"
 
 
 # ------------------------------------------------------------------ timestamps
@@ -585,18 +548,12 @@ def test_duplicates_within_and_beyond_horizon() -> None:
     ref = make()
     t = MON + DAY
     run(enc(ev(event_id="d", ts=t)), ref=ref)
-    run(
-        enc(ev(event_id="d", ts=t + 5, input_tokens=999)), ref=ref
-    )  # same id, other content: still a duplicate
+    run(enc(ev(event_id="d", ts=t + 5, input_tokens=999)), ref=ref)  # same id, other content: still a duplicate
     assert ref.duplicates == 1
-    run(
-        enc(ev(event_id="x", ts=t + DAY)), ref=ref
-    )  # watermark = t + DAY: "d" is exactly at the horizon
+    run(enc(ev(event_id="x", ts=t + DAY)), ref=ref)  # watermark = t + DAY: "d" is exactly at the horizon
     run(enc(ev(event_id="d", ts=t)), ref=ref)
     assert ref.duplicates == 2
-    run(
-        enc(ev(event_id="y", ts=t + DAY + 1)), ref=ref
-    )  # now "d" (ts=t) is below wm - horizon: forgotten
+    run(enc(ev(event_id="y", ts=t + DAY + 1)), ref=ref)  # now "d" (ts=t) is below wm - horizon: forgotten
     run(enc(ev(event_id="d", ts=t + 2)), ref=ref)
     assert ref.duplicates == 2
     assert [e["event_id"] for e in ref.events()] == ["d", "x", "y", "d"]
@@ -620,9 +577,7 @@ def test_duplicate_checked_before_late_and_after_future() -> None:
         enc(ev(event_id="b", ts=MON + WEEK + HOUR)),
         ref=ref,
     )
-    run(
-        enc(ev(event_id="a", ts=MON + 5)), ref=ref
-    )  # its week is closed, but it is a duplicate first
+    run(enc(ev(event_id="a", ts=MON + 5)), ref=ref)  # its week is closed, but it is a duplicate first
     assert ref.duplicates == 1 and ref.rejected() == []
     run(enc(ev(event_id="a", ts=NOW + DAY)), ref=ref)  # future beats duplicate
     assert reasons(ref) == ["future_timestamp"] and ref.duplicates == 1
@@ -636,12 +591,8 @@ def test_rejected_copy_is_not_remembered() -> None:
 def test_lateness_with_grace() -> None:
     ref = make()
     run(enc(ev(event_id="w1", ts=MON + DAY)), ref=ref)
-    run(
-        enc(ev(event_id="n1", ts=MON + WEEK + HOUR - 1)), ref=ref
-    )  # wm just before week 1's end + grace
-    run(
-        enc(ev(event_id="late-ok", ts=MON + 2 * DAY)), ref=ref
-    )  # week still open: accepted, hour restated
+    run(enc(ev(event_id="n1", ts=MON + WEEK + HOUR - 1)), ref=ref)  # wm just before week 1's end + grace
+    run(enc(ev(event_id="late-ok", ts=MON + 2 * DAY)), ref=ref)  # week still open: accepted, hour restated
     run(enc(ev(event_id="n2", ts=MON + WEEK + HOUR)), ref=ref)  # wm == end + grace: week closed
     run(enc(ev(event_id="late", ts=MON + WEEK - 1)), ref=ref)
     assert [e["event_id"] for e in ref.events()] == ["w1", "n1", "late-ok", "n2"]
@@ -674,18 +625,12 @@ def test_week_closing_and_final_rows() -> None:
     assert set(b3.weekly) == {(0, MON, "ann"), (0, MON, "bob"), (0, MON + WEEK, "cy")}
     assert b3.weekly[(0, MON, "ann")]["final"] and b3.weekly[(0, MON, "ann")]["requests"] == 1
     assert not b3.weekly[(0, MON + WEEK, "cy")]["final"]
-    assert b3.hourly == {
-        (0, MON + WEEK + HOUR, "cy", "gpt-4o"): b3.hourly[(0, MON + WEEK + HOUR, "cy", "gpt-4o")]
-    }
+    assert b3.hourly == {(0, MON + WEEK + HOUR, "cy", "gpt-4o"): b3.hourly[(0, MON + WEEK + HOUR, "cy", "gpt-4o")]}
     b4 = ref.process([0], [3], [b"garbage"], NOW)
     assert b4.weekly == {}
     # The final state keeps the closed cells.
     w = ref.weekly()
-    assert (
-        w[(0, MON, "ann")]["final"]
-        and w[(0, MON, "bob")]["final"]
-        and not w[(0, MON + WEEK, "cy")]["final"]
-    )
+    assert w[(0, MON, "ann")]["final"] and w[(0, MON, "bob")]["final"] and not w[(0, MON + WEEK, "cy")]["final"]
     assert ref.waste()[(0, MON, "ann", "failed_request")]["final"]
     assert (0, MON + DAY, "ann", "gpt-4o") in ref.hourly()
 
@@ -704,9 +649,7 @@ def test_event_accepted_and_closed_in_one_batch() -> None:
 def test_hourly_restated_cumulatively() -> None:
     ref = make()
     ref.process([0], [0], [enc(ev(event_id="a", ts=MON + 10))], NOW)
-    b = ref.process(
-        [0], [1], [enc(ev(event_id="b", ts=MON + 20, input_tokens=5, output_tokens=1))], NOW
-    )
+    b = ref.process([0], [1], [enc(ev(event_id="b", ts=MON + 20, input_tokens=5, output_tokens=1))], NOW)
     row = b.hourly[(0, MON, "ann", "gpt-4o")]
     assert (row["requests"], row["input_tokens"], row["output_tokens"], row["total_tokens"]) == (
         2,
@@ -724,9 +667,7 @@ def test_team_rule() -> None:
         enc(ev(event_id="1", ts=MON + 5, team="red")),
         enc(ev(event_id="2", ts=MON + 9, team="")),  # empty team never wins
         enc(ev(event_id="3", ts=MON + 1, team="zzz")),  # older
-        enc(
-            ev(event_id="4", ts=MON + 5, team="blue")
-        ),  # same ts: greater team name wins -> red stays
+        enc(ev(event_id="4", ts=MON + 5, team="blue")),  # same ts: greater team name wins -> red stays
         enc(ev(event_id="5", ts=MON + 7)),  # no team
         enc(ev(event_id="6", ts=MON + 3, user="bob")),
     )
@@ -751,9 +692,7 @@ def test_waste_failed_requests() -> None:
     assert (eb["wasted_tokens"], eb["waste_reason"]) == (0, "failed_request")
     assert (ec["wasted_tokens"], ec["waste_reason"]) == (0, "")
     # Waste cells only for events with wasted_tokens > 0.
-    assert ref.waste() == {
-        (0, MON, "ann", "failed_request"): {"requests": 1, "wasted_tokens": 110, "final": False}
-    }
+    assert ref.waste() == {(0, MON, "ann", "failed_request"): {"requests": 1, "wasted_tokens": 110, "final": False}}
     assert ref.weekly()[(0, MON, "ann")]["wasted_tokens"] == 110
     assert ref.hourly()[(0, MON + HOUR, "ann", "gpt-4o")]["wasted_tokens"] == 110
 
@@ -772,9 +711,7 @@ def test_cost_longest_prefix() -> None:
         enc(ev(event_id="b", model="gpt-4o-mini", input_tokens=1_000_000, output_tokens=1_000_000)),
         enc(ev(event_id="c", model="gpt-3.5", input_tokens=500_000, output_tokens=0)),
         enc(ev(event_id="d", model="claude", input_tokens=500_000, output_tokens=9)),
-        enc(
-            ev(event_id="e", model="GPT-4o", input_tokens=500_000, output_tokens=9)
-        ),  # case-sensitive
+        enc(ev(event_id="e", model="GPT-4o", input_tokens=500_000, output_tokens=9)),  # case-sensitive
     )
     cost = {e["event_id"]: e["cost_usd"] for e in ref.events()}
     assert cost["a"] == pytest.approx(0.6 * 2.5 + 0.4 * 1.25 + 0.1 * 10.0)
@@ -782,9 +719,7 @@ def test_cost_longest_prefix() -> None:
     assert cost["c"] == pytest.approx(0.5)
     assert cost["d"] == 0.0 and cost["e"] == 0.0
     hourly = ref.hourly()
-    assert hourly[(0, MON + HOUR, "ann", "gpt-4o-2024-08-06")]["cost_usd"] == pytest.approx(
-        cost["a"]
-    )
+    assert hourly[(0, MON + HOUR, "ann", "gpt-4o-2024-08-06")]["cost_usd"] == pytest.approx(cost["a"])
     assert ref.weekly()[(0, MON, "ann")]["cost_usd"] == pytest.approx(sum(cost.values()))
 
 

@@ -61,9 +61,7 @@ def test_labels(week: list[dict[str, Any]]) -> None:
 def test_gamers_present_and_on_top(week: list[dict[str, Any]]) -> None:
     s = simulate.summary(week)
     assert len(s["gamers"]) == 4
-    gamer_users = {
-        first(e, "user", "user_id", "enduser.id") for e in week if e["_label"] != "honest"
-    }
+    gamer_users = {first(e, "user", "user_id", "enduser.id") for e in week if e["_label"] != "honest"}
     assert gamer_users == set(s["gamers"])
     # Token-maxxers dominate the raw ranking.
     top = [u for u, _ in s["top_users"][:3]]
@@ -92,9 +90,7 @@ def test_every_event_is_valid(week: list[dict[str, Any]], texty: list[dict[str, 
                 assert "prompt" in e and out is None
             else:
                 assert 0 <= inp <= 1_000_000_000 and 0 <= out <= 1_000_000_000
-                cached = (
-                    first(e, "cached_input_tokens", "gen_ai.usage.cache_read.input_tokens") or 0
-                )
+                cached = first(e, "cached_input_tokens", "gen_ai.usage.cache_read.input_tokens") or 0
                 assert 0 <= cached <= inp
                 assert 0 <= e.get("reasoning_tokens", 0) <= out
                 if e["_label"] == "honest":

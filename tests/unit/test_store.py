@@ -961,6 +961,8 @@ def test_an_outcome_attributes_only_its_own_users_events(store: Any) -> None:
     # Each outcome still counts, with its value, for the user who sent it.
     assert (value["bob"]["outcomes"], value["bob"]["value"]) == (2, 5.0)
     assert (value["ann"]["outcomes"], value["ann"]["value"]) == (1, 0)
+
+
 def test_leaderboard_of_one_user_keeps_the_whole_boards_ranks(store: Any) -> None:
     rows = [weekly("dave", 1000, wasted=900), weekly("bob", 500), weekly("alice", 300)]
     store.write_batch(batch(weekly_rows=rows), "t", 0)
@@ -987,3 +989,52 @@ def test_reader_is_its_own_read_only_connection(store: Any) -> None:
     finally:
         reader.close()
     assert store.query_rows("SELECT 1 AS ok") == [{"ok": 1}]  # the writer's connection is still open
+
+
+def test_value_ranking_rule(store: Any) -> None:
+    """docs/semantics.md "Value": effective attributed tokens, capped per outcome
+    credit; no outcome, no value (ranked by name only); waste never counts."""
+    import orjson
+    from tokenlord import _core
+    from tokenlord.store.schema import VALUE_TOKENS_PER_CREDIT
+
+    t0 = ms(WEEK1, 10)
+    core = _core.Core()
+
+    def use(eid: str, user: str, tokens: int, session: str = "", status: str = "ok", dt_ms: int = 0) -> dict[str, Any]:
+        return {"event_id": eid, "ts": t0 + dt_ms, "user": user, "model": "gpt-4o", "session_id": session,
+                "input_tokens": tokens, "output_tokens": 0, "status": status}  # fmt: skip
+
+    usage = [
+        use("big1", "spender", 3_000_000),  # a huge spend, no outcome
+        use("tiny", "lucky", 50),  # a tiny spend, one outcome of value 10
+        use("w1", "worker", 200_000, "s-w"), use("w2", "worker", 300_000, "s-w", dt_ms=1),
+        use("w3", "worker", 100_000, "s-w", status="error", dt_ms=2),  # failed: waste, not value
+        use("t1", "theater", 2_000_000, "s-t"),  # one real outcome, a huge session: capped
+        use("c1", "claimer", 900),  # claims a colleague's event
+        use("r1", "rejected", 40_000),
+    ]  # fmt: skip
+    out = core.process([0] * len(usage), list(range(len(usage))), [orjson.dumps(u) for u in usage], t0 + 10)
+    store.write_batch(out, "tokenlord.events", t0 + 10)
+    outcomes = [
+        {"event_id": "tiny", "ts": t0 + 5, "user": "lucky", "outcome": "merged", "value": 10.0},
+        {"session_id": "s-w", "ts": t0 + 6, "user": "worker", "outcome": "merged"},
+        {"event_id": "w1", "ts": t0 + 7, "user": "worker", "outcome": "resolved", "value": 0.5},
+        {"session_id": "s-t", "ts": t0 + 8, "user": "theater", "outcome": "merged"},
+        {"event_id": "w2", "ts": t0 + 9, "user": "claimer", "outcome": "merged"},
+        {"event_id": "r1", "ts": t0 + 9, "user": "rejected", "outcome": "rejected"},
+    ]
+    oc, rj = core.outcomes([0] * 6, list(range(6)), [orjson.dumps(o) for o in outcomes], t0 + 10)
+    store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", t0 + 10)
+    v = {r["user"]: r for r in view(store, "value_weekly")}
+    assert (v["worker"]["credit"], v["worker"]["value_tokens"]) == (1.5, 500_000)  # w3 failed: waste
+    assert v["theater"]["value_tokens"] == VALUE_TOKENS_PER_CREDIT  # 2M attributed, one credit
+    assert (v["lucky"]["credit"], v["lucky"]["value_tokens"]) == (10.0, 50)
+    assert v["spender"]["value_tokens"] == 0 and v["claimer"]["value_tokens"] == 0
+    assert v["rejected"]["value_tokens"] == 0 and not v["rejected"]["credit"]
+    board = store.leaderboard(WEEK1, 100, "value")
+    # worker and theater tie on value tokens: more credit first
+    assert [r["user"] for r in board] == ["worker", "theater", "lucky", "claimer", "rejected", "spender"]
+    assert [r["value_rank"] for r in board] == [1, 2, 3, 4, 5, 6]
+    assert board[0]["rank"] == 3 and board[-1]["rank"] == 1  # the biggest spender is last by value
+    assert store.leaderboard(WEEK1, 2, "value", user="lucky")[0]["value_rank"] == 3

@@ -93,6 +93,22 @@ def test_rank_order_and_the_other_rank_column() -> None:
     assert toggles["by-raw"]["href"] == "/?week=2026-11-16&by=raw"
 
 
+def test_the_value_board_orders_by_value_rank_and_shows_value_tokens() -> None:
+    rows = [{**r, "value_rank": i + 1, "value_tokens": 1000 * (3 - i), "credit": 1.0} for i, r in
+            enumerate(sorted(ROWS, key=lambda r: r["user"]))]  # fmt: skip
+    doc = pages.board_page(rows, week=WEEK, weeks=WEEKS, by="value")
+    assert [r["data-user"] for r in board_rows(doc)] == [r["user"] for r in rows]
+    assert "<th class=num>Value tokens</th>" in doc and "<th class=num>Eff. rank</th>" in doc
+    assert '<td class="num">3,000</td>' in doc and "ranked by value (effective tokens that led to outcomes" in doc
+    toggles = {a["id"]: a for tag, a in parse(doc).tags if tag == "a" and a.get("id", "").startswith("by-")}
+    assert set(toggles) == {"by-raw", "by-effective", "by-value"}
+    assert (
+        toggles["by-value"].get("aria-current") == "page"
+        and toggles["by-value"]["href"] == "/?week=2026-11-16&by=value"
+    )
+    assert "Value tokens" not in pages.board_page(ROWS, week=WEEK, weeks=WEEKS, by="raw")
+
+
 def test_titles_avatars_and_numbers() -> None:
     doc = pages.board_page(ROWS, week=WEEK, weeks=WEEKS, by="raw")
     assert '<span class="title">Token Lord</span>' in doc
@@ -132,10 +148,11 @@ def test_board_query_parses_and_rejects_with_a_clear_message() -> None:
     today = dt.date(2026, 11, 19)
     assert pages.board_query({}, today) == pages.BoardQuery(None, "raw")
     assert pages.board_query({"by": "effective", "week": "2026-11-19"}, today) == pages.BoardQuery(WEEK, "effective")
+    assert pages.board_query({"by": "value"}, today) == pages.BoardQuery(None, "value")
     assert pages.board_query({"week": "current"}, today).week == WEEK
     assert pages.board_query({"week": "last"}, today).week == dt.date(2026, 11, 9)
     assert pages.board_query({"week": "", "utm_source": "mail"}, today).week is None
-    with pytest.raises(pages.BadRequest, match=r"by='sideways': use by=raw .* or by=effective"):
+    with pytest.raises(pages.BadRequest, match=r"by='sideways': use by=raw .* by=effective .* or by=value"):
         pages.board_query({"by": "sideways"})
     for bad in ("yesterday", "2026-13-01", "20261116", "2026-11-16T00:00", "<script>"):
         with pytest.raises(pages.BadRequest, match="week="):
@@ -191,9 +208,12 @@ def test_explain_page_says_what_the_cli_says() -> None:
 
 def test_explain_page_without_usage() -> None:
     doc = pages.explain_page({**REPORT, "leaderboard": None, "reasons": [], "outcomes": []}, weeks=[])
-    assert f"{HOSTILE}: no usage in the week of 2026-11-16".replace("<", "&lt;").replace(">", "&gt;").replace(
-        '"', "&quot;"
-    ) in doc
+    assert (
+        f"{HOSTILE}: no usage in the week of 2026-11-16".replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace('"', "&quot;")
+        in doc
+    )
 
 
 def test_render_100_rows_is_fast() -> None:

@@ -89,9 +89,7 @@ def _consumer(brokers: Brokers) -> Consumer:
     return Consumer(conf)
 
 
-def _end_offsets(
-    consumer: Consumer, topic: str, parts: list[int], deadline: float
-) -> dict[int, int]:
+def _end_offsets(consumer: Consumer, topic: str, parts: list[int], deadline: float) -> dict[int, int]:
     out: dict[int, int] = {}
     for p in parts:
         try:
@@ -99,9 +97,7 @@ def _end_offsets(
                 TopicPartition(topic, p), timeout=_remaining(deadline), cached=False
             )
         except KafkaException as exc:
-            raise KafkaAdminError(
-                f"cannot read the end offset of {topic!r} partition {p}: {exc}"
-            ) from exc
+            raise KafkaAdminError(f"cannot read the end offset of {topic!r} partition {p}: {exc}") from exc
         out[p] = high
     return out
 
@@ -166,9 +162,7 @@ def ensure_topics(
     try:
         md = admin.list_topics(timeout=_remaining(deadline))
     except KafkaException as exc:
-        raise KafkaAdminError(
-            f"cannot reach Kafka at {_where(brokers)}: {exc} ({_hint(brokers)})"
-        ) from exc
+        raise KafkaAdminError(f"cannot reach Kafka at {_where(brokers)}: {exc} ({_hint(brokers)})") from exc
     missing = [
         NewTopic(
             name,

@@ -117,8 +117,7 @@ def _file_lock(path: Path, timeout: float, what: str) -> Iterator[None]:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise KafkaLocalError(
-                        f"timed out after {timeout:.0f}s waiting for {path} "
-                        f"(another process is busy with {what})"
+                        f"timed out after {timeout:.0f}s waiting for {path} (another process is busy with {what})"
                     ) from None
                 time.sleep(0.2)
         yield
@@ -142,9 +141,7 @@ def find_java() -> str:
     if java is None:
         raise KafkaLocalError("java not found: install a JDK 17+ or set JAVA_HOME")
     try:
-        out = subprocess.run(
-            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
-        )
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise KafkaLocalError(f"cannot run {java} -version: {exc}") from exc
     text = out.stderr + out.stdout
@@ -216,9 +213,7 @@ def ensure_jars(version: str = KAFKA_VERSION, timeout: float = DOWNLOAD_TIMEOUT)
     if override:
         libs = Path(override).expanduser().resolve()
         if not _has_kafka_jar(libs):
-            raise KafkaLocalError(
-                f"TOKENLORD_KAFKA_LIBS={override}: no kafka_{SCALA_VERSION}-*.jar in it"
-            )
+            raise KafkaLocalError(f"TOKENLORD_KAFKA_LIBS={override}: no kafka_{SCALA_VERSION}-*.jar in it")
         return libs
     base = cache_dir() / f"kafka-{version}"
     libs = base / "libs"
@@ -263,9 +258,7 @@ def ensure_jars(version: str = KAFKA_VERSION, timeout: float = DOWNLOAD_TIMEOUT)
             )
         except subprocess.TimeoutExpired as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise KafkaLocalError(
-                f"Maven did not fetch the Kafka {version} jars within {timeout:.0f}s"
-            ) from exc
+            raise KafkaLocalError(f"Maven did not fetch the Kafka {version} jars within {timeout:.0f}s") from exc
         if res.returncode != 0 or not _has_kafka_jar(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
             tail = "\n".join((res.stdout + res.stderr).strip().splitlines()[-30:])
@@ -496,8 +489,7 @@ def _wait_ready(home: Path, pid: int, port: int, deadline: float, started: float
             code = child.returncode if child is not None else None
             how = f" with exit code {code}" if code is not None else ""
             raise KafkaLocalError(
-                f"Kafka (pid {pid}) exited during startup{how}; last lines of "
-                f"{home / LOG_FILE}:\n{_log_tail(home)}"
+                f"Kafka (pid {pid}) exited during startup{how}; last lines of {home / LOG_FILE}:\n{_log_tail(home)}"
             )
         remaining = deadline - time.monotonic()
         if _port_open(port) and _serves_metadata(port, max(0.5, min(5.0, remaining))):
@@ -548,15 +540,12 @@ def _run_tool(java: str, libs: Path, home: Path, args: list[str]) -> str:
         *args,
     ]
     try:
-        res = subprocess.run(
-            cmd, cwd=home, capture_output=True, text=True, timeout=120, check=False
-        )
+        res = subprocess.run(cmd, cwd=home, capture_output=True, text=True, timeout=120, check=False)
     except subprocess.TimeoutExpired as exc:
         raise KafkaLocalError(f"kafka StorageTool {args[0]} timed out") from exc
     if res.returncode != 0:
         raise KafkaLocalError(
-            f"kafka StorageTool {args[0]} failed (exit {res.returncode}):\n"
-            f"{(res.stdout + res.stderr).strip()[-3000:]}"
+            f"kafka StorageTool {args[0]} failed (exit {res.returncode}):\n{(res.stdout + res.stderr).strip()[-3000:]}"
         )
     return res.stdout
 
@@ -717,10 +706,7 @@ def start(
         extra_ports = [p for p in (sasl[0] if sasl else None, sasl_ssl[0] if sasl_ssl else None) if p is not None]
         for p in (port, controller_port, *extra_ports):
             if _port_open(p):
-                raise KafkaLocalError(
-                    f"{HOST}:{p} is already in use by another process; stop it or choose "
-                    "other ports"
-                )
+                raise KafkaLocalError(f"{HOST}:{p} is already in use by another process; stop it or choose other ports")
         java = java or find_java()
         libs = ensure_jars()
         # It holds the SASL accounts' and key store's passwords: owner only.
@@ -782,8 +768,7 @@ def status(home: Path, port: int = 9092) -> tuple[bool, str]:
     if answering:
         return (
             False,
-            f"Kafka from {home} is not running, but {HOST}:{port} answers "
-            "(another broker or process)",
+            f"Kafka from {home} is not running, but {HOST}:{port} answers (another broker or process)",
         )
     if pid is not None:
         return False, f"Kafka is not running (stale pid file {home / PID_FILE})"

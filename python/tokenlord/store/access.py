@@ -80,9 +80,7 @@ def _user_statements(database: str, user: str, grants: Sequence[tuple[str, str]]
     ]
 
 
-def bi_user_statements(
-    database: str, user: str, views: Sequence[str] = schema.PUBLIC_VIEWS
-) -> list[str]:
+def bi_user_statements(database: str, user: str, views: Sequence[str] = schema.PUBLIC_VIEWS) -> list[str]:
     """The statements, in order; the password is the parameter ``{bi_password:String}``."""
     if not views:
         raise ValueError("no views to grant")

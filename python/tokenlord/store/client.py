@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Literal, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import clickhouse_connect
@@ -32,6 +32,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 
 from tokenlord import _core
 from tokenlord.errors import StoreError
+from tokenlord.report import RANKINGS, Ranking
 
 from . import schema
 from .schema import check_ident, quote_ident
@@ -684,14 +685,16 @@ class Store:
         self,
         week: date | None = None,
         top: int = 100,
-        by: Literal["raw", "effective"] = "raw",
+        by: Ranking = "raw",
         user: str | None = None,
     ) -> list[dict[str, Any]]:
         """Rows of ``leaderboard_weekly`` for one week (None: the latest week
-        present), ordered by ``rank`` (by="raw") or ``effective_rank``; with
-        ``user``, only that user's row (ranks as on the whole board)."""
-        if by not in ("raw", "effective"):
-            raise ValueError(f"by must be 'raw' or 'effective', not {by!r}")
+        present), ordered by ``rank`` (by="raw"), ``effective_rank`` or, with
+        by="value", ``value_rank`` (rows then also carry ``value_weekly``'s
+        ``credit``, ``value_tokens`` and ``value_rank``); with ``user``, only
+        that user's row (ranks as on the whole board)."""
+        if by not in RANKINGS:
+            raise ValueError(f"by must be 'raw', 'effective' or 'value', not {by!r}")
         if top < 0:
             raise ValueError("top must be >= 0")
         if week is None:
@@ -699,11 +702,18 @@ class Store:
             if not known:
                 return []
             week = known[-1]
-        order = "`rank`" if by == "raw" else "effective_rank"
-        cols = ", ".join(quote_ident(c) for c in schema.LEADERBOARD_VIEW_COLUMNS)
-        only = "" if user is None else " AND `user` = {user:String}"
+        order = {"raw": "l.`rank`", "effective": "l.effective_rank", "value": "v.value_rank"}[by]
+        cols = ", ".join(f"l.{quote_ident(c)} AS {quote_ident(c)}" for c in schema.LEADERBOARD_VIEW_COLUMNS)
+        source = f"{self.table('leaderboard_weekly')} AS l"
+        if by == "value":
+            cols += "".join(f", v.{quote_ident(c)} AS {quote_ident(c)}" for c in schema.VALUE_RANK_COLUMNS)
+            source += (
+                f" INNER JOIN (SELECT `user`, {', '.join(quote_ident(c) for c in schema.VALUE_RANK_COLUMNS)}"
+                f" FROM {self.table('value_weekly')} WHERE week_start = {{week:Date}}) AS v ON v.`user` = l.`user`"
+            )
+        only = "" if user is None else " AND l.`user` = {user:String}"
         return self.query_rows(
-            f"SELECT {cols} FROM {self.table('leaderboard_weekly')} "
-            f"WHERE week_start = {{week:Date}}{only} ORDER BY {order} LIMIT {{top:UInt64}}",
+            f"SELECT {cols} FROM {source} WHERE l.week_start = {{week:Date}}{only} "
+            f"ORDER BY {order} LIMIT {{top:UInt64}}",
             {"week": week, "top": top, **({"user": user} if user is not None else {})},
         )

@@ -156,6 +156,10 @@ LEADERBOARD_VIEW_COLUMNS: Final = (
     "outcomes", "rank", "effective_rank", "title", "final",
 )  # fmt: skip
 WASTE_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted_tokens")
+# What `leaderboard --by value` adds to the leaderboard_weekly columns (from value_weekly).
+VALUE_RANK_COLUMNS: Final = ("credit", "value_tokens", "value_rank")
+# One outcome's credit buys at most this many value tokens (docs/semantics.md "Value").
+VALUE_TOKENS_PER_CREDIT: Final = 500_000
 REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
 
 # The public views read the internal tables with the rights of the user who ran
@@ -421,10 +425,30 @@ FROM (
     # a colleague's request) attributes nothing to either. An
     # outcome "rejected" (the work was turned down) is kept in _outcomes but
     # counts as no outcome and attributes nothing.
+    # The value ranking (`leaderboard --by value`, docs/semantics.md "Value"):
+    # value_tokens = min(effective tokens of the week's attributed events,
+    # credit x VALUE_TOKENS_PER_CREDIT), credit = the summed value (1 when
+    # none is given) of the distinct non-rejected outcomes that attribute at
+    # least one of the week's events. Users without value_tokens rank after
+    # everyone with some, by name only: spending cannot climb among them.
+    outcome_events = f"""SELECT o.`user` AS x_user, o.event_id AS x_oe, o.session_id AS x_os, o.outcome AS x_oo,
+               o.ts AS x_ots, o.x_credit AS x_credit, toMonday(e.ts, 'UTC') AS x_week
+        FROM (SELECT `user`, event_id, session_id, outcome, ts, greatest(ifNull(value, 1.), 0.) AS x_credit
+              FROM {t("_outcomes")} FINAL WHERE outcome != 'rejected') AS o
+        INNER JOIN (SELECT `user`, {{key}}, ts FROM {t("_events")} FINAL) AS e
+            ON e.`user` = o.`user` AND e.{{key}} = o.{{key}}
+        WHERE o.{{key}} != ''"""
     stmts.append(
         f"""CREATE OR REPLACE VIEW {t("value_weekly")}
 {VIEW_SECURITY}
 AS
+SELECT
+    v.*,
+    row_number() OVER (
+        PARTITION BY v.week_start
+        ORDER BY v.value_tokens > 0 DESC, v.value_tokens DESC, if(v.value_tokens > 0, v.credit, 0.) DESC, v.`user` ASC
+    ) AS value_rank
+FROM (
 SELECT
     l.week_start AS week_start,
     l.`user` AS `user`,
@@ -437,7 +461,10 @@ SELECT
     toUInt64(at.x_attributed) AS attributed_tokens,
     if(l.outcomes = 0, NULL, l.total_tokens / l.outcomes) AS tokens_per_outcome,
     if(l.outcomes = 0, NULL, l.cost_usd / l.outcomes) AS cost_per_outcome,
-    if(l.total_tokens = 0, 0., ov.x_value * 1000000 / l.total_tokens) AS value_per_1m_tokens
+    if(l.total_tokens = 0, 0., ov.x_value * 1000000 / l.total_tokens) AS value_per_1m_tokens,
+    toFloat64(cr.x_credit) AS credit,
+    toUInt64(least(toFloat64(at.x_attributed_effective), floor(cr.x_credit * {int(VALUE_TOKENS_PER_CREDIT)})))
+        AS value_tokens
 FROM {t("leaderboard_weekly")} AS l
 LEFT JOIN (
     SELECT toMonday(o.ts, 'UTC') AS x_week, o.`user` AS x_user, sum(ifNull(o.value, 0)) AS x_value
@@ -445,14 +472,29 @@ LEFT JOIN (
     GROUP BY x_week, x_user
 ) AS ov ON ov.x_week = l.week_start AND ov.x_user = l.`user`
 LEFT JOIN (
-    SELECT toMonday(e.ts, 'UTC') AS x_week, e.`user` AS x_user, sum(e.total_tokens) AS x_attributed
+    SELECT toMonday(e.ts, 'UTC') AS x_week, e.`user` AS x_user, sum(e.total_tokens) AS x_attributed,
+           sum(e.total_tokens - least(e.wasted_tokens, e.total_tokens)) AS x_attributed_effective
     FROM {t("_events")} AS e FINAL
     WHERE (e.`user`, e.event_id) IN (
            SELECT `user`, event_id FROM {t("_outcomes")} WHERE event_id != '' AND outcome != 'rejected')
        OR (e.session_id != '' AND (e.`user`, e.session_id) IN (
            SELECT `user`, session_id FROM {t("_outcomes")} WHERE session_id != '' AND outcome != 'rejected'))
     GROUP BY x_week, x_user
-) AS at ON at.x_week = l.week_start AND at.x_user = l.`user`"""
+) AS at ON at.x_week = l.week_start AND at.x_user = l.`user`
+LEFT JOIN (
+    SELECT x_week, x_user, sum(x_credit) AS x_credit
+    FROM (
+        SELECT x_week, x_user, x_oe, x_os, x_oo, x_ots, any(x_credit) AS x_credit
+        FROM (
+        {outcome_events.format(key="event_id")}
+        UNION ALL
+        {outcome_events.format(key="session_id")}
+        )
+        GROUP BY x_week, x_user, x_oe, x_os, x_oo, x_ots
+    )
+    GROUP BY x_week, x_user
+) AS cr ON cr.x_week = l.week_start AND cr.x_user = l.`user`
+) AS v"""
     )
     stmts.append(
         f"""CREATE OR REPLACE VIEW {t("rejected")}
