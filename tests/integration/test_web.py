@@ -231,6 +231,11 @@ def test_leaderboard_page_rows_order_and_escaping(worker: Worker) -> None:
     assert status == 200 and [r["data-user"] for r in eff.rows] == EFFECTIVE_ORDER
     assert [r["data-effective-rank"] for r in eff.rows] == [str(i) for i in range(1, 8)]
     assert '<span class="title">Token Lord</span>' in body.decode()
+    # No outcomes were reported: nobody has value, so the value board is by name only.
+    status, _, body = get(f"{worker.base}/leaderboard?by=value&week={worker.week}")
+    val = rows_of(body)
+    assert status == 200 and [r["data-user"] for r in val.rows] == sorted(RAW_ORDER)
+    assert "ranked by value" in body.decode()
     print(f"leaderboard page: {page_ms:.1f} ms")
 
 
