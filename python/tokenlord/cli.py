@@ -324,7 +324,7 @@ def _cmd_init_db(settings: Settings) -> int:
     from tokenlord.store import access, open_store
 
     store = open_store(settings)
-    store.init_db(settings.title_list())
+    store.init_db(settings.title_list(), settings.value_tokens_per_credit)
     print(f"database {settings.database!r} ready at {where}")
     if settings.bi_user:
         _create_user(access.create_bi_user, "BI", store.client, settings, settings.bi_user, passwords["--bi-user"])

@@ -68,6 +68,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _tokens_per_credit(text: str) -> int:
+    value = _positive_int(text)
+    if value > 10**12:
+        raise ValueError("must be at most 1000000000000 (a trillion tokens per credit is no cap at all)")
+    return value
+
+
 def _port(text: str) -> int:
     value = _positive_int(text)
     if value > 65535:
@@ -426,6 +433,14 @@ FIELDS: tuple[Field, ...] = (
         "Token Lord,AI Grandmaster,Token Overlord",
         "Titles by effective rank, comma-separated (rank 1 first).",
     ),
+    Field(
+        "value_tokens_per_credit",
+        "500000",
+        "The value ranking (`leaderboard --by value`) counts at most this many effective attributed tokens per "
+        "credit of a user's outcomes (docs/semantics.md, \"Value ranking\"). Part of the value_weekly view: "
+        "after a change, rerun `tokenlord init-db`.",
+        _tokens_per_credit,
+    ),
     Field("prices_file", "", "JSON price table (USD per 1M tokens per model prefix); empty = the bundled table."),
     Field(
         "model_encodings",
@@ -636,6 +651,7 @@ class Settings:
     waste_resend_window: int = 86_400_000
     waste_resend_free: int = 2
     titles: str = "Token Lord,AI Grandmaster,Token Overlord"
+    value_tokens_per_credit: int = 500_000
     prices_file: str = ""
     model_encodings: str = DEFAULT_MODEL_ENCODINGS
     fallback_encoding: str = "o200k_base"

@@ -76,7 +76,7 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     ensure_dlq_topic(kafka, settings)
     store = open_store(settings)
     if settings.worker_init_db:
-        store.init_db(settings.title_list())
+        store.init_db(settings.title_list(), settings.value_tokens_per_credit)
     else:  # a separate `tokenlord init-db` owns the schema; this worker may have no DDL rights
         store.check_schema()
     stop_at = None

@@ -48,7 +48,7 @@ class FakeStore:
         self.client = RecordingClient()
         self.titles: list[str] | None = None
 
-    def init_db(self, titles: list[str]) -> None:
+    def init_db(self, titles: list[str], value_tokens_per_credit: int = 500_000) -> None:
         self.titles = titles
 
 

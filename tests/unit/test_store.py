@@ -1038,3 +1038,178 @@ def test_value_ranking_rule(store: Any) -> None:
     assert [r["value_rank"] for r in board] == [1, 2, 3, 4, 5, 6]
     assert board[0]["rank"] == 3 and board[-1]["rank"] == 1  # the biggest spender is last by value
     assert store.leaderboard(WEEK1, 2, "value", user="lucky")[0]["value_rank"] == 3
+
+
+def _value_story(store: Any, usage: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Usage and outcome events through the core into the store; value_weekly by (week, user)."""
+    import orjson
+    from tokenlord import _core
+
+    now = max(u["ts"] for u in usage) + 10
+    core = _core.Core()
+    out = core.process([0] * len(usage), list(range(len(usage))), [orjson.dumps(u) for u in usage], now)
+    store.write_batch(out, "tokenlord.events", now)
+    oc, rj = core.outcomes([0] * len(outcomes), list(range(len(outcomes))), [orjson.dumps(o) for o in outcomes], now)
+    assert rj["reason"] == []
+    store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", now)
+    return {(str(r["week_start"]), r["user"]): r for r in view(store, "value_weekly")}
+
+
+def _use(eid: str, user: str, tokens: int, ts: int, session: str = "") -> dict[str, Any]:
+    return {"event_id": eid, "ts": ts, "user": user, "model": "gpt-4o", "session_id": session,
+            "input_tokens": tokens, "output_tokens": 0}  # fmt: skip
+
+
+def test_value_ties_and_a_board_without_outcomes_go_by_name(store: Any) -> None:
+    """Equal value tokens and credit: by user name; nobody with value tokens (no
+    outcome, or an outcome on wasted tokens only): the value board is alphabetical
+    whatever was spent or credited (spending cannot climb it)."""
+    t1, t2 = ms(WEEK1, 10), ms(WEEK2, 10)
+    usage = [
+        _use("b1", "bob", 1000, t1), _use("a1", "amy", 1000, t1), _use("c1", "cat", 1000, t1, "s"),
+        _use("z1", "zed", 9_000_000, t2), _use("y1", "yan", 10, t2), _use("x1", "xia", 500_000, t2),
+        {**_use("z2", "zed", 40_000, t2 + 1), "status": "error"},  # failed: all waste
+    ]  # fmt: skip
+    outcomes = [
+        {"event_id": "z2", "ts": t2 + 5, "user": "zed", "outcome": "merged", "value": 5},  # credit, no value tokens
+        {"event_id": "b1", "ts": t1 + 5, "user": "bob", "outcome": "merged", "value": 2},
+        {"event_id": "a1", "ts": t1 + 5, "user": "amy", "outcome": "merged", "value": 2},
+        {"session_id": "s", "ts": t1 + 5, "user": "cat", "outcome": "merged"},  # same tokens, less credit
+    ]
+    _value_story(store, usage, outcomes)
+    board = store.leaderboard(WEEK1, 100, "value")
+    assert [(r["user"], r["value_rank"], r["value_tokens"], r["credit"]) for r in board] == [
+        ("amy", 1, 1000, 2.0), ("bob", 2, 1000, 2.0), ("cat", 3, 1000, 1.0),
+    ]  # fmt: skip
+    board = store.leaderboard(WEEK2, 100, "value")
+    assert [(r["user"], r["value_rank"], r["value_tokens"], r["credit"]) for r in board] == [
+        ("xia", 1, 0, 0.0), ("yan", 2, 0, 0.0), ("zed", 3, 0, 5.0),
+    ]  # fmt: skip
+    assert [r["user"] for r in store.leaderboard(WEEK2, 100, "raw")] == ["zed", "xia", "yan"]
+    assert [r["user"] for r in store.leaderboard(WEEK2, 1, "value")] == ["xia"]  # --top applies
+
+
+def test_an_outcome_whose_session_spans_two_weeks_credits_both(store: Any) -> None:
+    """Credit counts per week the outcome attributes events in; the outcome itself
+    (outcomes, value) counts in the week of its own ts only."""
+    sunday, monday = ms(WEEK2, -2), ms(WEEK2, 2)
+    usage = [_use("n1", "nia", 700, sunday, "long"), _use("n2", "nia", 300, monday, "long")]
+    outcomes = [{"session_id": "long", "ts": monday + 5, "user": "nia", "outcome": "merged", "value": 3}]
+    v = _value_story(store, usage, outcomes)
+    w1, w2 = v[(str(WEEK1), "nia")], v[(str(WEEK2), "nia")]
+    assert (w1["credit"], w1["value_tokens"], w1["outcomes"], w1["value"]) == (3.0, 700, 0, 0)
+    assert (w2["credit"], w2["value_tokens"], w2["outcomes"], w2["value"]) == (3.0, 300, 1, 3.0)
+
+
+def test_value_credit_rules(store: Any) -> None:
+    """No value given: credit 1; value 0 or below: credit 0 (and no value tokens);
+    the same outcome sent twice counts once; one outcome naming two events counts once;
+    a rejected outcome's value is neither credit nor value."""
+    t0 = ms(WEEK1, 10)
+    usage = [
+        _use("p1", "pam", 100, t0, "sp"), _use("p2", "pam", 100, t0 + 1, "sp"),
+        _use("q1", "quin", 100, t0), _use("r1", "rue", 100, t0), _use("r2", "rue", 100, t0 + 1),
+    ]  # fmt: skip
+    merged = {"session_id": "sp", "ts": t0 + 5, "user": "pam", "outcome": "merged"}
+    outcomes = [
+        merged, merged,
+        {"event_id": "p1", "ts": t0 + 6, "user": "pam", "outcome": "resolved", "value": 0.25},
+        {"event_id": "q1", "ts": t0 + 5, "user": "quin", "outcome": "merged", "value": -4},
+        {"event_id": "r1", "ts": t0 + 5, "user": "rue", "outcome": "rejected", "value": 7},
+        {"event_id": "r2", "ts": t0 + 5, "user": "rue", "outcome": "accepted", "value": 0},
+    ]  # fmt: skip
+    v = {u: r for (_w, u), r in _value_story(store, usage, outcomes).items()}
+    assert (v["pam"]["credit"], v["pam"]["value_tokens"], v["pam"]["outcomes"]) == (1.25, 200, 2)
+    assert (v["quin"]["credit"], v["quin"]["value_tokens"], v["quin"]["attributed_tokens"]) == (0.0, 0, 100)
+    assert (v["rue"]["credit"], v["rue"]["value_tokens"], v["rue"]["outcomes"]) == (0.0, 0, 1)
+    assert v["rue"]["value"] == 0 and v["rue"]["attributed_tokens"] == 100  # r2 only: r1's outcome was rejected
+
+
+def test_the_cap_per_credit_is_the_setting_init_db_writes(store: Any) -> None:
+    """TOKENLORD_VALUE_TOKENS_PER_CREDIT shapes value_weekly when init-db runs."""
+    from tokenlord.settings import Settings
+    from tokenlord.store.schema import VALUE_TOKENS_PER_CREDIT, ddl
+
+    assert Settings().value_tokens_per_credit == VALUE_TOKENS_PER_CREDIT
+    assert Settings.from_env(environ={}).value_tokens_per_credit == VALUE_TOKENS_PER_CREDIT
+    t0 = ms(WEEK1, 10)
+    usage = [_use("k1", "kim", 5000, t0), _use("l1", "lee", 800, t0)]
+    outcomes = [
+        {"event_id": "k1", "ts": t0 + 5, "user": "kim", "outcome": "merged"},
+        {"event_id": "l1", "ts": t0 + 5, "user": "lee", "outcome": "merged", "value": 2},
+    ]
+    v = _value_story(store, usage, outcomes)
+    assert [v[(str(WEEK1), u)]["value_tokens"] for u in ("kim", "lee")] == [5000, 800]
+    store.init_db(value_tokens_per_credit=1000)
+    v = {u: r for (_w, u), r in {(str(r["week_start"]), r["user"]): r for r in view(store, "value_weekly")}.items()}
+    assert [(v[u]["value_tokens"], v[u]["value_rank"]) for u in ("kim", "lee")] == [(1000, 1), (800, 2)]
+    store.init_db(value_tokens_per_credit=300)
+    assert [r["user"] for r in store.leaderboard(WEEK1, 100, "value")] == ["lee", "kim"]  # 600 vs 300
+    for bad in (0, -1, 10**12 + 1, 2.5, True, "500000"):
+        with pytest.raises(ValueError, match="value_tokens_per_credit"):
+            ddl("db", bad)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_value_weekly_equals_the_plain_python_reference(store: Any, seed: int) -> None:
+    """Random usage (sessions across a week boundary, failed requests) and outcomes
+    (by event or session, own or a colleague's, rejected, with and without value,
+    sent twice): value_weekly and the value board equal tests/expected.py's."""
+    import random
+
+    import expected
+    import orjson
+    from reference import Reference
+    from tokenlord import _core
+
+    rng = random.Random(seed)
+    users = ["ann", "bob", "cy", "dee", "eve"]
+    t0 = ms(WEEK2, -6)
+    usage = []
+    for i in range(120):
+        user = rng.choice(users)
+        usage.append({"event_id": f"e{i}", "ts": t0 + i * 240_000, "user": user, "model": "gpt-4o",
+                      "session_id": rng.choice(["", f"{user}-s{rng.randrange(3)}", "shared"]),
+                      "input_tokens": rng.randrange(0, 400_000), "output_tokens": rng.randrange(0, 50_000),
+                      "status": "error" if rng.random() < 0.15 else "ok"})  # fmt: skip
+    outcomes = []
+    for _ in range(40):
+        ev = rng.choice(usage)
+        o: dict[str, Any] = {
+            "ts": ev["ts"] + rng.randrange(0, 2 * DAY),
+            "outcome": rng.choice(["merged", "merged", "resolved", "rejected"]),
+            "user": ev["user"] if rng.random() < 0.8 else rng.choice(users),  # a claim on a colleague's work
+        }
+        if ev["session_id"] and rng.random() < 0.5:
+            o["session_id"] = ev["session_id"]
+        else:
+            o["event_id"] = ev["event_id"]
+        if rng.random() < 0.6:
+            o["value"] = rng.choice([0, -1, 0.5, 1, 2.5, 10])
+        outcomes += [o, o] if rng.random() < 0.1 else [o]
+    now = usage[-1]["ts"] + 10
+    values = [orjson.dumps(u) for u in usage]
+    core, ref = _core.Core(), Reference(count_tokens=lambda text, model: 0)
+    store.write_batch(core.process([0] * len(values), list(range(len(values))), values, now), "tokenlord.events", now)
+    ref.process([0] * len(values), list(range(len(values))), values, now)
+    later = now + 3 * DAY  # outcomes arrive after the work
+    oc, rj = core.outcomes([0] * len(outcomes), list(range(len(outcomes))), [orjson.dumps(o) for o in outcomes], later)
+    assert rj["reason"] == []
+    store.write_batch({"outcomes": oc, "rejected": rj}, "tokenlord.outcomes", later)
+    assert any(e["wasted_tokens"] for e in ref.events())
+    want = expected.value_weekly(ref, outcomes)
+    got = [{k: str(v) if k == "week_start" else v for k, v in r.items()}
+           for r in view(store, "value_weekly", "ORDER BY week_start, user")]  # fmt: skip
+    expected.approx_equal_rows(got, want, expected.VALUE_FLOATS)
+    assert {r["week_start"] for r in want} == {str(WEEK1), str(WEEK2)}
+    assert any(r["value_tokens"] for r in want) and any(not r["value_tokens"] for r in want)
+    assert any(0 < r["value_tokens"] < r["attributed_tokens"] for r in want), "some value is capped or waste"
+    got_lb = [{k: str(v) if k == "week_start" else v for k, v in r.items()}
+              for r in view(store, "leaderboard_weekly", "ORDER BY week_start, `rank`")]  # fmt: skip
+    expected.approx_equal_rows(got_lb, expected.leaderboard(ref, outcomes=outcomes), ("cost_usd", "waste_ratio"))
+    for week in (WEEK1, WEEK2):
+        board = store.leaderboard(week, 100, "value")
+        ranked = sorted((r for r in want if r["week_start"] == str(week)), key=lambda r: r["value_rank"])
+        assert [(r["user"], r["value_rank"], r["value_tokens"]) for r in board] == [
+            (r["user"], r["value_rank"], r["value_tokens"]) for r in ranked
+        ]

@@ -20,7 +20,7 @@ class FakeStore:
         self.calls: list[str] = []
         self.missing = missing
 
-    def init_db(self, titles: list[str]) -> None:
+    def init_db(self, titles: list[str], value_tokens_per_credit: int = 500_000) -> None:
         self.calls.append("init_db")
 
     def check_schema(self) -> None:

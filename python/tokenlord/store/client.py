@@ -388,11 +388,17 @@ class Store:
 
     # -- schema --------------------------------------------------------------------
 
-    def init_db(self, titles: Sequence[str] = schema.DEFAULT_TITLES) -> None:
-        """Create the database, tables and views (idempotent) and refill the titles."""
+    def init_db(
+        self,
+        titles: Sequence[str] = schema.DEFAULT_TITLES,
+        value_tokens_per_credit: int = schema.VALUE_TOKENS_PER_CREDIT,
+    ) -> None:
+        """Create the database, tables and views (idempotent) and refill the titles;
+        ``value_tokens_per_credit`` is the value ranking's cap, written into
+        the value_weekly view (docs/semantics.md, "Value ranking")."""
         if isinstance(titles, str):
             raise TypeError("titles must be a sequence of strings, not one string")
-        for stmt in schema.ddl(self._db_name):
+        for stmt in schema.ddl(self._db_name, value_tokens_per_credit):
             self._client.command(stmt)
         self._client.command(f"TRUNCATE TABLE IF EXISTS {self.table('_titles')}")
         if titles:

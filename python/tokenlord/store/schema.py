@@ -158,7 +158,8 @@ LEADERBOARD_VIEW_COLUMNS: Final = (
 WASTE_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted_tokens")
 # What `leaderboard --by value` adds to the leaderboard_weekly columns (from value_weekly).
 VALUE_RANK_COLUMNS: Final = ("credit", "value_tokens", "value_rank")
-# One outcome's credit buys at most this many value tokens (docs/semantics.md "Value").
+# One outcome's credit buys at most this many value tokens (docs/semantics.md "Value
+# ranking"): the default of TOKENLORD_VALUE_TOKENS_PER_CREDIT, baked into value_weekly.
 VALUE_TOKENS_PER_CREDIT: Final = 500_000
 REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
 
@@ -194,8 +195,14 @@ def _q(names: tuple[str, ...]) -> str:
     return ", ".join(quote_ident(n) for n in names)
 
 
-def ddl(database: str) -> list[str]:
-    """Every statement of ``init_db``, in order; each one is idempotent."""
+def ddl(database: str, value_tokens_per_credit: int = VALUE_TOKENS_PER_CREDIT) -> list[str]:
+    """Every statement of ``init_db``, in order; each one is idempotent.
+
+    ``value_tokens_per_credit`` (TOKENLORD_VALUE_TOKENS_PER_CREDIT) is written
+    into the value_weekly view as an integer literal: a change takes effect
+    when ``init_db`` runs again."""
+    if type(value_tokens_per_credit) is not int or not 0 < value_tokens_per_credit <= 10**12:
+        raise ValueError(f"value_tokens_per_credit must be an integer in 1..10**12, not {value_tokens_per_credit!r}")
     db = quote_ident(database)
 
     def t(name: str) -> str:
@@ -427,7 +434,7 @@ FROM (
     # counts as no outcome and attributes nothing.
     # The value ranking (`leaderboard --by value`, docs/semantics.md "Value"):
     # value_tokens = min(effective tokens of the week's attributed events,
-    # credit x VALUE_TOKENS_PER_CREDIT), credit = the summed value (1 when
+    # credit x value_tokens_per_credit), credit = the summed value (1 when
     # none is given) of the distinct non-rejected outcomes that attribute at
     # least one of the week's events. Users without value_tokens rank after
     # everyone with some, by name only: spending cannot climb among them.
@@ -463,12 +470,13 @@ SELECT
     if(l.outcomes = 0, NULL, l.cost_usd / l.outcomes) AS cost_per_outcome,
     if(l.total_tokens = 0, 0., ov.x_value * 1000000 / l.total_tokens) AS value_per_1m_tokens,
     toFloat64(cr.x_credit) AS credit,
-    toUInt64(least(toFloat64(at.x_attributed_effective), floor(cr.x_credit * {int(VALUE_TOKENS_PER_CREDIT)})))
+    toUInt64(least(toFloat64(at.x_attributed_effective), floor(cr.x_credit * {value_tokens_per_credit:d})))
         AS value_tokens
 FROM {t("leaderboard_weekly")} AS l
 LEFT JOIN (
     SELECT toMonday(o.ts, 'UTC') AS x_week, o.`user` AS x_user, sum(ifNull(o.value, 0)) AS x_value
     FROM {t("_outcomes")} AS o FINAL
+    WHERE o.outcome != 'rejected'
     GROUP BY x_week, x_user
 ) AS ov ON ov.x_week = l.week_start AND ov.x_user = l.`user`
 LEFT JOIN (
