@@ -5,7 +5,7 @@
 - ``/readyz`` — 200 once partitions were assigned and the store answers, else
   503 with a JSON reason;
 - ``/`` (also ``/leaderboard``) — the weekly leaderboard page (tokenlord.pages),
-  ``?by=raw|effective&week=YYYY-MM-DD``;
+  ``?by=raw|effective|value&week=YYYY-MM-DD``;
 - ``/user/<name>?week=...`` — why a user's tokens were discounted.
 
 Access to the pages (not to ``/metrics`` and health) is decided by

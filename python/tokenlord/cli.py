@@ -419,8 +419,8 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
         ("eff#", 5),
         ("title", 16),
     ]
-    if by == "value":
-        cols.insert(5, ("value", 14))
+    if by == "value":  # what the value rank orders by, before the spending columns' waste
+        cols[5:5] = [("value", 14), ("credit", 7)]
     lines = [
         head,
         "  ".join(name.rjust(w) if name not in ("user", "team", "title") else name.ljust(w) for name, w in cols),
@@ -438,7 +438,7 @@ def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
             fmt.printable(r["title"])[:16].ljust(16),
         ]
         if by == "value":
-            cells.insert(5, fmt.tokens(r["value_tokens"]).rjust(14))
+            cells[5:5] = [fmt.tokens(r["value_tokens"]).rjust(14), fmt.credit(r["credit"]).rjust(7)]
         lines.append("  ".join(cells))
     return "\n".join(lines) + "\n"
 

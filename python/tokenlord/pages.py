@@ -234,7 +234,7 @@ def board_page(
             "<thead><tr><th>#</th><th></th><th>User</th><th>Team</th><th class=num>Tokens</th>"
             "<th class=num>Effective</th><th>Title</th><th>Waste</th>"
             f"<th class=num>{'Raw rank' if by == 'effective' else 'Eff. rank'}</th>"
-            + ("<th class=num>Value tokens</th>" if by == "value" else "")
+            + ("<th class=num>Value tokens</th><th class=num>Credit</th>" if by == "value" else "")
             + "<th class=num>Outcomes</th><th class=num>Cost $</th></tr></thead>"
         )
         body = []
@@ -252,7 +252,12 @@ def board_page(
                 f'<td class="num">{_e(fmt.tokens(r["effective_tokens"]))}</td>'
                 f'<td>{title}</td><td class="waste">{_bar(r["waste_ratio"])}</td>'
                 f'<td class="num">{_e(fmt.position(r, other))}</td>'
-                + (f'<td class="num">{_e(fmt.tokens(r["value_tokens"]))}</td>' if by == "value" else "")
+                + (
+                    f'<td class="num">{_e(fmt.tokens(r["value_tokens"]))}</td>'
+                    f'<td class="num">{_e(fmt.credit(r["credit"]))}</td>'
+                    if by == "value"
+                    else ""
+                )
                 + f'<td class="num">{_e(fmt.tokens(r["outcomes"]))}</td>'
                 f'<td class="num">{_e(fmt.money(r["cost_usd"]))}</td></tr>'
             )

@@ -68,6 +68,11 @@ def money(usd: float) -> str:
     return f"{usd:,.2f}"
 
 
+def credit(c: float) -> str:
+    """An outcome credit (docs/semantics.md, "Value ranking"): ``2.0`` → ``2``, ``1.25`` → ``1.25``."""
+    return f"{c:,.2f}".rstrip("0").rstrip(".")
+
+
 def week_state(final: bool) -> str:
     return "final" if final else "open"
 

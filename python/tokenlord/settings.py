@@ -437,7 +437,7 @@ FIELDS: tuple[Field, ...] = (
         "value_tokens_per_credit",
         "500000",
         "The value ranking (`leaderboard --by value`) counts at most this many effective attributed tokens per "
-        "credit of a user's outcomes (docs/semantics.md, \"Value ranking\"). Part of the value_weekly view: "
+        "credit of a user's outcomes (docs/semantics.md, section Value ranking). Part of the value_weekly view: "
         "after a change, rerun `tokenlord init-db`.",
         _tokens_per_credit,
     ),

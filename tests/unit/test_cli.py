@@ -203,8 +203,10 @@ def test_leaderboard_by_value_in_every_format(
     import orjson
     import tokenlord.store
 
-    rows = [{**_lb_row("ann", "red"), "value_rank": 1, "value_tokens": 42_000, "credit": 2.0},
-            {**_lb_row("bob", "red"), "value_rank": 2, "value_tokens": 0, "credit": 0.0}]  # fmt: skip
+    rows = [{**_lb_row("ann", "red"), "rank": 2, "effective_rank": 2, "value_rank": 1, "value_tokens": 42_000,
+             "credit": 1.25},
+            {**_lb_row("bob", "red"), "rank": 1, "effective_rank": 1, "value_rank": 2, "value_tokens": 0,
+             "credit": 0.0}]  # fmt: skip
     asked: list[tuple[Any, ...]] = []
 
     class FakeStore:
@@ -216,10 +218,43 @@ def test_leaderboard_by_value_in_every_format(
     assert main(["leaderboard", "--by", "value", "--top", "5"]) == 0
     table = capsys.readouterr().out
     assert "ranked by value (effective tokens that led to outcomes)" in table and "42,000" in table
+    lines = table.splitlines()
+    head = lines[2].split()
+    assert head[:7] == ["#", "user", "team", "tokens", "effective", "value", "credit"], lines
+    ann, bob = (line.split() for line in lines[3:5])
+    assert (ann[0], ann[1], ann[5], ann[6]) == ("1", "ann", "42,000", "1.25")  # the position is value_rank
+    assert (bob[0], bob[1], bob[5], bob[6]) == ("2", "bob", "0", "0")
     assert asked[-1][1:] == (5, "value")
     assert main(["leaderboard", "--by", "value", "--format", "json"]) == 0
     got = orjson.loads(capsys.readouterr().out)
     assert [(r["user"], r["value_rank"], r["value_tokens"]) for r in got] == [("ann", 1, 42_000), ("bob", 2, 0)]
     assert main(["leaderboard", "--by", "value", "--format", "csv"]) == 0
-    head = next(csv.reader(io.StringIO(capsys.readouterr().out)))
+    got_csv = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    head = got_csv[0]
     assert head[-3:] == ["credit", "value_tokens", "value_rank"] and "effective_rank" in head
+    assert [dict(zip(head, r, strict=True))["value_rank"] for r in got_csv[1:]] == ["1", "2"]
+    # The raw board's CSV keeps the contract's columns only.
+    assert main(["leaderboard", "--format", "csv"]) == 0
+    assert "value_rank" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("by", ["Value", "values", "", "value;DROP"])
+def test_leaderboard_by_takes_only_the_three_rankings(by: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["leaderboard", "--by", by])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and "'raw', 'effective', 'value'" in err
+
+
+def test_a_bad_value_tokens_per_credit_says_what_to_set(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for bad in ("0", "-5", "lots", "1000000000001"):
+        monkeypatch.setenv("TOKENLORD_VALUE_TOKENS_PER_CREDIT", bad)
+        assert main(["config"]) == 2
+        err = capsys.readouterr().err
+        assert "TOKENLORD_VALUE_TOKENS_PER_CREDIT" in err and "500000" in err and "Traceback" not in err
+    monkeypatch.setenv("TOKENLORD_VALUE_TOKENS_PER_CREDIT", "250000")
+    assert main(["config"]) == 0
+    assert "TOKENLORD_VALUE_TOKENS_PER_CREDIT" in capsys.readouterr().out

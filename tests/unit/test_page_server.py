@@ -34,16 +34,22 @@ class Board:
     def __init__(self) -> None:
         self.rows = [row("alice", 1), row("bob", 2), row("boss", 3)]
         self.calls: list[tuple[str, Any]] = []
+        self.rankings: list[str] = []
 
     def weeks(self) -> list[dt.date]:
         return [WEEK]
 
     def leaderboard(
-        self, week: dt.date | None = None, top: int = 100, by: Literal["raw", "effective"] = "raw",
+        self, week: dt.date | None = None, top: int = 100, by: Literal["raw", "effective", "value"] = "raw",
         user: str | None = None,
     ) -> list[dict[str, Any]]:  # fmt: skip
         self.calls.append(("leaderboard", user))
-        return [r for r in self.rows if user is None or r["user"] == user][:top]
+        self.rankings.append(by)
+        rows = self.rows
+        if by == "value":  # the value board turns this one upside down
+            rows = [{**r, "value_rank": 4 - r["rank"], "value_tokens": 100 * r["rank"], "credit": 1.0}
+                    for r in reversed(rows)]  # fmt: skip
+        return [r for r in rows if user is None or r["user"] == user][:top]
 
     def explain(self, user: str, week: dt.date) -> dict[str, Any]:
         self.calls.append(("explain", user))
@@ -129,6 +135,29 @@ def test_a_non_admin_sees_only_their_own_row_and_page() -> None:
         assert store.calls == calls  # nothing of bob's was read
         admin = await s.serve("user", "/user/bob", as_user("boss"), "bob")
         assert admin.status == 200
+
+    asyncio.run(go())
+
+
+def test_the_value_board_has_the_same_scope_as_the_others() -> None:
+    """by=value: an admin sees everyone by value rank; anyone else only their own
+    row, with the value rank it has on the whole board; cached apart from by=raw."""
+    store = Board()
+    s = server(store)
+
+    async def go() -> None:
+        everything = await s.serve("board", "/", as_user("boss", {"by": "value"}))
+        assert everything.status == 200 and board_users(everything.body) == ["boss", "bob", "alice"]
+        assert "Value tokens" in everything.body
+        own = await s.serve("board", "/", as_user("alice", {"by": "value"}))
+        assert own.status == 200 and board_users(own.body) == ["alice"] and "bob" not in own.body
+        assert '<td class="pos">3</td>' in own.body and "Your own usage only (alice)" in own.body
+        raw = await s.serve("board", "/", as_user("alice", {"by": "raw"}))
+        assert '<td class="pos">1</td>' in raw.body and "Value tokens" not in raw.body
+        bad = await s.serve("board", "/", as_user("alice", {"by": "worth"}))
+        assert bad.status == 400 and "by=value" in bad.body
+        assert store.calls == [("leaderboard", None), ("leaderboard", "alice"), ("leaderboard", "alice")]
+        assert store.rankings == ["value", "value", "raw"]
 
     asyncio.run(go())
 

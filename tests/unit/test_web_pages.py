@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from html.parser import HTMLParser
 from typing import Any
@@ -94,12 +95,16 @@ def test_rank_order_and_the_other_rank_column() -> None:
 
 
 def test_the_value_board_orders_by_value_rank_and_shows_value_tokens() -> None:
-    rows = [{**r, "value_rank": i + 1, "value_tokens": 1000 * (3 - i), "credit": 1.0} for i, r in
+    rows = [{**r, "value_rank": i + 1, "value_tokens": 1000 * (3 - i), "credit": 2.5 - i} for i, r in
             enumerate(sorted(ROWS, key=lambda r: r["user"]))]  # fmt: skip
     doc = pages.board_page(rows, week=WEEK, weeks=WEEKS, by="value")
     assert [r["data-user"] for r in board_rows(doc)] == [r["user"] for r in rows]
-    assert "<th class=num>Value tokens</th>" in doc and "<th class=num>Eff. rank</th>" in doc
-    assert '<td class="num">3,000</td>' in doc and "ranked by value (effective tokens that led to outcomes" in doc
+    assert "<th class=num>Value tokens</th><th class=num>Credit</th>" in doc and "<th class=num>Eff. rank</th>" in doc
+    assert '<td class="num">3,000</td><td class="num">2.5</td>' in doc
+    assert "ranked by value (effective tokens that led to outcomes" in doc
+    # The position cell is the value rank, whatever the raw and effective ranks are.
+    assert re.findall(r"<td class=\"pos\">(\d+)</td>", doc) == ["1", "2", "3"]
+    assert [r["data-rank"] for r in board_rows(doc)] != ["1", "2", "3"]
     toggles = {a["id"]: a for tag, a in parse(doc).tags if tag == "a" and a.get("id", "").startswith("by-")}
     assert set(toggles) == {"by-raw", "by-effective", "by-value"}
     assert (
@@ -107,6 +112,7 @@ def test_the_value_board_orders_by_value_rank_and_shows_value_tokens() -> None:
         and toggles["by-value"]["href"] == "/?week=2026-11-16&by=value"
     )
     assert "Value tokens" not in pages.board_page(ROWS, week=WEEK, weeks=WEEKS, by="raw")
+    assert "Credit" not in pages.board_page(ROWS, week=WEEK, weeks=WEEKS, by="effective")
 
 
 def test_titles_avatars_and_numbers() -> None:
