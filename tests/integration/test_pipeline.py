@@ -62,6 +62,10 @@ def test_worker_matches_reference_exactly(kafka_brokers: str, topic: Any, tmp_pa
     assert any(r["final"] for r in got_lb) and any(not r["final"] for r in got_lb)
 
     expected.approx_equal_rows(views["usage_hourly"], expected.usage_hourly(ref), ("cost_usd",))
+    # No outcomes: nobody has value, the value board goes by name.
+    want_value = expected.value_weekly(ref, (), settings.value_tokens_per_credit)
+    expected.approx_equal_rows(views["value_weekly"], want_value, expected.VALUE_FLOATS)
+    assert not any(r["value_tokens"] for r in want_value)
 
     want_rej = expected.rejected(ref)
     got_rej = sorted(
@@ -118,16 +122,21 @@ def test_a_token_maxxer_tops_raw_and_drops_in_effective(kafka_brokers: str, topi
               "prompt": f"{loop_prompt} [step {i}]", "output": loop_answer}  # fmt: skip
         msgs.append((b"maxxer", orjson.dumps(ev)))
     produce(kafka_brokers, events_topic, msgs)
-    # What honest-0's work achieved (by event and by session), and one bad outcome.
+    # What honest-0's and honest-1's work achieved, a rejected piece of work, a claim
+    # on a colleague's request, and one bad outcome.
     outcomes_topic = topic("outcomes", 3)
     outcomes = [
         {"event_id": f"h0-{i}-0", "ts": t0 + 3_600_000, "user": "honest-0", "outcome": "merged", "value": 2.0}
         for i in range(3)
+    ] + [
+        {"event_id": "h1-2-0", "ts": t0 + 3_600_000, "user": "honest-1", "outcome": "resolved"},
+        {"event_id": "h1-4-0", "ts": t0 + 3_600_000, "user": "honest-1", "outcome": "rejected", "value": 3.0},
+        {"event_id": "h1-6-0", "ts": t0 + 3_600_000, "user": "honest-2", "outcome": "merged", "value": 4.0},
     ]
     produce(
         kafka_brokers,
         outcomes_topic,
-        [(b"honest-0", orjson.dumps(o)) for o in outcomes] + [(b"x", b'{"event_id": "h0-1-0", "user": "x"}')],
+        [(o["user"].encode(), orjson.dumps(o)) for o in outcomes] + [(b"x", b'{"event_id": "h0-1-0", "user": "x"}')],
     )
     url = f"chdb://{tmp_path / 'ch'}"
     env = {
@@ -140,6 +149,8 @@ def test_a_token_maxxer_tops_raw_and_drops_in_effective(kafka_brokers: str, topi
         "TOKENLORD_CLICKHOUSE_URL": url,
         "TOKENLORD_WEB_PORT": str(free_port()),
         "TOKENLORD_FLUSH_INTERVAL": "200ms",
+        # Small enough that every honest request outweighs it: the worker's init-db writes it into value_weekly.
+        "TOKENLORD_VALUE_TOKENS_PER_CREDIT": "300",
     }
     proc = run_worker(env)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -162,4 +173,19 @@ def test_a_token_maxxer_tops_raw_and_drops_in_effective(kafka_brokers: str, topi
     views = dump_views(url, "tokenlord")
     value = {r["user"]: r for r in views["value_weekly"]}
     assert value["honest-0"]["value"] == 6.0 and value["honest-0"]["attributed_tokens"] > 0
+    ref = reference_for(kafka_brokers, events_topic, now_ms, Settings.from_env(environ=env))
+    expected.approx_equal_rows(views["value_weekly"], expected.value_weekly(ref, outcomes, 300), expected.VALUE_FLOATS)
+    got_lb = sorted(views["leaderboard_weekly"], key=lambda r: (r["week_start"], r["rank"]))
+    expected.approx_equal_rows(got_lb, expected.leaderboard(ref, outcomes=outcomes), ("cost_usd", "waste_ratio"))
+    # Capped at 300 per credit: honest-0's three merges (credit 6), honest-1's one resolution (its rejected
+    # work is no credit); honest-2's claim on honest-1's request and the loop earn nothing: by name.
+    credits = [(value[u]["credit"], value[u]["value_tokens"]) for u in ("honest-0", "honest-1", "honest-2")]
+    assert credits == [(6.0, 1800), (1.0, 300), (0.0, 0)]
+    by_value = subprocess.run(
+        [str(REPO / ".venv/bin/tokenlord"), "leaderboard", "--week", week, "--by", "value", "--format", "json"],
+        env=env, capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    by_name = ["honest-2", "honest-3", "honest-4", "honest-5", "maxxer"]
+    assert [r["user"] for r in orjson.loads(by_value.stdout)] == ["honest-0", "honest-1", *by_name]
+    assert [r["value_rank"] for r in orjson.loads(by_value.stdout)] == list(range(1, 8))
     assert [(r["reason"], r["src_topic"]) for r in views["rejected"]] == [("missing_field:ts", outcomes_topic)]
