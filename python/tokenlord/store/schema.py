@@ -441,10 +441,9 @@ FROM (
     outcome_events = f"""SELECT o.`user` AS x_user, o.event_id AS x_oe, o.session_id AS x_os, o.outcome AS x_oo,
                o.ts AS x_ots, o.x_credit AS x_credit, toMonday(e.ts, 'UTC') AS x_week
         FROM (SELECT `user`, event_id, session_id, outcome, ts, greatest(ifNull(value, 1.), 0.) AS x_credit
-              FROM {t("_outcomes")} FINAL WHERE outcome != 'rejected') AS o
-        INNER JOIN (SELECT `user`, {{key}}, ts FROM {t("_events")} FINAL) AS e
-            ON e.`user` = o.`user` AND e.{{key}} = o.{{key}}
-        WHERE o.{{key}} != ''"""
+              FROM {t("_outcomes")} FINAL WHERE outcome != 'rejected' AND {{key}} != '') AS o
+        INNER JOIN (SELECT `user`, {{key}}, ts FROM {t("_events")} FINAL WHERE {{key}} != '') AS e
+            ON e.`user` = o.`user` AND e.{{key}} = o.{{key}}"""
     stmts.append(
         f"""CREATE OR REPLACE VIEW {t("value_weekly")}
 {VIEW_SECURITY}
