@@ -257,23 +257,33 @@ def _sentence_spans(words: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
-def _reword(rng: random.Random, words: list[str], spans: list[tuple[int, int]], swap: float, reorder: bool) -> str:
-    """``words`` with a ``swap`` share of them replaced by their synonym and, with
-    ``reorder``, the sentences shuffled: the same content, said differently."""
-    out = words[:]
-    k = int(len(out) * swap)
-    if k:
-        for i in rng.sample(range(len(out)), k):
-            w = out[i]
+class _Words:
+    """A text as words, each word's synonym (:data:`SYNONYMS`; the word itself when it
+    has none) and the sentences' word ranges."""
+
+    def __init__(self, text: str) -> None:
+        self.words = text.split(" ")
+        self.synonyms = []
+        for w in self.words:
             core = w.rstrip(_STRIP)
             syn = SYNONYMS.get(core)
-            if syn is not None:
-                out[i] = syn + w[len(core) :]
-    if reorder and len(spans) > 1:
-        order = spans[:]
+            self.synonyms.append(w if syn is None else syn + w[len(core) :])
+        self.spans = _sentence_spans(self.words)
+
+    def reword(self, rng: random.Random, swap: float, reorder: bool) -> str:
+        """The text with about a ``swap`` share of its words replaced by their synonym
+        and, with ``reorder``, its sentences shuffled: the same content, said differently."""
+        out, syn = self.words[:], self.synonyms
+        if swap > 0:  # two interleaved strides of about 2 / swap words each
+            step = max(2, round(2 / swap))
+            for s in (step, step + 1):
+                at = rng.randrange(s)
+                out[at::s] = syn[at::s]
+        if not reorder or len(self.spans) < 2:
+            return " ".join(out)
+        order = self.spans[:]
         rng.shuffle(order)
-        out = [w for a, b in order for w in out[a:b]]
-    return " ".join(out)
+        return " ".join(" ".join(out[a:b]) for a, b in order)
 
 
 def _sid(rng: random.Random) -> str:
@@ -293,21 +303,19 @@ def _reworded_reask(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
     out = _lognormal_int(rng, 600, 0.5, 100, 2000)
     n = rng.randint(10, 40)
     step = rng.uniform(HOUR, 3 * HOUR) / n
-    q_words = q_spans = a_words = a_spans = None
+    question = answer_base = None
     if pool is not None:
-        q_words = _long_text(pool, rng.getrandbits(30), 4 * inp).split(" ")
-        q_spans = _sentence_spans(q_words)
-        a_words = pool.slice(rng.getrandbits(30), 4 * out).split(" ")
-        a_spans = _sentence_spans(a_words)
+        question = _Words(_long_text(pool, rng.getrandbits(30), 4 * inp))
+        answer_base = _Words(pool.slice(rng.getrandbits(30), 4 * out))
     sid, t = _sid(rng), t0
     for _ in range(n):
         mode = rng.randrange(3)  # 0: reworded, 1: reordered, 2: both
         prompt = answer = None
         p_tok, o_tok = inp, out
-        if q_words is not None and q_spans is not None and a_words is not None and a_spans is not None:
+        if question is not None and answer_base is not None:
             swap = rng.uniform(0.1, 0.3) if mode != 1 else 0.0
-            prompt = _reword(rng, q_words, q_spans, swap, mode != 0)
-            answer = _reword(rng, a_words, a_spans, 0.1, True)
+            prompt = question.reword(rng, swap, mode != 0)
+            answer = answer_base.reword(rng, 0.1, True)
             p_tok, o_tok = _tokens(prompt), _tokens(answer)
         if rng.random() < 0.6:  # a new chat for most re-asks
             sid = _sid(rng)
@@ -360,13 +368,13 @@ def _filler_sentences(rng: random.Random, pool: _TextPool) -> list[str]:
 def _padded(sim: _Sim, u: _User, t0: float, label: str) -> Iterator[_Req]:
     """A question plus big filler, uncached, for a short answer; the filler differs
     every request (shuffled sentences of a small pool; NOISED_FILLER also replaces
-    about every 5th word with a random word)."""
+    every 5th word with a random word)."""
     rng, pool = sim.rng, sim.pool
     model = _LONG_CONTEXT_MODELS[rng.randrange(len(_LONG_CONTEXT_MODELS))]
     sentences = _filler_sentences(rng, pool) if pool else []
     sid, t = _sid(rng), t0
     for _ in range(rng.randint(3, 20)):
-        inp = _lognormal_int(rng, 25_000, 0.5, 8000, 60_000)
+        inp = _lognormal_int(rng, 12_000, 0.5, 6000, 30_000)
         out = _lognormal_int(rng, 150, 0.6, 20, 600)
         prompt = None
         if pool is not None:
@@ -376,11 +384,10 @@ def _padded(sim: _Sim, u: _User, t0: float, label: str) -> Iterator[_Req]:
             filler = rng.choices(sentences, k=max(1, int(need / per)))
             text = " ".join(filler)
             if label == NOISED_FILLER:
+                # every 5th word a random word: no 10 words in a row repeat
                 words = text.split(" ")
-                i = rng.randint(0, 4)
-                while i < len(words):
-                    words[i] = _WORDS[rng.randrange(len(_WORDS))]
-                    i += rng.randint(4, 6)
+                at = rng.randrange(5)
+                words[at::5] = rng.choices(_WORDS, k=len(range(at, len(words), 5)))
                 text = " ".join(words)
             prompt = question + "\n\n" + text
             inp = _tokens(prompt)
@@ -469,7 +476,7 @@ def _diluted_loop(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
     text = pool.slice(rng.getrandbits(30), 4 * out) if pool else None
     counter = rng.random() < 0.5
     sid, t = _sid(rng), t0
-    for step in range(rng.randint(6, 15)):
+    for step in range(rng.randint(4, 10)):
         yield _Req(
             ts=int(t), model=model, app="agent", session_id=sid, input_tokens=inp, output_tokens=out,
             latency_ms=sim._latency(out), label=DILUTED_LOOP, finish_reason="tool_calls", prompt_at=prompt_at,
