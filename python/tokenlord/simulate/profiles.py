@@ -307,16 +307,20 @@ def _reworded_reask(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
     if pool is not None:
         question = _Words(_long_text(pool, rng.getrandbits(30), 4 * inp))
         answer_base = _Words(pool.slice(rng.getrandbits(30), 4 * out))
-    sid, t = _sid(rng), t0
+    sid, t, asked = _sid(rng), t0, set()
     for _ in range(n):
         mode = rng.randrange(3)  # 0: reworded, 1: reordered, 2: both
         prompt = answer = None
         p_tok, o_tok = inp, out
         if question is not None and answer_base is not None:
-            swap = rng.uniform(0.1, 0.3) if mode != 1 else 0.0
-            prompt = question.reword(rng, swap, mode != 0)
-            answer = answer_base.reword(rng, 0.1, True)
-            p_tok, o_tok = _tokens(prompt), _tokens(answer)
+            for _ in range(8):  # never the very same wording twice
+                swap = rng.uniform(0.1, 0.3) if mode != 1 else 0.0
+                text = question.reword(rng, swap, mode != 0)
+                if text not in asked:
+                    break
+            asked.add(text)
+            prompt, answer = text, answer_base.reword(rng, 0.1, True)
+            p_tok, o_tok = _tokens(text), _tokens(answer)
         if rng.random() < 0.6:  # a new chat for most re-asks
             sid = _sid(rng)
         yield _Req(
@@ -354,13 +358,13 @@ def _rotating_loop(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
 
 def _filler_sentences(rng: random.Random, pool: _TextPool) -> list[str]:
     """A small pool of filler sentences, 12-25 words each."""
-    words = pool.slice(rng.getrandbits(30), 4000).split()
+    words = [w for w in (w.strip(_STRIP) for w in pool.slice(rng.getrandbits(30), 4000).split()) if w]
     out, i = [], 0
     for _ in range(rng.randint(6, 20)):
         n = rng.randint(12, 25)
         if i + n > len(words):
             i = 0
-        out.append(" ".join(words[i : i + n]).rstrip(_STRIP) + ".")
+        out.append(" ".join(words[i : i + n]) + ".")
         i += n
     return out
 
