@@ -107,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the --text-share events carry counts and a fingerprint of their text instead of the text, as a gateway"
         " that sends no text (keyed with TOKENLORD_FINGERPRINT_KEY)",
     )
+    sm.add_argument(
+        "--red-team",
+        action="store_true",
+        help="the --gamers adapt to the waste rules (reworded re-asks, rotating loops, varied filler, paced"
+        " re-sends, compute theater, diluted loops) and about 30%% of the honest users do honest work that looks"
+        " like gaming (batch templates, edit-and-retry, structured outputs, continue, heavy agents); every event's"
+        " _label names its profile",
+    )
     sm.add_argument("--out", help="write JSONL(.gz) here instead of producing to Kafka")
     sm.add_argument(
         "--outcomes-out", metavar="FILE", help="with --out: also write the sessions' outcome events (JSONL) here"
@@ -502,7 +510,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     stream = simulate.generate(
         users=args.users, days=args.days, gamers=args.gamers, seed=args.seed, text_share=args.text_share,
         outcomes=with_outcomes, fingerprints=args.fingerprints,
-        fingerprint_secret=settings.fingerprint_secret() if args.fingerprints else None,
+        fingerprint_secret=settings.fingerprint_secret() if args.fingerprints else None, red_team=args.red_team,
     )  # fmt: skip
     outcomes: list[dict[str, Any]] = []
 

@@ -21,8 +21,19 @@
   (the same big prompt every few minutes for fresh answers), padded prompts
   (huge inputs: a question plus repeated filler) and long repetitive outputs.
 
-Every event carries ``_label``: ``"honest"`` or the gaming pattern that produced
-it (the pipeline ignores unknown fields). Output is deterministic for a seed
+With ``red_team=True`` (``tokenlord simulate --red-team``) the gamers adapt
+instead: each runs one of the :data:`ADAPTIVE_PROFILES` (round-robin, so every
+profile is present once there are as many gamers; a quarter of them a second
+one) that work around the default waste thresholds, and about 30 % of the
+honest users do, for a share of their sessions, honest work that resembles
+gaming (:data:`LOOKALIKE_PROFILES`: batch templates, edit-and-retry, structured
+outputs, "continue", heavy agents). The profiles are in
+:mod:`tokenlord.simulate.profiles`. Without ``red_team`` nothing of it is drawn:
+the default traffic is the same as before it existed.
+
+Every event carries ``_label``: ``"honest"``, the gaming pattern or the
+red-team profile that produced it (the pipeline ignores unknown fields;
+:func:`is_gamer_label` tells gaming from honest work). Output is deterministic for a seed
 and ``start_ms``; without ``start_ms`` the period ends now.
 
 With ``outcomes=True`` the stream also holds outcome events (CONTRACT §2, they
@@ -36,7 +47,6 @@ same with or without them.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import gzip
 import heapq
@@ -46,261 +56,87 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
-from statistics import NormalDist
 from typing import IO, Any
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
-
-HONEST = "honest"
-AGENT_LOOP = "agent_loop"
-RETRY_STORM = "retry_storm"
-PADDED_PROMPT = "padded_prompt"
-LONG_OUTPUT = "long_output"
-RESENT_PROMPT = "resent_prompt"
-PATTERNS = (AGENT_LOOP, RETRY_STORM, PADDED_PROMPT, LONG_OUTPUT, RESENT_PROMPT)
-LABELS = (HONEST, *PATTERNS)
-
-# outcome -> (share, value); "rejected" (the work was turned down) has no value.
-OUTCOMES: dict[str, tuple[float, float | None]] = {
-    "merged": (0.35, 1.0),
-    "resolved": (0.25, 1.0),
-    "accepted": (0.30, 0.5),
-    "rejected": (0.10, None),
-}
-_OUTCOME_NAMES = tuple(OUTCOMES)
-
-TEAMS = ("platform", "payments", "search", "mobile", "data", "infra", "growth", "security")
-_TEAM_WEIGHTS = (22, 15, 14, 12, 11, 10, 9, 7)
-
-# model -> (share of requests, provider, reasoning model, prompt caching)
-MODELS: dict[str, tuple[float, str, bool, bool]] = {
-    "gpt-4o": (0.20, "openai", False, True),
-    "gpt-4.1-mini": (0.16, "openai", False, True),
-    "claude-sonnet-4": (0.17, "anthropic", False, True),
-    "gpt-4o-mini": (0.09, "openai", False, True),
-    "gpt-4.1": (0.08, "openai", False, True),
-    "o3": (0.06, "openai", True, True),
-    "o4-mini": (0.04, "openai", True, True),
-    "gpt-5": (0.04, "openai", True, True),
-    "claude-haiku-3.5": (0.05, "anthropic", False, True),
-    "llama-3.1-70b": (0.06, "meta", False, False),
-    "llama-3.1-8b": (0.03, "meta", False, False),
-    "mistral-large": (0.02, "mistral", False, False),  # no price, fallback tokenizer
-}
-_MODEL_NAMES = tuple(MODELS)
-
-
-def _cumulative(weights: Iterable[float]) -> list[float]:
-    out: list[float] = []
-    total = 0.0
-    for w in weights:
-        total += w
-        out.append(total)
-    return out
-
-
-_MODEL_CUM = tuple(_cumulative(m[0] for m in MODELS.values()))
-_TEAM_CUM = tuple(_cumulative(_TEAM_WEIGHTS))
-_APPS = ("ide", "chat", "cli", "docs-search", "ci-bot")
-_APP_CUM = tuple(_cumulative((0.42, 0.3, 0.12, 0.1, 0.06)))
-_OUTCOME_CUM = tuple(_cumulative(v[0] for v in OUTCOMES.values()))
-_LONG_CONTEXT_MODELS = ("gpt-4.1", "gpt-4.1-mini", "claude-sonnet-4", "gpt-5")
-_AGENT_MODELS = ("gpt-4.1-mini", "claude-sonnet-4", "gpt-4o", "o4-mini")
-
-# (UTC offset in minutes, share of users)
-_ZONES = (
-    (-480, 0.12),
-    (-300, 0.2),
-    (0, 0.14),
-    (60, 0.2),
-    (120, 0.08),
-    (330, 0.12),
-    (480, 0.06),
-    (540, 0.08),
+from tokenlord.simulate import profiles
+from tokenlord.simulate._base import (
+    _APP_CUM,
+    _APPS,
+    _DIURNAL,
+    _FIRST,
+    _LAST,
+    _MAX_TEXT,
+    _MODEL_CUM,
+    _MODEL_NAMES,
+    _OUTCOME_CUM,
+    _OUTCOME_NAMES,
+    _TEAM_CUM,
+    _WEEKDAY,
+    _ZONE_CUM,
+    _ZONES,
+    AGENT_LOOP,
+    DAY_MS,
+    HONEST,
+    HOUR_MS,
+    LABELS,
+    LONG_OUTPUT,
+    MODELS,
+    OUTCOMES,
+    PADDED_PROMPT,
+    PATTERNS,
+    RESENT_PROMPT,
+    RETRY_STORM,
+    TEAMS,
+    _cumulative,
+    _index,
+    _lognormal_int,
+    _normal,
+    _pick,
+    _poisson,
+    _Req,
+    _rfc3339,
+    _TextPool,
+    _User,
+    _uuid4,
 )
-_ZONE_CUM = tuple(_cumulative(z[1] for z in _ZONES))
-
-# Relative request intensity by local hour of day (business hours, lunch dip).
-_DIURNAL = (
-    0.04, 0.03, 0.02, 0.02, 0.02, 0.04, 0.1, 0.3, 0.75, 1.0, 1.0, 0.95,
-    0.6, 0.85, 1.0, 1.0, 0.9, 0.7, 0.4, 0.25, 0.2, 0.15, 0.1, 0.06,
-)  # fmt: skip
-_WEEKDAY = (1.0, 1.0, 1.0, 1.0, 0.85, 0.15, 0.1)  # Monday .. Sunday
-
-_FIRST = tuple(
-    (
-        "ada alan amara anya ben carla chen dana diego elif emma farah felix grace hana ivan "
-        "jonas julia kai kofi lara leo lina marco maya mei nia noah omar priya raj rosa sam "
-        "sofia tariq tom uma vera wei yuki zoe liam"
-    ).split()
+from tokenlord.simulate.profiles import (
+    ADAPTIVE_PROFILES,
+    LOOKALIKE_PROFILES,
+    OUTCOME_RATE,
+    is_gamer_label,
 )
-_LAST = tuple(
-    (
-        "abe ali berg costa diaz evans fischer garcia haas ito jensen khan kim lopez meyer "
-        "moreau nakamura nguyen okafor park patel quinn rossi sato schmidt silva singh smith "
-        "tanaka varga wang weber yilmaz zhou"
-    ).split()
-)
-_WORDS = tuple(
-    (
-        "the a to of and in is for that with on it this be as function return value error "
-        "test data user request response model please refactor explain why does fails when "
-        "list config deploy query table index cache latency token budget review merge branch "
-        "kubernetes pod timeout retry null pointer exception stack trace customer invoice "
-        "payment search ranking feature flag metric dashboard summarize document meeting "
-        "notes draft email translate optimize sql schema migration async await thread lock "
-        "memory leak benchmark def class import self None True { } ( ) => :: -> == const let "
-        "fn impl pub struct 0 1 42 200 404 500 2024 über naïve café résumé 日本 数据 сервер "
-        "ошибка 🙂 ✅"
-    ).split()
-)
-_PUNCT = (".", ",", "?", ":", ";", "\n", "\n\n", "`", "'")
 
+RED_TEAM_LABELS = (HONEST, *ADAPTIVE_PROFILES, *LOOKALIKE_PROFILES)
+ALL_LABELS = (*LABELS, *ADAPTIVE_PROFILES, *LOOKALIKE_PROFILES)
 
-# ------------------------------------------------------------------ small helpers
-
-
-def _index(rng: random.Random, cum: Sequence[float]) -> int:
-    """A random index, drawn with the weights whose running sums are ``cum``."""
-    return min(len(cum) - 1, bisect.bisect_right(cum, rng.random() * cum[-1]))
-
-
-def _pick(rng: random.Random, items: tuple[Any, ...], cum: Sequence[float]) -> Any:
-    return items[_index(rng, cum)]
-
-
-# Standard normal quantiles at 2^14 evenly spaced probabilities: a table lookup with a
-# random index is a (finely discretized, tails cut at ~4 sigma) normal sample, and far
-# cheaper than random.gauss, which dominated the generator's profile.
-_Z_BITS = 14
-_Z = tuple(NormalDist().inv_cdf((i + 0.5) / (1 << _Z_BITS)) for i in range(1 << _Z_BITS))
-
-
-def _normal(rng: random.Random, sigma: float) -> float:
-    return _Z[rng.getrandbits(_Z_BITS)] * sigma
-
-
-def _lognormal_int(rng: random.Random, median: float, sigma: float, lo: int, hi: int) -> int:
-    v = int(median * math.exp(_Z[rng.getrandbits(_Z_BITS)] * sigma))
-    return lo if v < lo else hi if v > hi else v
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    if mean > 50:
-        return max(0, round(mean + _normal(rng, math.sqrt(mean))))
-    limit, k, p = math.exp(-mean), 0, rng.random()
-    while p > limit:
-        k += 1
-        p *= rng.random()
-    return k
-
-
-def _uuid4(rng: random.Random) -> str:
-    n = rng.getrandbits(128)
-    n = (n & ~(0xF << 76)) | (0x4 << 76)  # version 4
-    n = (n & ~(0xC << 60)) | (0x8 << 60)  # RFC 4122 variant
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_EPOCH_DATE = dt.date(1970, 1, 1)
-_DATES: dict[int, str] = {}
-
-
-def _rfc3339(ts: int, offset_min: int, frac: int, zulu: bool) -> str:
-    """``ts`` (epoch ms) in local time at ``offset_min``; ``frac`` fraction digits (0, 3 or 6)."""
-    day, rem = divmod(ts + offset_min * 60_000, DAY_MS)
-    date = _DATES.get(day)
-    if date is None:
-        date = _DATES[day] = (_EPOCH_DATE + dt.timedelta(days=day)).isoformat()
-    secs, ms = divmod(rem, 1000)
-    mins, sec = divmod(secs, 60)
-    s = f"{date}T{mins // 60:02d}:{mins % 60:02d}:{sec:02d}"
-    if frac == 3:
-        s += f".{ms:03d}"
-    elif frac == 6:
-        s += f".{ms:03d}000"
-    if offset_min == 0 and zulu:
-        return s + "Z"
-    sign = "+" if offset_min >= 0 else "-"
-    a = abs(offset_min)
-    return f"{s}{sign}{a // 60:02d}:{a % 60:02d}"
-
-
-_MAX_TEXT = 60_000  # characters of one prompt / output (messages stay far below 1 MiB)
-
-
-class _TextPool:
-    """A long seeded pseudo-text; prompts and outputs are slices of it (fast, varied).
-
-    Slices with the same ``start`` share their beginning, so a session's prompts
-    (same start, more characters each turn) grow like a real conversation."""
-
-    def __init__(self, rng: random.Random, chars: int = 10 * _MAX_TEXT) -> None:
-        parts: list[str] = []
-        n = 0
-        words, punct = _WORDS, _PUNCT
-        while n < chars:
-            w = words[int(len(words) * rng.random() ** 1.6)]  # skewed toward common words
-            if rng.random() < 0.08:
-                w += punct[rng.randrange(len(punct))]
-            parts.append(w)
-            n += len(w) + 1
-        self.text = " ".join(parts)
-
-    def slice(self, start: int, chars: int) -> str:
-        start %= len(self.text) - _MAX_TEXT
-        return self.text[start : start + max(1, min(chars, _MAX_TEXT))]
-
-
-@dataclass
-class _User:
-    idx: int
-    name: str
-    team: str
-    team_after: str  # team from `switch_ms` on ("" = no switch)
-    switch_ms: int
-    zone: int  # UTC offset, minutes
-    sessions_per_day: float
-    primary_model: str
-    otel: bool  # gateway emits gen_ai.* names
-    user_key: str  # "user", "user_id" or "enduser.id"
-    epoch_ts: bool
-    frac: int
-    zulu: bool
-    sends_team: bool
-    patterns: tuple[str, ...] = ()
-    gaming_per_day: float = 0.0
-
-
-@dataclass
-class _Req:
-    """One request of a session before it is rendered in the user's gateway style."""
-
-    ts: int
-    model: str
-    app: str
-    session_id: str
-    input_tokens: int
-    output_tokens: int
-    latency_ms: int
-    label: str
-    cached: int = 0
-    reasoning: int = 0
-    status: str = "ok"
-    finish_reason: str = "stop"
-    prompt_at: int = 0  # text pool offset of the prompt (text events)
-    prompt_chars: int = 0
-    output_text: str | None = None  # fixed output text (text events); None: any slice
-    prompt_text: str | None = None  # fixed prompt text (text events); None: the pool slice
-    prompt_suffix: str = ""  # appended to the prompt (text events), e.g. an agent's step
-
+__all__ = [
+    "ADAPTIVE_PROFILES",
+    "AGENT_LOOP",
+    "ALL_LABELS",
+    "DAY_MS",
+    "HONEST",
+    "HOUR_MS",
+    "LABELS",
+    "LONG_OUTPUT",
+    "LOOKALIKE_PROFILES",
+    "MODELS",
+    "OUTCOMES",
+    "PADDED_PROMPT",
+    "PATTERNS",
+    "RED_TEAM_LABELS",
+    "RESENT_PROMPT",
+    "RETRY_STORM",
+    "TEAMS",
+    "event_ts_ms",
+    "fingerprinted",
+    "generate",
+    "is_gamer_label",
+    "is_outcome",
+    "summary",
+    "write_jsonl",
+]
 
 # ------------------------------------------------------------------ the generator
 
@@ -316,6 +152,7 @@ class _Sim:
         text_share: float,
         outcomes: bool = False,
         fingerprints: bool = False,
+        red_team: bool = False,
     ) -> None:
         if users < 1:
             raise ValueError("users must be >= 1")
@@ -326,6 +163,7 @@ class _Sim:
         if not 0.0 <= text_share <= 1.0:
             raise ValueError("text_share must be between 0 and 1")
         self.rng = random.Random(seed)
+        self.red_team = red_team
         self.text_share = text_share
         # A gateway that fingerprints its text also has the provider's counts.
         self.counts_with_text = fingerprints
@@ -378,13 +216,29 @@ class _Sim:
                     sends_team=rng.random() > 0.03,
                 )
             )
+        kinds = ADAPTIVE_PROFILES if self.red_team else PATTERNS
         for j, u in enumerate(rng.sample(users, gamers)):
-            first = PATTERNS[j % len(PATTERNS)]
-            extra = tuple(p for p in PATTERNS if p != first and rng.random() < 0.25)
+            first = kinds[j % len(kinds)]
+            extra = tuple(p for p in kinds if p != first and rng.random() < 0.25)
+            if self.red_team:  # one primary adaptive profile, maybe one more
+                extra = extra[:1]
             u.patterns = (first, *extra)
             u.gaming_per_day = 2.0 * math.exp(_normal(rng, 0.5))
             u.sessions_per_day = max(u.sessions_per_day, 2.0)
+        if self.red_team:
+            self._lookalikes(users)
         return users
+
+    def _lookalikes(self, users: list[_User]) -> None:
+        """About 30 % of the honest users (at least one per look-alike profile, if there
+        are enough) do honest work that resembles gaming for a share of their sessions."""
+        rng = self.rng
+        honest = [u for u in users if not u.patterns]
+        k = min(len(honest), max(len(LOOKALIKE_PROFILES), round(0.3 * len(honest))))
+        for j, u in enumerate(rng.sample(honest, k)):
+            u.lookalike = LOOKALIKE_PROFILES[j % len(LOOKALIKE_PROFILES)]
+            if u.lookalike == profiles.HEAVY_AGENT:
+                u.sessions_per_day = max(u.sessions_per_day, profiles.HEAVY_AGENT_SESSIONS_PER_DAY)
 
     def _intensity(self, zone_min: int) -> list[float]:
         """Cumulative request intensity over the period's hours, in a zone's local time."""
@@ -413,7 +267,11 @@ class _Sim:
         for u in self.users:
             cum = self.zone_cum[u.zone]
             n = _poisson(rng, u.sessions_per_day * cum[-1] / workday)
-            out += ((t, u.idx, HONEST) for t in self._times(cum, n))
+            if u.lookalike:
+                share = profiles.LOOKALIKE_SHARE[u.lookalike]
+                out += ((t, u.idx, u.lookalike if rng.random() < share else HONEST) for t in self._times(cum, n))
+            else:
+                out += ((t, u.idx, HONEST) for t in self._times(cum, n))
             for pattern in u.patterns:
                 n = _poisson(rng, u.gaming_per_day * days / len(u.patterns))
                 # Scripts run at any hour; people at their desks.
@@ -473,85 +331,6 @@ class _Sim:
             if context > 20_000:  # the client drops the oldest turns: a sliding window
                 context = 20_000 - rng.randrange(3000)
             t += 1000 * _lognormal_int(rng, 40, 0.9, 3, 1800)
-
-    def gaming(self, u: _User, t0: float, pattern: str) -> Iterator[_Req]:
-        rng = self.rng
-        sid = f"s-{rng.getrandbits(48):012x}"
-        prompt_at = rng.getrandbits(30)
-        t = t0
-        if pattern == AGENT_LOOP:
-            # The same request, again and again: identical prompt and counts.
-            model = _AGENT_MODELS[rng.randrange(len(_AGENT_MODELS))]
-            inp = _lognormal_int(rng, 6000, 0.5, 2000, 20_000)
-            out = _lognormal_int(rng, 400, 0.4, 150, 1200)
-            text = self.pool.slice(rng.getrandbits(30), 4 * out) if self.pool else None
-            for step in range(_lognormal_int(rng, 80, 0.6, 30, 300)):
-                yield _Req(
-                    ts=int(t), model=model, app="agent", session_id=sid, input_tokens=inp,
-                    output_tokens=out, latency_ms=self._latency(out), label=pattern,
-                    finish_reason="tool_calls", prompt_at=prompt_at, prompt_chars=4 * inp,
-                    output_text=text, prompt_suffix=f"\n[step {step + 1}] tool call failed, retrying",
-                )  # fmt: skip
-                t += rng.uniform(1500, 8000)
-        elif pattern == RETRY_STORM:
-            # Bursts of identical failing requests, no backoff.
-            model = self._model(u)
-            inp = _lognormal_int(rng, 4000, 0.5, 1000, 15_000)
-            for _ in range(rng.randint(1, 4)):
-                for _ in range(rng.randint(10, 60)):
-                    yield _Req(
-                        ts=int(t), model=model, app="cli", session_id=sid, input_tokens=inp,
-                        output_tokens=0, latency_ms=int(rng.uniform(20, 400)), label=pattern,
-                        status="error", finish_reason="", prompt_at=prompt_at,
-                        prompt_chars=4 * inp,
-                    )  # fmt: skip
-                    t += rng.uniform(50, 1500)
-                t += rng.uniform(30_000, 300_000)
-        elif pattern == PADDED_PROMPT:
-            # Huge, uncached inputs for a short answer: a question plus filler, repeated.
-            model = _LONG_CONTEXT_MODELS[rng.randrange(len(_LONG_CONTEXT_MODELS))]
-            for _ in range(rng.randint(3, 20)):
-                inp = _lognormal_int(rng, 250_000, 0.5, 80_000, 950_000)
-                out = _lognormal_int(rng, 150, 0.6, 20, 600)
-                padded = None
-                if self.pool:
-                    question = self.pool.slice(rng.getrandbits(30), rng.randint(200, 2000))
-                    filler = self.pool.slice(rng.getrandbits(30), rng.randint(300, 3000))
-                    padded = (question + " " + filler * (_MAX_TEXT // len(filler) + 1))[:_MAX_TEXT]
-                yield _Req(
-                    ts=int(t), model=model, app="chat", session_id=sid, input_tokens=inp,
-                    output_tokens=out, latency_ms=self._latency(out) + inp // 200, label=pattern,
-                    prompt_at=prompt_at, prompt_chars=4 * inp, prompt_text=padded,
-                )  # fmt: skip
-                t += rng.uniform(20_000, 120_000)
-        elif pattern == RESENT_PROMPT:
-            # The same big prompt every few minutes, for fresh answers nobody reads.
-            model = self._model(u)
-            inp = _lognormal_int(rng, 8000, 0.5, 2000, 20_000)
-            for _ in range(rng.randint(10, 40)):
-                out = _lognormal_int(rng, 600, 0.5, 100, 2000)
-                yield _Req(
-                    ts=int(t), model=model, app="chat", session_id=sid, input_tokens=inp,
-                    output_tokens=out, latency_ms=self._latency(out), label=pattern,
-                    prompt_at=prompt_at, prompt_chars=4 * inp,
-                )  # fmt: skip
-                t += rng.uniform(60_000, 600_000)
-        else:  # LONG_OUTPUT: one phrase repeated up to the output limit
-            model = self._model(u)
-            filler = self.pool.slice(rng.getrandbits(30), rng.randint(20, 200)) if self.pool else ""
-            for _ in range(rng.randint(5, 30)):
-                inp = _lognormal_int(rng, 1200, 0.6, 200, 5000)
-                out = _lognormal_int(rng, 16_000, 0.4, 8000, 32_000)
-                text = None
-                if filler:
-                    text = (filler * (4 * out // len(filler) + 1))[: min(4 * out, _MAX_TEXT)]
-                yield _Req(
-                    ts=int(t), model=model, app="chat", session_id=sid, input_tokens=inp,
-                    output_tokens=out, latency_ms=self._latency(out), label=pattern,
-                    finish_reason="length", prompt_at=prompt_at, prompt_chars=4 * inp,
-                    output_text=text,
-                )  # fmt: skip
-                t += rng.uniform(10_000, 90_000)
 
     # ---- requests -> event dicts
 
@@ -617,7 +396,7 @@ class _Sim:
         """What a session achieved, if anything: an outcome event after its last request."""
         rng = self.outcome_rng
         assert rng is not None
-        if last.status != "ok" or rng.random() >= (0.35 if kind == HONEST else 0.03):
+        if last.status != "ok" or rng.random() >= OUTCOME_RATE[kind]:
             return None
         name = str(_pick(rng, _OUTCOME_NAMES, _OUTCOME_CUM))
         oc: dict[str, Any] = {"ts": last.ts + 1000 * _lognormal_int(rng, 900, 1.5, 30, 3 * 86_400), "user": u.name}
@@ -643,7 +422,12 @@ class _Sim:
                 yield heapq.heappop(heap)[2]
             u = self.users[user]
             whole_seconds = not u.epoch_ts and u.frac == 0
-            reqs = self.honest(u, start) if kind == HONEST else self.gaming(u, start, kind)
+            if kind == HONEST:
+                reqs = self.honest(u, start)
+            elif kind in profiles.RED_TEAM:
+                reqs = profiles.RED_TEAM[kind](self, u, start)
+            else:
+                reqs = profiles.gaming(self, u, start, kind)
             last: tuple[_Req, dict[str, Any]] | None = None
             for r in reqs:
                 if whole_seconds and r.ts % 1000:  # the ts this user's gateway can express
@@ -675,18 +459,23 @@ def generate(
     outcomes: bool = False,
     fingerprints: bool = False,
     fingerprint_secret: bytes | None = None,
+    red_team: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Usage events of ``users`` people (``gamers`` of them token-maxxers) over ``days``,
     and with ``outcomes`` the outcome events of their sessions.
 
     The period is ``[start_ms, start_ms + days)``, or the ``days`` ending now when
     ``start_ms`` is None; events come in time order. Deterministic for
-    ``(users, days, gamers, seed, start_ms, text_share, outcomes, fingerprints)``
-    (and the secret). With ``fingerprints`` the ``text_share`` events carry
-    counts and a fingerprint (keyed with ``fingerprint_secret``, default
-    ``TOKENLORD_FINGERPRINT_KEY``) instead of text.
+    ``(users, days, gamers, seed, start_ms, text_share, outcomes, fingerprints,
+    red_team)`` (and the secret). With ``fingerprints`` the ``text_share`` events
+    carry counts and a fingerprint (keyed with ``fingerprint_secret``, default
+    ``TOKENLORD_FINGERPRINT_KEY``) instead of text. With ``red_team`` the gamers
+    run the adaptive profiles and some honest users the look-alikes
+    (:mod:`tokenlord.simulate.profiles`); without it the stream is the default
+    traffic, unchanged.
     """
-    events = _Sim(users, days, gamers, seed, start_ms, text_share, outcomes, fingerprints).events()
+    sim = _Sim(users, days, gamers, seed, start_ms, text_share, outcomes, fingerprints, red_team)
+    events = sim.events()
     return fingerprinted(events, fingerprint_secret) if fingerprints else events
 
 
@@ -796,7 +585,7 @@ def summary(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
         tokens = _tokens(ev)
         label_tokens[label] += tokens
         user_tokens[user] += tokens
-        if label != HONEST:
+        if is_gamer_label(label):
             gamers.add(user)
         models[str(ev.get("model") or ev.get("gen_ai.request.model"))] += 1
         errors += ev.get("status") == "error"
@@ -823,12 +612,3 @@ def summary(events: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "first_ts": first,
         "last_ts": last,
     }
-
-
-if __name__ == "__main__":  # pragma: no cover - quick look: python -m tokenlord.simulate
-    import json
-
-    t0 = time.perf_counter()
-    s = summary(generate(users=200, days=7, gamers=4, seed=1))
-    print(json.dumps(s, indent=2, default=str))
-    print(f"{s['events']:,} events in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
