@@ -427,7 +427,40 @@ FIELDS: tuple[Field, ...] = (
         "are paced, is a repeat (duplicate_prompt)...",
         parse_duration_ms,
     ),
-    Field("waste_resend_free", "2", "...after this many free re-sends.", _non_negative_int),
+    Field(
+        "waste_resend_free",
+        "2",
+        "...after this many free re-sends; likewise a loop step (agent_loop) repeated more often than this "
+        "within the span, however slowly paced.",
+        _non_negative_int,
+    ),
+    Field(
+        "waste_reask_free",
+        "3",
+        "Re-asks of one question (reworded or reordered, answered alike) within the resend window that "
+        "are not waste (an edit and two retries); later ones are (near_duplicate)...",
+        _non_negative_int,
+    ),
+    Field(
+        "waste_reask_prompt_pct",
+        "10",
+        "...where a prompt is a re-ask when its MinHash sketch agrees with an earlier prompt's in at least "
+        "this percentage of its 64 buckets...",
+        _positive_int,
+    ),
+    Field(
+        "waste_reask_output_pct",
+        "20",
+        "...and the answers' sketches agree in at least this percentage.",
+        _positive_int,
+    ),
+    Field(
+        "waste_short_repeat_pct",
+        "40",
+        "A prompt also counts as padded_prompt once at least this percentage of it repeats in 3-word "
+        "windows (filler with every few words changed).",
+        _positive_int,
+    ),
     Field(
         "titles",
         "Token Lord,AI Grandmaster,Token Overlord",
@@ -650,6 +683,10 @@ class Settings:
     waste_repeat_pct: int = 50
     waste_resend_window: int = 86_400_000
     waste_resend_free: int = 2
+    waste_reask_free: int = 3
+    waste_reask_prompt_pct: int = 10
+    waste_reask_output_pct: int = 20
+    waste_short_repeat_pct: int = 40
     titles: str = "Token Lord,AI Grandmaster,Token Overlord"
     value_tokens_per_credit: int = 500_000
     prices_file: str = ""
@@ -860,6 +897,10 @@ class Settings:
             "repeat_pct": self.waste_repeat_pct,
             "resend_window_ms": self.waste_resend_window,
             "resend_free": self.waste_resend_free,
+            "reask_free": self.waste_reask_free,
+            "reask_prompt_pct": self.waste_reask_prompt_pct,
+            "reask_output_pct": self.waste_reask_output_pct,
+            "short_repeat_pct": self.waste_short_repeat_pct,
         }
 
     def encoding_kwargs(self) -> dict[str, Any]:

@@ -18,8 +18,18 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Field, Reason};
 
-/// The wire format version (`"v"`).
-pub const VERSION: u64 = 1;
+/// The wire format version written (`"v"`); version 1 prints (no `mh`, no
+/// `rep3`) are still read.
+pub const VERSION: u64 = 2;
+
+/// Words a side needs for a MinHash sketch (`mh`) and a short-window
+/// repetition share (`rep3`): below, a text is too short for either to mean
+/// anything (a one-line answer looks like every other one-line answer).
+pub const SKETCH_MIN_WORDS: u64 = 50;
+/// Buckets of the one-permutation MinHash sketch: one byte each.
+pub const SKETCH_BYTES: usize = 64;
+/// A MinHash sketch: per bucket, the low byte of the smallest shingle hash.
+pub type Sketch = [u8; SKETCH_BYTES];
 
 /// The SipHash key derived from the organisation's secret, and its public id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +231,49 @@ impl Votes {
     }
 }
 
+// ------------------------------------------------------------------ MinHash
+
+/// One-permutation MinHash of the shingles: bucket `h >> 58` keeps the
+/// smallest `h` that falls into it; an empty bucket takes the value of the
+/// next non-empty one (cyclically); each bucket is then the low byte of its
+/// value. Two texts' sketches agree in about `J + (1 − J) / 256` of the
+/// buckets, J the Jaccard similarity of their shingle sets.
+struct MinHash([u64; SKETCH_BYTES]);
+
+impl MinHash {
+    fn new() -> MinHash {
+        MinHash([u64::MAX; SKETCH_BYTES])
+    }
+
+    #[inline(always)]
+    fn add(&mut self, h: u64) {
+        let b = &mut self.0[(h >> 58) as usize];
+        if h < *b {
+            *b = h;
+        }
+    }
+
+    /// `filled`: bit `i` set when a shingle fell into bucket `i` (`u64::MAX`
+    /// is a possible hash, so emptiness is tracked apart).
+    fn sketch(&self, filled: u64) -> Sketch {
+        let mut out = [0u8; SKETCH_BYTES];
+        for (i, o) in out.iter_mut().enumerate() {
+            let at = (0..SKETCH_BYTES)
+                .map(|d| (i + d) % SKETCH_BYTES)
+                .find(|j| filled >> j & 1 == 1)
+                .unwrap_or(i);
+            *o = self.0[at] as u8;
+        }
+        out
+    }
+}
+
+/// Buckets in which two sketches agree.
+#[inline]
+pub fn sketch_matches(a: &Sketch, b: &Sketch) -> u64 {
+    a.iter().zip(b.iter()).filter(|(x, y)| x == y).count() as u64
+}
+
 // --------------------------------------------------------------- repetition
 
 /// Words needed before repetition is judged by words; below, 16-byte chunks
@@ -272,6 +325,13 @@ pub struct Side {
     pub bag: u64,
     /// (repeated bytes, all bytes) of the words (`repetition`).
     pub repeat: (u64, u64),
+    /// The same with windows of 3 words (prompts with at least
+    /// `SKETCH_MIN_WORDS` words; else (0, 0)): repetition with every few
+    /// words changed ("noised" padding) still shows.
+    pub repeat3: (u64, u64),
+    /// MinHash sketch of the word 3-grams (sides with at least
+    /// `SKETCH_MIN_WORDS` words): reworded or reordered text keeps many.
+    pub mh: Option<Sketch>,
     pub words: u64,
     pub bytes: u64,
 }
@@ -294,7 +354,8 @@ impl Fingerprint {
 
     /// What `_events` keeps of it, enough to rebuild the waste state on
     /// restore: (prompt hash, prompt SimHash, output SimHash, flags), flags
-    /// bit 0 = a prompt side, bit 1 = an output side.
+    /// bit 0 = a prompt side, bit 1 = an output side; the sketches apart
+    /// ([`Fingerprint::stored_sketches`]).
     pub fn stored(&self) -> (u64, u64, u64, u8) {
         let p = self.prompt.unwrap_or_default();
         let o = self.output.unwrap_or_default();
@@ -302,16 +363,34 @@ impl Fingerprint {
         (p.hash, p.sim, o.sim, flags)
     }
 
-    /// The inverse of [`Fingerprint::stored`] (sizes and repetition are not kept).
-    pub fn from_stored(prompt: u64, prompt_sim: u64, output_sim: u64, flags: u8) -> Fingerprint {
+    /// The sketches of the prompt and of the output side as `_events` keeps
+    /// them (`fp_prompt_mh`, `fp_output_mh`): hex, empty when there is none.
+    pub fn stored_sketches(&self) -> (String, String) {
+        let hex = |s: &Option<Side>| {
+            s.and_then(|s| s.mh)
+                .map_or_else(String::new, |m| sketch_hex(&m))
+        };
+        (hex(&self.prompt), hex(&self.output))
+    }
+
+    /// The inverse of [`Fingerprint::stored`] and [`Fingerprint::stored_sketches`]
+    /// (sizes and repetition are not kept; a sketch that is not 128 hex
+    /// digits counts as none).
+    pub fn from_stored(
+        (prompt, prompt_sim, output_sim, flags): (u64, u64, u64, u8),
+        prompt_mh: &str,
+        output_mh: &str,
+    ) -> Fingerprint {
         Fingerprint {
             prompt: (flags & 1 != 0).then_some(Side {
                 hash: prompt,
                 sim: prompt_sim,
+                mh: parse_sketch(prompt_mh),
                 ..Side::default()
             }),
             output: (flags & 2 != 0).then_some(Side {
                 sim: output_sim,
+                mh: parse_sketch(output_mh),
                 ..Side::default()
             }),
         }
@@ -413,11 +492,18 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
     }
     let mut whole = Sip::new(k);
     let (mut shingles, mut bag) = (Votes::new(), Votes::new());
+    let sketched = hashes.len() as u64 >= SKETCH_MIN_WORDS;
+    let (mut minhash, mut filled) = (MinHash::new(), 0u64);
     for (i, w) in hashes.iter().enumerate() {
         whole.block(*w);
         bag.add(*w);
         if i + 2 < hashes.len() {
-            shingles.add(shingle(*w, hashes[i + 1], hashes[i + 2]));
+            let s = shingle(*w, hashes[i + 1], hashes[i + 2]);
+            shingles.add(s);
+            if sketched {
+                minhash.add(s);
+                filled |= 1 << (s >> 58);
+            }
         }
     }
     if hashes.len() < 3 {
@@ -444,6 +530,11 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
     } else {
         (0, 0)
     };
+    let repeat3 = if sketched && with_hash {
+        repetition(&hashes, word_len, 3)
+    } else {
+        (0, 0)
+    };
     Some(Side {
         hash: if with_hash {
             whole.finish(0, hashes.len() * 8) | 1
@@ -453,6 +544,8 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
         sim: shingles.simhash(),
         bag: bag.simhash(),
         repeat,
+        repeat3,
+        mh: sketched.then(|| minhash.sketch(filled)),
         words: hashes.len() as u64,
         bytes: text.len() as u64,
     })
@@ -471,22 +564,50 @@ fn hex(v: u64) -> String {
     format!("{v:016x}")
 }
 
-fn side_json(out: &mut String, name: &str, s: &Side, with_hash: bool) {
+/// A sketch as 128 lowercase hex digits, bucket 0 first.
+pub fn sketch_hex(m: &Sketch) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(2 * SKETCH_BYTES);
+    for b in m {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The inverse of [`sketch_hex`] (either case); `None` unless 128 hex digits.
+pub fn parse_sketch(s: &str) -> Option<Sketch> {
+    let b = s.as_bytes();
+    if b.len() != 2 * SKETCH_BYTES || !b.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut out = [0u8; SKETCH_BYTES];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn side_json(out: &mut String, name: &str, s: &Side, prompt: bool) {
     use std::fmt::Write;
     let _ = write!(out, ",\"{name}\":{{");
-    if with_hash {
+    if prompt {
         let _ = write!(out, "\"hash\":\"{}\",", hex(s.hash));
     }
     let _ = write!(
         out,
-        "\"sim\":\"{}\",\"bag\":\"{}\",\"rep\":[{},{}],\"words\":{},\"bytes\":{}}}",
+        "\"sim\":\"{}\",\"bag\":\"{}\",\"rep\":[{},{}],",
         hex(s.sim),
         hex(s.bag),
         s.repeat.0,
         s.repeat.1,
-        s.words,
-        s.bytes
     );
+    if prompt {
+        let _ = write!(out, "\"rep3\":[{},{}],", s.repeat3.0, s.repeat3.1);
+    }
+    if let Some(m) = &s.mh {
+        let _ = write!(out, "\"mh\":\"{}\",", sketch_hex(m));
+    }
+    let _ = write!(out, "\"words\":{},\"bytes\":{}}}", s.words, s.bytes);
 }
 
 impl Fingerprint {
@@ -516,18 +637,36 @@ fn hex_member(side: &Map<String, Value>, name: &str) -> Option<u64> {
     parse_hex(side.get(name)?.as_str()?, 16)
 }
 
-/// One side of a print (`None`: not valid). Only the prompt's `hash` is read.
-fn decode_side(v: &Value, prompt: bool) -> Option<Side> {
-    let side = v.as_object()?;
-    let nat = |name: &str| side.get(name)?.as_u64();
-    let rep = side.get("rep")?.as_array()?;
-    let [repeated, total] = rep.as_slice() else {
+/// A `[repeated, total]` member with `repeated <= total <= bytes`.
+fn rep_member(side: &Map<String, Value>, name: &str, bytes: u64) -> Option<(u64, u64)> {
+    let [repeated, total] = side.get(name)?.as_array()?.as_slice() else {
         return None;
     };
     let (repeated, total) = (repeated.as_u64()?, total.as_u64()?);
+    (repeated <= total && total <= bytes).then_some((repeated, total))
+}
+
+/// One side of a print of version `v` (`None`: not valid). Only the
+/// prompt's `hash` and `rep3` are read; `rep3` and `mh` only in version 2.
+fn decode_side(v: &Value, prompt: bool, version: u64) -> Option<Side> {
+    let side = v.as_object()?;
+    let nat = |name: &str| side.get(name)?.as_u64();
     let (words, bytes) = (nat("words")?, nat("bytes")?);
-    if words == 0 || repeated > total || total > bytes || words > bytes {
+    let (repeated, total) = rep_member(side, "rep", bytes)?;
+    if words == 0 || words > bytes {
         return None;
+    }
+    let (mut repeat3, mut mh) = ((0, 0), None);
+    if version >= 2 {
+        if prompt {
+            repeat3 = rep_member(side, "rep3", bytes)?;
+        }
+        // A sketch exactly when the side has enough words for one.
+        mh = match side.get("mh") {
+            None if words < SKETCH_MIN_WORDS => None,
+            Some(m) if words >= SKETCH_MIN_WORDS => Some(parse_sketch(m.as_str()?)?),
+            _ => return None,
+        };
     }
     Some(Side {
         hash: if prompt {
@@ -538,6 +677,8 @@ fn decode_side(v: &Value, prompt: bool) -> Option<Side> {
         sim: hex_member(side, "sim")?,
         bag: hex_member(side, "bag")?,
         repeat: (repeated, total),
+        repeat3,
+        mh,
         words,
         bytes,
     })
@@ -545,7 +686,7 @@ fn decode_side(v: &Value, prompt: bool) -> Option<Side> {
 
 impl Wire {
     /// Decodes the JSON value of a `fingerprint` field. Unknown members are
-    /// ignored (a later version may add some); a version other than 1, a
+    /// ignored (a later version may add some); a version other than 1 or 2, a
     /// missing member or an inconsistent value is `invalid_field:fingerprint`.
     pub fn decode(json: &str) -> Result<Wire, Reason> {
         let bad = Reason::InvalidField(Field::Fingerprint);
@@ -553,14 +694,15 @@ impl Wire {
         // value wins (as for the event's own members).
         let value: Value = serde_json::from_str(json).map_err(|_| bad)?;
         let wire = value.as_object().ok_or(bad)?;
-        if wire.get("v").and_then(Value::as_u64) != Some(VERSION) {
+        let version = wire.get("v").and_then(Value::as_u64).ok_or(bad)?;
+        if !(1..=VERSION).contains(&version) {
             return Err(bad);
         }
         let key = wire.get("key").and_then(Value::as_str).ok_or(bad)?;
         let key_id = parse_hex(key, 8).ok_or(bad)? as u32;
         let side = |name: &str, prompt| match wire.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(v) => decode_side(v, prompt).map(Some).ok_or(bad),
+            Some(v) => decode_side(v, prompt, version).map(Some).ok_or(bad),
         };
         Ok(Wire {
             key_id,
@@ -734,6 +876,47 @@ mod tests {
     }
 
     #[test]
+    fn sketches_see_reordered_text_and_tell_unrelated_text() {
+        let k = FingerprintKey::derive(b"secret");
+        let sentence = |i: u64| {
+            format!(
+                "sentence {i} says something about topic {} in words.",
+                i * 7
+            )
+        };
+        let text = |order: &[u64]| {
+            order
+                .iter()
+                .map(|i| sentence(*i))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mh = |t: &str| {
+            Fingerprint::of(&k, Some(t), None)
+                .prompt
+                .unwrap()
+                .mh
+                .unwrap()
+        };
+        let forward: Vec<u64> = (0..30).collect();
+        let shuffled: Vec<u64> = (0..30).map(|i| i * 7 % 30).collect();
+        let other: Vec<u64> = (100..130).collect();
+        let (a, b, c) = (mh(&text(&forward)), mh(&text(&shuffled)), mh(&text(&other)));
+        assert!(sketch_matches(&a, &b) >= 40, "{}", sketch_matches(&a, &b));
+        assert!(sketch_matches(&a, &c) <= 12, "{}", sketch_matches(&a, &c));
+        assert_eq!(parse_sketch(&sketch_hex(&a)), Some(a));
+        assert_eq!(parse_sketch(&sketch_hex(&a).to_uppercase()), Some(a));
+        // Under 50 words: no sketch.
+        assert_eq!(
+            Fingerprint::of(&k, Some(&text(&[1, 2, 3])), None)
+                .prompt
+                .unwrap()
+                .mh,
+            None
+        );
+    }
+
+    #[test]
     fn the_wire_form_round_trips_and_rejects_what_it_must() {
         let k = FingerprintKey::derive(b"org secret");
         let fp = Fingerprint::of(
@@ -751,8 +934,16 @@ mod tests {
         );
         let bad = Err(Reason::InvalidField(Field::Fingerprint));
         for j in [
-            json.replace("\"v\":1", "\"v\":2"),
-            json.replace("\"v\":1,", ""),
+            json.replace("\"v\":2", "\"v\":3"),
+            json.replace("\"v\":2", "\"v\":0"),
+            json.replace("\"v\":2", "\"v\":2.0"),
+            json.replace("\"v\":2,", ""),
+            json.replace("\"rep3\":[0,0],", ""),
+            // A sketch on a side too short for one.
+            json.replace(
+                "\"rep3\":[0,0],",
+                &format!("\"rep3\":[0,0],\"mh\":\"{}\",", "ab".repeat(64)),
+            ),
             json.replace("\"hash\"", "\"h\""),
             json.replace("\"words\":4", "\"words\":0"),
             r#"{"v":1,"key":"zz"}"#.to_string(),
@@ -761,6 +952,26 @@ mod tests {
         ] {
             assert_eq!(Wire::decode(&j).map(|w| w.print), bad, "{j}");
         }
+        // A long side carries a sketch; it must be 128 hex digits.
+        let long = vec!["alpha beta gamma delta epsilon"; 12].join(" ");
+        let fp = Fingerprint::of(&k, Some(&long), Some(&long));
+        let json = fp.to_json(&k);
+        assert_eq!(Wire::decode(&json).unwrap().under(&k), Ok(fp));
+        let mh = sketch_hex(&fp.prompt.unwrap().mh.unwrap());
+        assert_eq!(
+            Wire::decode(&json.replacen(&mh, &mh[2..], 1)).map(|w| w.print),
+            bad
+        );
+        assert_eq!(
+            Wire::decode(&json.replacen(&format!(",\"mh\":\"{mh}\""), "", 1)).map(|w| w.print),
+            bad
+        );
+        // Version 1 prints (no rep3, no sketches) are still read: no sketch.
+        let v1 = json.replace("\"v\":2", "\"v\":1");
+        let old = Wire::decode(&v1).unwrap().under(&k).unwrap();
+        assert_eq!(old.prompt.unwrap().mh, None);
+        assert_eq!(old.prompt.unwrap().repeat3, (0, 0));
+        assert_eq!(old.prompt.unwrap().sim, fp.prompt.unwrap().sim);
         // Sides may be left out; unknown members are ignored.
         let empty = format!("{{\"v\":1,\"key\":\"{}\",\"x\":[1,2]}}", k.id_hex());
         assert_eq!(

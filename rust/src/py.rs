@@ -341,6 +341,10 @@ fn waste_config(values: StdHashMap<String, i64>) -> Result<WasteConfig, CoreErro
             "repeat_pct" => cfg.repeat_pct = unsigned()?,
             "resend_window_ms" => cfg.resend_window_ms = v,
             "resend_free" => cfg.resend_free = unsigned()?,
+            "reask_free" => cfg.reask_free = unsigned()?,
+            "reask_prompt_pct" => cfg.reask_prompt_pct = unsigned()?,
+            "reask_output_pct" => cfg.reask_output_pct = unsigned()?,
+            "short_repeat_pct" => cfg.short_repeat_pct = unsigned()?,
             _ => return Err(CoreError::Config(format!("unknown waste setting {name:?}"))),
         }
     }
@@ -709,6 +713,8 @@ struct RestoreColumns {
     fp_prompt_sim: Vec<u64>,
     fp_output_sim: Vec<u64>,
     fp_flags: Vec<u8>,
+    fp_prompt_mh: Vec<String>,
+    fp_output_mh: Vec<String>,
 }
 
 impl RestoreColumns {
@@ -740,6 +746,8 @@ impl RestoreColumns {
             fp_prompt_sim: get(events, "fp_prompt_sim")?,
             fp_output_sim: get(events, "fp_output_sim")?,
             fp_flags: get(events, "fp_flags")?,
+            fp_prompt_mh: get(events, "fp_prompt_mh")?,
+            fp_output_mh: get(events, "fp_output_mh")?,
         };
         let n = c.ids.len();
         let lens = [
@@ -757,6 +765,8 @@ impl RestoreColumns {
             c.fp_prompt_sim.len(),
             c.fp_output_sim.len(),
             c.fp_flags.len(),
+            c.fp_prompt_mh.len(),
+            c.fp_output_mh.len(),
         ];
         if lens.iter().any(|l| *l != n) {
             return Err(CoreError::Input("restore: events columns differ in length".into()).into());
@@ -781,10 +791,14 @@ impl RestoreColumns {
                     cost_usd: self.cost[i],
                 },
                 fingerprint: Fingerprint::from_stored(
-                    self.fp_prompt[i],
-                    self.fp_prompt_sim[i],
-                    self.fp_output_sim[i],
-                    self.fp_flags[i],
+                    (
+                        self.fp_prompt[i],
+                        self.fp_prompt_sim[i],
+                        self.fp_output_sim[i],
+                        self.fp_flags[i],
+                    ),
+                    &self.fp_prompt_mh[i],
+                    &self.fp_output_mh[i],
                 ),
             })
             .collect()

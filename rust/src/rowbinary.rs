@@ -62,6 +62,8 @@ pub const EVENTS: &[Column] = &[
     ("fp_prompt_sim", "UInt64", Ty::U64),
     ("fp_output_sim", "UInt64", Ty::U64),
     ("fp_flags", "UInt8", Ty::U8),
+    ("fp_prompt_mh", "String", Ty::Str),
+    ("fp_output_mh", "String", Ty::Str),
 ];
 
 pub const HOURLY: &[Column] = &[
@@ -216,6 +218,9 @@ pub fn events(rows: &[EventRow<'_>]) -> Block {
         w.u64(prompt_sim);
         w.u64(output_sim);
         w.u8(flags);
+        let (prompt_mh, output_mh) = r.fingerprint.stored_sketches();
+        w.str(&prompt_mh);
+        w.str(&output_mh);
     })
 }
 

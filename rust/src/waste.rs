@@ -12,7 +12,7 @@ use hashbrown::HashMap;
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::CoreError;
-use crate::fingerprint::Fingerprint;
+use crate::fingerprint::{sketch_matches, Fingerprint, Sketch, SKETCH_BYTES};
 
 pub const FAILED_REQUEST: &str = "failed_request";
 pub const RETRY_STORM: &str = "retry_storm";
@@ -20,6 +20,7 @@ pub const AGENT_LOOP: &str = "agent_loop";
 pub const DUPLICATE_PROMPT: &str = "duplicate_prompt";
 pub const PADDED_PROMPT: &str = "padded_prompt";
 pub const REPETITIVE_OUTPUT: &str = "repetitive_output";
+pub const NEAR_DUPLICATE: &str = "near_duplicate";
 
 /// Thresholds (settings `TOKENLORD_WASTE_*`).
 #[derive(Debug, Clone, PartialEq)]
@@ -45,8 +46,21 @@ pub struct WasteConfig {
     /// The same prompt text (by print) sent again within this longer span,
     /// however the re-sends are paced, is a repeat...
     pub resend_window_ms: i64,
-    /// ...after this many free ones.
+    /// ...after this many free ones. A near-identical prompt that got the
+    /// same answer (the loop test) more often than this within the span is
+    /// a loop however slowly it is paced.
     pub resend_free: u64,
+    /// A re-ask — a prompt whose MinHash sketch agrees with an earlier one's
+    /// in at least `reask_prompt_pct` % of its buckets, answered alike (the
+    /// outputs' sketches agree in `reask_output_pct` %) — within
+    /// `resend_window` is waste after this many free ones (an edit and two
+    /// retries stay free).
+    pub reask_free: u64,
+    pub reask_prompt_pct: u64,
+    pub reask_output_pct: u64,
+    /// A prompt is padding also when this percentage of it repeats in
+    /// windows of 3 words (filler with every few words changed).
+    pub short_repeat_pct: u64,
 }
 
 impl Default for WasteConfig {
@@ -63,6 +77,10 @@ impl Default for WasteConfig {
             repeat_pct: 50,
             resend_window_ms: 86_400_000,
             resend_free: 2,
+            reask_free: 3,
+            reask_prompt_pct: 10,
+            reask_output_pct: 20,
+            short_repeat_pct: 40,
         }
     }
 }
@@ -87,8 +105,16 @@ impl WasteConfig {
         if self.loop_bits > 32 {
             return bad("loop_bits must be <= 32");
         }
-        if !(1..=100).contains(&self.repeat_pct) {
-            return bad("repeat_pct must be 1..100");
+        if [
+            self.repeat_pct,
+            self.short_repeat_pct,
+            self.reask_prompt_pct,
+            self.reask_output_pct,
+        ]
+        .iter()
+        .any(|p| !(1..=100).contains(p))
+        {
+            return bad("repeat_pct, short_repeat_pct, reask_prompt_pct and reask_output_pct must be 1..100");
         }
         Ok(())
     }
@@ -158,6 +184,10 @@ struct Recent {
     output_sim: u64,
     output_text: bool,
     output_tokens: u64,
+    input_tokens: u64,
+    /// MinHash sketches of the prompt and of the output (sides long enough).
+    prompt_mh: Option<Sketch>,
+    output_mh: Option<Sketch>,
 }
 
 /// Requests with a prompt print remembered per user: enough that a loop
@@ -190,6 +220,11 @@ pub struct Request<'a> {
 
 fn near(a: u64, b: u64, bits: u32) -> bool {
     (a ^ b).count_ones() <= bits
+}
+
+/// Whether two sketches agree in at least `pct` % of their buckets.
+fn alike(a: &Sketch, b: &Sketch, pct: u64) -> bool {
+    sketch_matches(a, b) * 100 >= pct * SKETCH_BYTES as u64
 }
 
 fn share(tokens: u64, (repeated, total): (u64, u64), pct: u64) -> u64 {
@@ -239,30 +274,55 @@ impl UserWaste {
             } else {
                 0
             };
-            let looped = if let (true, Some(p)) = (repeatable, &r.fp.prompt) {
-                self.recent
-                    .iter()
-                    .filter(|x| {
-                        within(x.ts, cfg.loop_window_ms)
-                            && near(x.prompt_sim, p.sim, cfg.loop_bits)
-                            && same_answer(x, r, cfg.loop_bits)
-                    })
-                    .count() as u64
-            } else {
-                0
-            };
+            // Loop steps (near-identical prompt, the same answer): within the
+            // loop window, and over the resend window however they are paced.
+            let (mut looped, mut looped_slowly) = (0u64, 0u64);
+            // Re-asks: a prompt like an earlier one (reworded, reordered)
+            // answered alike, within the resend window.
+            let mut reasked = 0u64;
+            if let (true, Some(p)) = (repeatable, &r.fp.prompt) {
+                let sketches = p.mh.zip(r.fp.output.and_then(|o| o.mh));
+                for x in &self.recent {
+                    if !within(x.ts, cfg.resend_window_ms) {
+                        continue;
+                    }
+                    if near(x.prompt_sim, p.sim, cfg.loop_bits) && same_answer(x, r, cfg.loop_bits)
+                    {
+                        looped_slowly += 1;
+                        looped += u64::from(within(x.ts, cfg.loop_window_ms));
+                    }
+                    if let (Some((pm, om)), Some(xp), Some(xo)) =
+                        (&sketches, &x.prompt_mh, &x.output_mh)
+                    {
+                        // A prompt that grew by the earlier answer continues
+                        // that conversation (a revision), it does not re-ask.
+                        reasked += u64::from(
+                            r.input_tokens < x.input_tokens + x.output_tokens
+                                && alike(pm, xp, cfg.reask_prompt_pct)
+                                && alike(om, xo, cfg.reask_output_pct),
+                        );
+                    }
+                }
+            }
             if storm + 1 >= cfg.storm_min {
                 (total, RETRY_STORM)
-            } else if looped >= cfg.loop_min {
+            } else if looped >= cfg.loop_min || looped_slowly > cfg.resend_free {
                 (total, AGENT_LOOP)
             } else if dups > cfg.free_repeats || resent > cfg.resend_free {
                 (total, DUPLICATE_PROMPT)
+            } else if reasked > cfg.reask_free {
+                (total, NEAR_DUPLICATE)
             } else {
                 let padded = share(
                     r.input_tokens,
                     r.fp.prompt.map_or((0, 0), |p| p.repeat),
                     cfg.repeat_pct,
-                );
+                )
+                .max(share(
+                    r.input_tokens,
+                    r.fp.prompt.map_or((0, 0), |p| p.repeat3),
+                    cfg.short_repeat_pct,
+                ));
                 let repetitive = share(
                     r.output_tokens,
                     r.fp.output.map_or((0, 0), |o| o.repeat),
@@ -294,6 +354,9 @@ impl UserWaste {
                 output_sim: r.fp.output.map_or(0, |o| o.sim),
                 output_text: r.fp.output.is_some(),
                 output_tokens: r.output_tokens,
+                input_tokens: r.input_tokens,
+                prompt_mh: p.mh,
+                output_mh: r.fp.output.and_then(|o| o.mh),
             });
             if self.recent.len() > RECENT_MAX {
                 let oldest = (0..self.recent.len())
@@ -530,6 +593,166 @@ mod tests {
             ["", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]
         );
         assert!(u.recent.len() <= RECENT_MAX);
+    }
+
+    /// `text` with every `stride`-th word (from `at`) swapped for another
+    /// word and, with `shuffle`, its sentences in another order.
+    fn reword(text: &str, stride: usize, at: usize, shuffle: u64) -> String {
+        let mut sents: Vec<Vec<String>> = text
+            .split(". ")
+            .map(|s| s.split(' ').map(str::to_string).collect())
+            .collect();
+        let mut i = 0;
+        for s in &mut sents {
+            for w in s.iter_mut() {
+                if i % stride == at {
+                    *w = format!("other{w}");
+                }
+                i += 1;
+            }
+        }
+        if shuffle > 0 {
+            let n = sents.len();
+            sents.rotate_left((shuffle as usize) % n);
+            sents.swap(0, n / 2);
+        }
+        sents
+            .iter()
+            .map(|s| s.join(" "))
+            .collect::<Vec<_>>()
+            .join(". ")
+    }
+
+    #[test]
+    fn a_reworded_reask_is_waste_after_the_free_ones() {
+        let cfg = WasteConfig::default();
+        let (question, answer) = (sentences(11, 40), sentences(12, 15));
+        let mut u = UserWaste::default();
+        let reasons: Vec<_> = (0..10u64)
+            .map(|i| {
+                // Never the same wording twice: other words swapped, other orders.
+                let p = reword(&question, 8 + (i % 2) as usize, (i % 8) as usize, i);
+                let o = reword(&answer, 10, (i % 10) as usize, i % 3);
+                let fp = fingerprint(Some(&p), Some(&o));
+                // Hours apart: no window of the exact-match rules sees them.
+                u.judge(&req(T0 + i as i64 * 1_500_000, &fp, 600, 250), &cfg)
+                    .1
+            })
+            .collect();
+        // Four asks are free (an edit and retries); most later ones are seen
+        // (each is compared with every earlier one: a few pairs differ more).
+        assert_eq!(reasons[..4], ["", "", "", ""]);
+        let seen = reasons[4..]
+            .iter()
+            .filter(|r| **r == NEAR_DUPLICATE)
+            .count();
+        assert!(seen >= 5, "{reasons:?}");
+    }
+
+    #[test]
+    fn an_edit_and_retry_a_batch_template_and_a_growing_chat_are_not_reasks() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        // An edit and three retries of one prompt, each answer keeping half of the last.
+        let mut prompt = sentences(21, 30);
+        let mut answer = sentences(22, 12);
+        for v in 0..4u64 {
+            let fp = fingerprint(Some(&prompt), Some(&answer));
+            assert_eq!(
+                u.judge(&req(T0 + v as i64 * 60_000, &fp, 500, 200), &cfg),
+                (0, "")
+            );
+            prompt = reword(&prompt, 40, v as usize, 0);
+            let half: Vec<&str> = answer.split(". ").step_by(2).collect();
+            answer = format!("{}. {}", half.join(". "), sentences(300 + v, 6));
+        }
+        // A batch job: one long template, another file and another review each time.
+        let template = sentences(31, 40);
+        let mut b = UserWaste::default();
+        for i in 0..30u64 {
+            let fp = fingerprint(
+                Some(&format!(
+                    "{template}\n--- file {i}\n{}",
+                    sentences(400 + i, 25)
+                )),
+                Some(&sentences(500 + i, 10)),
+            );
+            assert_eq!(
+                b.judge(&req(T0 + i as i64 * 5_000, &fp, 3000, 300), &cfg),
+                (0, "")
+            );
+        }
+        // Revising a file in a conversation: each prompt holds the last answer,
+        // each answer is the file again with a few lines changed.
+        let mut r = UserWaste::default();
+        let (mut talk, mut file) = (sentences(35, 10), sentences(36, 30));
+        for i in 0..10u64 {
+            let inp = 400 + 500 * i;
+            let fp = fingerprint(Some(&format!("{talk} {file}")), Some(&file));
+            assert_eq!(
+                r.judge(&req(T0 + i as i64 * 90_000, &fp, inp, 480), &cfg),
+                (0, "")
+            );
+            talk = format!("{talk} {}", sentences(800 + i, 1));
+            file = reword(&file, 40, i as usize, 0);
+        }
+        // A chat whose context grows, with short answers alike: too short to sketch.
+        let mut c = UserWaste::default();
+        let mut context = sentences(41, 20);
+        for i in 0..12u64 {
+            let fp = fingerprint(Some(&context), Some(&format!("Done, {i} tests pass now.")));
+            assert_eq!(
+                c.judge(&req(T0 + i as i64 * 20_000, &fp, 800, 8), &cfg),
+                (0, "")
+            );
+            context = format!("{context} {}", sentences(600 + i, 3));
+        }
+    }
+
+    #[test]
+    fn a_loop_paced_outside_the_loop_window_is_still_a_loop() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        let (prompt, answer) = (sentences(51, 30), sentences(52, 12));
+        let reasons: Vec<_> = (0..6i64)
+            .map(|i| {
+                let fp = fingerprint(Some(&format!("{prompt} step {i}")), Some(&answer));
+                u.judge(&req(T0 + i * 13 * 60_000, &fp, 600, 250), &cfg).1
+            })
+            .collect();
+        assert_eq!(reasons, ["", "", "", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]);
+    }
+
+    #[test]
+    fn filler_with_every_fifth_word_changed_is_padding() {
+        let cfg = WasteConfig::default();
+        let pool: Vec<String> = (0..8).map(|i| sentences(700 + i, 1)).collect();
+        let mut words: Vec<String> = Vec::new();
+        for i in 0..120usize {
+            words.extend(pool[i * 5 % 8].split(' ').map(str::to_string));
+        }
+        for (i, w) in words.iter_mut().enumerate() {
+            if i % 5 == 2 {
+                *w = format!("noise{i}");
+            }
+        }
+        let prompt = format!("{} {}", sentences(60, 3), words.join(" "));
+        let fp = fingerprint(Some(&prompt), Some(&sentences(61, 5)));
+        let p = fp.prompt.unwrap();
+        assert!(
+            p.repeat.0 * 100 < 50 * p.repeat.1,
+            "10-word windows miss it: {:?}",
+            p.repeat
+        );
+        let (wasted, reason) = UserWaste::default().judge(&req(T0, &fp, 4000, 100), &cfg);
+        assert_eq!(reason, PADDED_PROMPT);
+        assert!(wasted > 2000, "{wasted}");
+        // Honest prose of the same length is not.
+        let fp = fingerprint(Some(&sentences(62, 120)), Some(&sentences(63, 5)));
+        assert_eq!(
+            UserWaste::default().judge(&req(T0, &fp, 4000, 100), &cfg),
+            (0, "")
+        );
     }
 
     #[test]

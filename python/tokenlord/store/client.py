@@ -59,7 +59,7 @@ _INSERT_SETTINGS: Final[dict[str, Any]] = {"async_insert": 0, "optimize_on_inser
 RESTORE_COLUMNS: Final = (
     "event_id", "ts", "user", "team", "model", "input_tokens", "output_tokens",
     "cached_input_tokens", "total_tokens", "wasted_tokens", "waste_reason", "cost_usd",
-    "fp_prompt", "fp_prompt_sim", "fp_output_sim", "fp_flags",
+    "fp_prompt", "fp_prompt_sim", "fp_output_sim", "fp_flags", "fp_prompt_mh", "fp_output_mh",
 )  # fmt: skip
 
 

@@ -40,6 +40,9 @@ FINGERPRINT_COLUMNS: Final[Columns] = (
     ("fp_prompt_sim", "UInt64"),
     ("fp_output_sim", "UInt64"),
     ("fp_flags", "UInt8"),
+    # MinHash sketches (128 hex digits; '' for none) for near-duplicate re-asks.
+    ("fp_prompt_mh", "String"),
+    ("fp_output_mh", "String"),
 )
 
 EVENTS_COLUMNS: Final[Columns] = (
