@@ -36,6 +36,7 @@ Writes ``benchmarks/results/waste_quality.json``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import zlib
@@ -65,30 +66,37 @@ def _user(ev: dict[str, Any]) -> str:
 SECRET = "waste-quality-benchmark-secret"
 
 
-def streams(users: int, days: float, gamers: int, seed: int) -> dict[str, list[dict[str, Any]]]:
-    """The same simulated traffic as each kind of gateway sends it (same event ids)."""
-    text = list(generate(users, days, gamers, seed, START_MS, 1.0))
-    counted = list(generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-"))
+def streams(users: int, days: float, gamers: int, seed: int, red_team: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """The same simulated traffic as each kind of gateway sends it (same event ids);
+    ``red_team``: the adaptive gamers and honest look-alikes (``simulate --red-team``)."""
+    kw: dict[str, Any] = {"red_team": red_team}
+    text = list(generate(users, days, gamers, seed, START_MS, 1.0, **kw))
+    counted = list(generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-", **kw))
     counts = {ev["event_id"]: {k: v for k, v in ev.items() if k.endswith("_tokens")} for ev in counted}
     with_counts = [{**ev, **counts[ev["event_id"]]} for ev in text]
     return {
         "text": text,
         "text + counts": with_counts,
         "fingerprint + counts": list(fingerprinted([dict(ev) for ev in with_counts], SECRET.encode())),
-        "counts only": list(generate(users, days, gamers, seed, START_MS, 0.0)),
+        "counts only": list(generate(users, days, gamers, seed, START_MS, 0.0, **kw)),
     }
+
+
+def waste_env() -> dict[str, str]:
+    """The ``TOKENLORD_WASTE_*`` settings of this process's environment (thresholds to try); the rest default."""
+    return {k: v for k, v in os.environ.items() if k.startswith("TOKENLORD_WASTE_")}
 
 
 def run_core(events: list[dict[str, Any]], now_ms: int) -> dict[str, list[Any]]:
     """The core's accepted events (columns) for the simulated stream."""
-    core = _core.Core(**Settings.from_env(environ={"TOKENLORD_FINGERPRINT_KEY": SECRET}).core_kwargs())
+    core = _core.Core(**Settings.from_env(environ={**waste_env(), "TOKENLORD_FINGERPRINT_KEY": SECRET}).core_kwargs())
     values = [orjson.dumps(ev) for ev in events]
     parts = [zlib.crc32(_user(ev).encode()) % PARTITIONS for ev in events]
     offsets = list(range(len(events)))
     cols: dict[str, list[Any]] = defaultdict(list)
     for i in range(0, len(values), BATCH):
         out = core.process(parts[i : i + BATCH], offsets[i : i + BATCH], values[i : i + BATCH], now_ms)
-        for k in ("event_id", "user", "ts", "total_tokens", "wasted_tokens", "waste_reason"):
+        for k in ("event_id", "user", "session_id", "ts", "total_tokens", "wasted_tokens", "waste_reason"):
             cols[k] += out.events[k]
     return cols
 

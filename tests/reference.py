@@ -582,6 +582,11 @@ class WasteConfig:
     repeat_pct: int = 50
     resend_window_ms: int = 86_400_000
     resend_free: int = 2
+    reask_free: int = 3
+    reask_prompt_pct: int = 10
+    reask_output_pct: int = 20
+    short_repeat_pct: int = 40
+    loop_answer_pct: int = 50
 
     @property
     def memory_ms(self) -> int:
@@ -611,7 +616,9 @@ def _xxh3(data: bytes) -> int:
 # docs/semantics.md "Fingerprints", written out the obvious way: SipHash-2-4
 # byte by byte, SimHash votes as 64 integers, repetition with a list of marks.
 
-FINGERPRINT_VERSION = 1
+FINGERPRINT_VERSION = 2
+SKETCH_MIN_WORDS = 50
+SKETCH_BYTES = 64
 
 
 def _rotl(x: int, b: int) -> int:
@@ -709,6 +716,22 @@ class Side:
     repeat: tuple[int, int]
     words: int
     bytes: int
+    repeat3: tuple[int, int] = (0, 0)
+    mh: bytes | None = None  # 64 bytes
+
+
+def minhash(shingles: list[int]) -> bytes:
+    """One-permutation MinHash: bucket s >> 58 keeps its smallest s; an empty bucket
+    takes the next non-empty one's (cyclically); each bucket is its value's low byte."""
+    mins: dict[int, int] = {}
+    for s in shingles:
+        b = s >> 58
+        mins[b] = min(mins.get(b, s), s)
+    out = []
+    for i in range(SKETCH_BYTES):
+        j = next((i + d) % SKETCH_BYTES for d in range(SKETCH_BYTES) if (i + d) % SKETCH_BYTES in mins)
+        out.append(mins[j] & 0xFF)
+    return bytes(out)
 
 
 def side(key: FingerprintKey, text: str, with_hash: bool) -> Side | None:
@@ -731,7 +754,10 @@ def side(key: FingerprintKey, text: str, with_hash: bool) -> Side | None:
             chunks = [joined[i : i + 16] for i in range(0, len(joined), 16)]
             repeat = _repeated([siphash24(k, c) for c in chunks], [len(c) for c in chunks], 4)
     whole = siphash24(k, b"".join(x.to_bytes(8, "little") for x in w)) | 1 if with_hash else 0
-    return Side(whole, simhash(shingles), simhash(w), repeat, len(w), len(raw))
+    sketched = len(w) >= SKETCH_MIN_WORDS
+    repeat3 = _repeated(w, [len(x) for x in words], 3) if sketched and with_hash else (0, 0)
+    mh = minhash(shingles) if sketched else None
+    return Side(whole, simhash(shingles), simhash(w), repeat, len(w), len(raw), repeat3, mh)
 
 
 @dataclass(frozen=True)
@@ -753,7 +779,12 @@ def fingerprint_wire(key: FingerprintKey, fp: Fingerprint) -> dict[str, Any]:
     for name, s in (("prompt", fp.prompt), ("output", fp.output)):
         if s is not None:
             d: dict[str, Any] = {"hash": f"{s.hash:016x}"} if name == "prompt" else {}
-            d.update(sim=f"{s.sim:016x}", bag=f"{s.bag:016x}", rep=list(s.repeat), words=s.words, bytes=s.bytes)
+            d.update(sim=f"{s.sim:016x}", bag=f"{s.bag:016x}", rep=list(s.repeat))
+            if name == "prompt":
+                d["rep3"] = list(s.repeat3)
+            if s.mh is not None:
+                d["mh"] = s.mh.hex()
+            d.update(words=s.words, bytes=s.bytes)
             out[name] = d
     return out
 
@@ -765,8 +796,9 @@ _HEX8 = re.compile(r"[0-9a-fA-F]{8}")
 def decode_fingerprint(value: Any) -> tuple[str, Fingerprint]:
     """(key id, print) of a ``fingerprint`` field, or ``Reject("invalid_field:fingerprint")``."""
     bad = Reject("invalid_field:fingerprint")
-    if not isinstance(value, dict) or value.get("v") != FINGERPRINT_VERSION or not _is_int(value.get("v")):
+    if not isinstance(value, dict) or not _is_int(value.get("v")) or value.get("v") not in (1, 2):
         raise bad
+    version = value["v"]
     kid = value.get("key")
     if not isinstance(kid, str) or not _HEX8.fullmatch(kid):
         raise bad
@@ -786,15 +818,30 @@ def decode_fingerprint(value: Any) -> tuple[str, Fingerprint]:
             return None
         if not isinstance(d, dict):
             raise bad
-        rep = d.get("rep")
-        if not isinstance(rep, list) or len(rep) != 2:
-            raise bad
-        r, t, words, size = nat(rep[0]), nat(rep[1]), nat(d.get("words")), nat(d.get("bytes"))
+        def pair(v: Any) -> tuple[int, int]:
+            if not isinstance(v, list) or len(v) != 2:
+                raise bad
+            return nat(v[0]), nat(v[1])
+
+        (r, t), words, size = pair(d.get("rep")), nat(d.get("words")), nat(d.get("bytes"))
         h = hex16(d.get("hash")) | 1 if is_prompt else 0
         sim, bag = hex16(d.get("sim")), hex16(d.get("bag"))
         if words == 0 or r > t or t > size or words > size:
             raise bad
-        return Side(h, sim, bag, (r, t), words, size)
+        repeat3, mh = (0, 0), None
+        if version == 2:
+            if is_prompt:
+                repeat3 = pair(d.get("rep3"))
+                if repeat3[0] > repeat3[1] or repeat3[1] > size:
+                    raise bad
+            if ("mh" in d) != (words >= SKETCH_MIN_WORDS):
+                raise bad
+            if "mh" in d:
+                m = d["mh"]
+                if not isinstance(m, str) or not re.fullmatch(r"[0-9a-fA-F]{128}", m):
+                    raise bad
+                mh = bytes.fromhex(m)
+        return Side(h, sim, bag, (r, t), words, size, repeat3, mh)
 
     return kid.lower(), Fingerprint(one(value.get("prompt"), True), one(value.get("output"), False))
 
@@ -806,8 +853,9 @@ def _share(tokens: int, rep: tuple[int, int], pct: int) -> int:
     return tokens * repeated // total
 
 
-# (ts, prompt sim, output sim, has output text, output tokens)
-Recent = tuple[int, int, int, bool, int]
+# (ts, prompt sim, output sim, has output text, output tokens, input tokens,
+#  prompt sketch, output sketch) — b"" for no sketch (orders like the core's None)
+Recent = tuple[int, int, int, bool, int, int, bytes, bytes]
 RECENT_MAX = 256
 
 
@@ -834,9 +882,14 @@ class UserWaste:
         def near(a: int, b: int, bits: int) -> bool:
             return bin(a ^ b).count("1") <= bits
 
+        def alike(a: bytes, b: bytes, pct: int) -> bool:
+            return sum(x == y for x, y in zip(a, b, strict=True)) * 100 >= pct * SKETCH_BYTES
+
         def same_answer(x: Recent) -> bool:
             if x[3] and fp.output is not None:
-                return near(x[2], fp.output.sim, cfg.loop_bits)
+                o_mh = fp.output.mh
+                sketches_agree = not (x[7] and o_mh) or alike(x[7], o_mh, cfg.loop_answer_pct)
+                return near(x[2], fp.output.sim, cfg.loop_bits) and sketches_agree
             if not x[3] and fp.output is None:
                 return abs(x[4] - out) * 10 <= max(x[4], out)
             return False
@@ -848,21 +901,35 @@ class UserWaste:
             storm = sum(within(t, cfg.storm_window_ms) for t in times)
             dups = sum(within(t, cfg.duplicate_window_ms) for t in times)
             resent = sum(within(t, cfg.resend_window_ms) for t in times) if fp.prompt is not None else 0
-            looped = 0
+            looped = looped_slowly = reasked = 0
             if repeatable and fp.prompt is not None:
-                p_sim = fp.prompt.sim
-                looped = sum(
-                    within(x[0], cfg.loop_window_ms) and near(x[1], p_sim, cfg.loop_bits) and same_answer(x)
-                    for x in self.recent
-                )
+                p = fp.prompt
+                o_mh = fp.output.mh if fp.output is not None else None
+                for x in self.recent:
+                    in_loop, in_day = within(x[0], cfg.loop_window_ms), within(x[0], cfg.resend_window_ms)
+                    if near(x[1], p.sim, cfg.loop_bits) and same_answer(x):
+                        looped += in_loop
+                        looped_slowly += in_day
+                    if in_day and p.mh is not None and o_mh is not None and x[6] and x[7]:
+                        # a prompt that grew by the earlier answer continues that conversation
+                        reasked += (
+                            inp < x[5] + x[4]
+                            and alike(p.mh, x[6], cfg.reask_prompt_pct)
+                            and alike(o_mh, x[7], cfg.reask_output_pct)
+                        )
             if storm + 1 >= cfg.storm_min:
                 verdict = (total, "retry_storm")
-            elif looped >= cfg.loop_min:
+            elif looped >= cfg.loop_min or looped_slowly > cfg.resend_free:
                 verdict = (total, "agent_loop")
             elif dups > cfg.free_repeats or resent > cfg.resend_free:
                 verdict = (total, "duplicate_prompt")
+            elif reasked > cfg.reask_free:
+                verdict = (total, "near_duplicate")
             else:
-                padded = _share(inp, fp.prompt.repeat if fp.prompt else (0, 0), cfg.repeat_pct)
+                padded = max(
+                    _share(inp, fp.prompt.repeat if fp.prompt else (0, 0), cfg.repeat_pct),
+                    _share(inp, fp.prompt.repeat3 if fp.prompt else (0, 0), cfg.short_repeat_pct),
+                )
                 repetitive = _share(out, fp.output.repeat if fp.output else (0, 0), cfg.repeat_pct)
                 if padded == 0 and repetitive == 0:
                     verdict = (0, "")
@@ -875,7 +942,8 @@ class UserWaste:
             self.prompts[prompt] = kept
             if fp.prompt is not None:
                 o = fp.output
-                self.recent.append((ts, fp.prompt.sim, o.sim if o else 0, o is not None, out))
+                p_mh, o_mh = fp.prompt.mh or b"", (o.mh if o else None) or b""
+                self.recent.append((ts, fp.prompt.sim, o.sim if o else 0, o is not None, out, inp, p_mh, o_mh))
                 if len(self.recent) > RECENT_MAX:
                     self.recent.remove(min(self.recent))
         return verdict

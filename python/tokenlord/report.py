@@ -27,11 +27,21 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 WASTE_RULES = {
     "failed_request": "the request failed (status=error): all its tokens",
     "retry_storm": "the same request again within seconds of two or more identical ones",
-    "agent_loop": "a near-identical prompt got the same answer again within minutes",
+    "agent_loop": (
+        "a near-identical prompt got the same answer again within minutes, or more than twice in a day "
+        "however the steps were paced (across sessions, apps and models)"
+    ),
     "duplicate_prompt": (
         "the same prompt sent again within the hour (the first resend is free) or more than twice in a day"
     ),
-    "padded_prompt": "most of the prompt repeats itself: the repeated share of its input tokens",
+    "padded_prompt": (
+        "most of the prompt repeats itself (in 10-word windows, or in 3-word windows when every few words "
+        "were changed): the repeated share of its input tokens"
+    ),
+    "near_duplicate": (
+        "the same question asked again, reworded or reordered (MinHash sketches of prompt and answer alike), "
+        "more than three times in a day; the first re-asks (an edit and retries) are free"
+    ),
     "repetitive_output": "most of the answer repeats itself: the repeated share, and the prompt that bought it",
 }
 

@@ -435,6 +435,13 @@ FIELDS: tuple[Field, ...] = (
         _non_negative_int,
     ),
     Field(
+        "waste_loop_answer_pct",
+        "50",
+        "Answers of 50+ words are the same answer (agent_loop) only when their MinHash sketches also "
+        "agree in at least this percentage of buckets (two different tables can share a SimHash).",
+        _positive_int,
+    ),
+    Field(
         "waste_reask_free",
         "3",
         "Re-asks of one question (reworded or reordered, answered alike) within the resend window that "
@@ -683,6 +690,7 @@ class Settings:
     waste_repeat_pct: int = 50
     waste_resend_window: int = 86_400_000
     waste_resend_free: int = 2
+    waste_loop_answer_pct: int = 50
     waste_reask_free: int = 3
     waste_reask_prompt_pct: int = 10
     waste_reask_output_pct: int = 20
@@ -897,6 +905,7 @@ class Settings:
             "repeat_pct": self.waste_repeat_pct,
             "resend_window_ms": self.waste_resend_window,
             "resend_free": self.waste_resend_free,
+            "loop_answer_pct": self.waste_loop_answer_pct,
             "reask_free": self.waste_reask_free,
             "reask_prompt_pct": self.waste_reask_prompt_pct,
             "reask_output_pct": self.waste_reask_output_pct,

@@ -345,6 +345,7 @@ fn waste_config(values: StdHashMap<String, i64>) -> Result<WasteConfig, CoreErro
             "reask_prompt_pct" => cfg.reask_prompt_pct = unsigned()?,
             "reask_output_pct" => cfg.reask_output_pct = unsigned()?,
             "short_repeat_pct" => cfg.short_repeat_pct = unsigned()?,
+            "loop_answer_pct" => cfg.loop_answer_pct = unsigned()?,
             _ => return Err(CoreError::Config(format!("unknown waste setting {name:?}"))),
         }
     }

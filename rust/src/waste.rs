@@ -61,6 +61,10 @@ pub struct WasteConfig {
     /// A prompt is padding also when this percentage of it repeats in
     /// windows of 3 words (filler with every few words changed).
     pub short_repeat_pct: u64,
+    /// Two answers long enough for sketches are "the same" (the loop test)
+    /// only when their sketches also agree in this percentage of buckets:
+    /// a SimHash alone takes two different tables for one.
+    pub loop_answer_pct: u64,
 }
 
 impl Default for WasteConfig {
@@ -81,6 +85,7 @@ impl Default for WasteConfig {
             reask_prompt_pct: 10,
             reask_output_pct: 20,
             short_repeat_pct: 40,
+            loop_answer_pct: 50,
         }
     }
 }
@@ -110,11 +115,14 @@ impl WasteConfig {
             self.short_repeat_pct,
             self.reask_prompt_pct,
             self.reask_output_pct,
+            self.loop_answer_pct,
         ]
         .iter()
         .any(|p| !(1..=100).contains(p))
         {
-            return bad("repeat_pct, short_repeat_pct, reask_prompt_pct and reask_output_pct must be 1..100");
+            return bad(
+                "repeat_pct, short_repeat_pct, reask_*_pct and loop_answer_pct must be 1..100",
+            );
         }
         Ok(())
     }
@@ -283,16 +291,19 @@ impl UserWaste {
             if let (true, Some(p)) = (repeatable, &r.fp.prompt) {
                 let sketches = p.mh.zip(r.fp.output.and_then(|o| o.mh));
                 for x in &self.recent {
-                    if !within(x.ts, cfg.resend_window_ms) {
+                    let (in_loop, in_day) = (
+                        within(x.ts, cfg.loop_window_ms),
+                        within(x.ts, cfg.resend_window_ms),
+                    );
+                    if !(in_loop || in_day) {
                         continue;
                     }
-                    if near(x.prompt_sim, p.sim, cfg.loop_bits) && same_answer(x, r, cfg.loop_bits)
-                    {
-                        looped_slowly += 1;
-                        looped += u64::from(within(x.ts, cfg.loop_window_ms));
+                    if near(x.prompt_sim, p.sim, cfg.loop_bits) && same_answer(x, r, cfg) {
+                        looped += u64::from(in_loop);
+                        looped_slowly += u64::from(in_day);
                     }
-                    if let (Some((pm, om)), Some(xp), Some(xo)) =
-                        (&sketches, &x.prompt_mh, &x.output_mh)
+                    if let (true, Some((pm, om)), Some(xp), Some(xo)) =
+                        (in_day, &sketches, &x.prompt_mh, &x.output_mh)
                     {
                         // A prompt that grew by the earlier answer continues
                         // that conversation (a revision), it does not re-ask.
@@ -380,11 +391,18 @@ impl UserWaste {
     }
 }
 
-/// The same answer again: near-identical output text, or, without text,
-/// an output count within 10 %.
-fn same_answer(x: &Recent, r: &Request<'_>, bits: u32) -> bool {
+/// The same answer again: near-identical output text (SimHash within
+/// `loop_bits`, and sketches agreeing in `loop_answer_pct` % when both
+/// answers have one), or, without text, an output count within 10 %.
+fn same_answer(x: &Recent, r: &Request<'_>, cfg: &WasteConfig) -> bool {
     match (x.output_text, &r.fp.output) {
-        (true, Some(o)) => near(x.output_sim, o.sim, bits),
+        (true, Some(o)) => {
+            near(x.output_sim, o.sim, cfg.loop_bits)
+                && match (&x.output_mh, &o.mh) {
+                    (Some(a), Some(b)) => alike(a, b, cfg.loop_answer_pct),
+                    _ => true,
+                }
+        }
         (false, None) => {
             let (a, b) = (x.output_tokens, r.output_tokens);
             a.abs_diff(b) * 10 <= a.max(b)
@@ -706,6 +724,49 @@ mod tests {
                 (0, "")
             );
             context = format!("{context} {}", sentences(600 + i, 3));
+        }
+    }
+
+    /// A markdown table of `rows` rows with distinct values (seeded).
+    fn table(seed: u64, rows: u64) -> String {
+        let mut out = String::from("| id | status | region | p50_ms |\n|---|---|---|---|\n");
+        let mut x = seed;
+        for i in 0..rows {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let status = ["ok", "degraded", "down"][(x >> 40) as usize % 3];
+            out += &format!(
+                "| {i} | {status} | eu-{} | {} |\n",
+                (x >> 20) % 9,
+                (x >> 33) % 100_000
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn different_tables_for_a_growing_prompt_are_not_a_loop() {
+        let cfg = WasteConfig::default();
+        let mut u = UserWaste::default();
+        let context = sentences(90, 40);
+        let fps: Vec<Fingerprint> = (0..6u64)
+            .map(|i| fingerprint(Some(&format!("{context} more {i}")), Some(&table(i, 300))))
+            .collect();
+        // The tables' SimHashes are alike (the loop test alone would take them for one answer)...
+        let (a, b) = (fps[0].output.unwrap(), fps[1].output.unwrap());
+        assert!(
+            (a.sim ^ b.sim).count_ones() <= cfg.loop_bits,
+            "{:x} {:x}",
+            a.sim,
+            b.sim
+        );
+        // ...their sketches are not.
+        for (i, fp) in fps.iter().enumerate() {
+            assert_eq!(
+                u.judge(&req(T0 + i as i64 * 60_000, fp, 900, 1500), &cfg),
+                (0, "")
+            );
         }
     }
 

@@ -90,6 +90,8 @@ def test_restore_then_dedupe() -> None:
         "fp_prompt_sim": [0],
         "fp_output_sim": [0],
         "fp_flags": [0],
+        "fp_prompt_mh": [""],
+        "fp_output_mh": [""],
     }
     restored = core.restore(4, MON + 1, 1000, cols)
     assert restored.weekly["total_tokens"] == [15] and restored.version > 1000

@@ -67,6 +67,22 @@ WASTE_PROMPTS = [*_BASE, *(f"{_BASE[1]} step {k}" for k in range(4)), _BASE[0] +
 WASTE_OUTPUTS = [_BASE[0], _BASE[2], " ".join(["same phrase again"] * 80), "x" * 3000, "ok"]
 
 
+def _reworded(text: str, k: int) -> str:
+    """``text`` with every 7th word (from the k-th) swapped and its halves in another order (a re-ask)."""
+    words = text.split(" ")
+    words[k::7] = [_WORDS[(_WORDS.index(w) + 1) % len(_WORDS)] for w in words[k::7]]
+    cut = len(words) // (2 + k % 2)
+    return " ".join(words[cut:] + words[:cut])
+
+
+# Re-asks (reworded questions, answers alike: near_duplicate) and noised filler (padding by 3-word windows).
+REASK_PROMPTS = [_reworded(_BASE[2], k) for k in range(4)]
+REASK_OUTPUTS = [_reworded(_BASE[1], k) for k in range(3)]
+_FILLER = " ".join([_BASE[0]] * 10).split(" ")
+_FILLER[2::5] = [f"n{i}" for i in range(len(_FILLER[2::5]))]
+NOISED_PROMPT = _BASE[1][:200] + " " + " ".join(_FILLER)
+
+
 @st.composite
 def events(draw: Any) -> Any:
     ev: dict[str, Any] = {}
@@ -184,11 +200,17 @@ def waste_events(draw: Any) -> bytes:
         "user": draw(st.sampled_from(["ann", "ann", "bob"])),
         "model": draw(st.sampled_from(["gpt-4o", "gpt-4o", "x"])),
     }
-    kind = draw(st.sampled_from(["text", "text", "counts", "both"]))
+    kind = draw(st.sampled_from(["text", "text", "counts", "both", "reask"]))
     if kind in ("text", "both"):
-        ev["prompt"] = draw(st.sampled_from(WASTE_PROMPTS[1:]))
+        ev["prompt"] = draw(st.sampled_from([*WASTE_PROMPTS[1:], NOISED_PROMPT]))
         if draw(st.integers(0, 3)):
             ev["output"] = draw(st.sampled_from(WASTE_OUTPUTS[1:3]))
+    if kind == "reask":
+        ev["prompt"] = draw(st.sampled_from(REASK_PROMPTS))
+        ev["output"] = draw(st.sampled_from(REASK_OUTPUTS))
+        if draw(st.booleans()):
+            ev["input_tokens"] = draw(st.sampled_from([400, 600, 2000]))
+            ev["output_tokens"] = draw(st.sampled_from([200, 300]))
     if kind in ("counts", "both"):
         ev["input_tokens"] = draw(st.sampled_from([10, 40, 4000, 4000]))
         ev["output_tokens"] = draw(st.sampled_from([100, 105, 300]))

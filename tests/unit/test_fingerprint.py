@@ -94,10 +94,10 @@ def test_the_batch_form_equals_one_by_one() -> None:
 def test_what_a_print_holds() -> None:
     fp = core_print("Summarise the quarterly report", "Revenue grew.")
     assert fp == {
-        "v": 1,
+        "v": 2,
         "key": tokenlord.fingerprint_key_id(secret=SECRET),
         "prompt": {"hash": fp["prompt"]["hash"], "sim": fp["prompt"]["sim"], "bag": fp["prompt"]["bag"],
-                   "rep": [0, 0], "words": 4, "bytes": 30},
+                   "rep": [0, 0], "rep3": [0, 0], "words": 4, "bytes": 30},
         "output": {"sim": fp["output"]["sim"], "bag": fp["output"]["bag"], "rep": [0, 0], "words": 2, "bytes": 13},
     }  # fmt: skip
     assert all(len(fp[s][k]) == 16 for s in ("prompt", "output") for k in ("sim", "bag"))
@@ -106,10 +106,15 @@ def test_what_a_print_holds() -> None:
     assert a["prompt"].pop("bytes") != b["prompt"].pop("bytes")
     assert a["prompt"] == b["prompt"]
     # Blank text has no side.
-    assert core_print(" \n", "") == {"v": 1, "key": fp["key"]}
+    assert core_print(" \n", "") == {"v": 2, "key": fp["key"]}
     # A looping answer shows its repetition; its bytes are the UTF-8 length.
     loop = core_print(None, " ".join(["same phrase again"] * 80))["output"]
     assert loop["words"] == 240 and loop["bytes"] == 17 * 80 + 79 and loop["rep"][0] > 0.9 * loop["rep"][1]
+    # From 50 words on a side has a MinHash sketch (64 bytes); a prompt its 3-word repetition.
+    assert len(bytes.fromhex(loop["mh"])) == 64 and "rep3" not in loop
+    assert "mh" not in fp["prompt"] and "mh" not in fp["output"]
+    padded = core_print(" ".join(f"{w} again and again" for w in ["one", "two", "three"] * 30), None)["prompt"]
+    assert padded["rep3"][0] > 0.9 * padded["rep3"][1] and len(padded["mh"]) == 128
 
 
 def test_prints_are_keyed() -> None:
@@ -214,6 +219,33 @@ def test_adversarial_twins_get_the_verdicts_of_text_events() -> None:
     assert verdicts_core([twin(e) for e in evs], 8) == text == verdicts_ref([twin(e) for e in evs])
 
 
+def test_the_adaptive_gaming_rules_fire_alike_in_core_reference_text_and_prints() -> None:
+    """Re-asks reworded hours apart (near_duplicate), a loop stepping every 13 minutes
+    (agent_loop over the day) and filler with every fifth word changed (padded_prompt):
+    the same verdicts from the core and the reference, from text and from prints."""
+    from test_core_vs_reference import NOISED_PROMPT, REASK_OUTPUTS, REASK_PROMPTS
+
+    base = {"user": "ann", "model": "gpt-4o", "input_tokens": 600, "output_tokens": 300}
+    evs = [{**base, "event_id": f"r{i}", "ts": T0 + i * 5_400_000, "prompt": REASK_PROMPTS[i % 4],
+            "output": REASK_OUTPUTS[i % 3]} for i in range(8)]  # fmt: skip
+    evs += [{**base, "user": "bob", "event_id": f"l{i}", "ts": T0 + i * 780_000, "prompt": f"{_BASE[1]} step {i}",
+             "output": _BASE[2]} for i in range(5)]  # fmt: skip
+    evs.append({**base, "user": "cy", "event_id": "n", "ts": T0, "input_tokens": 4000, "prompt": NOISED_PROMPT})
+    text = verdicts_core(evs, 3)
+    assert verdicts_core([twin(e) for e in evs], 5) == text == verdicts_ref(evs) == verdicts_ref([twin(e) for e in evs])
+    reasons = {eid: r for eid, *_, r in text}
+    asks = [reasons[f"r{i}"] for i in range(8)]
+    assert asks[:4] == ["", "", "", ""] and asks[4:].count("near_duplicate") >= 3, asks
+    assert [reasons[f"l{i}"] for i in range(5)] == ["", "", "", "agent_loop", "agent_loop"]
+    assert reasons["n"] == "padded_prompt"
+    # A version 1 print has no sketch: re-asks sent so are not seen (nothing else changes).
+    v1 = [twin(e) for e in evs]
+    for e in v1:
+        e["fingerprint"]["v"] = 1
+    old = {eid: r for eid, *_, r in verdicts_core(v1, 4)}
+    assert [old[f"r{i}"] for i in range(8)] == [""] * 8 and old["l4"] == "agent_loop"
+
+
 def test_text_wins_over_a_fingerprint_side_by_side() -> None:
     loop = " ".join(["same phrase again"] * 80)
     base = {"ts": T0, "user": "ann", "model": "gpt-4o", "input_tokens": 400, "output_tokens": 3000}
@@ -232,6 +264,13 @@ def test_text_wins_over_a_fingerprint_side_by_side() -> None:
     assert [r for *_, r in verdicts_core(mixed, 2)] == ["repetitive_output", "agent_loop"]
 
 
+def _long_print(**kw: Any) -> dict[str, Any]:
+    """A print whose prompt has a sketch, with ``kw`` replacing members of the prompt side (None: left out)."""
+    good = core_print(" ".join(f"word{i}" for i in range(60)), None)
+    side = {k: v for k, v in {**good["prompt"], **kw}.items() if v is not None}
+    return {**good, "prompt": side}
+
+
 def _bad_prints() -> list[Any]:
     good = core_print("Summarise the quarterly report", "Revenue grew.")
     p = good["prompt"]
@@ -242,9 +281,15 @@ def _bad_prints() -> list[Any]:
     return [
         "not an object",
         [],
-        {**good, "v": 2},
-        {**good, "v": "1"},
-        {**good, "v": 1.0},
+        {**good, "v": 3},
+        {**good, "v": 0},
+        {**good, "v": "2"},
+        {**good, "v": 2.0},
+        {**good, "prompt": {k: v for k, v in p.items() if k != "rep3"}},
+        with_prompt(rep3=[3, 2]),
+        with_prompt(mh="ab" * 64),  # a sketch on a side under 50 words
+        _long_print(mh="ab" * 63),
+        _long_print(mh=None),
         {k: v for k, v in good.items() if k != "v"},
         {k: v for k, v in good.items() if k != "key"},
         {**good, "key": "0000000"},
@@ -299,7 +344,10 @@ def _one(value: bytes) -> tuple[list[str], list[str], list[str]]:
     ("spelling", "accepted"),
     [
         # JSON spellings of a valid print: escapes, a repeated member (the last wins), an output "hash"
-        (lambda fp: orjson.dumps(fp).replace(b'"v":1', b'"v":1,"key":"zz","v":1', 1), True),
+        (lambda fp: orjson.dumps(fp).replace(b'"v":2', b'"v":2,"key":"zz","v":2', 1), True),
+        # a version 1 print (before sketches): read, without them
+        (lambda fp: orjson.dumps({**fp, "v": 1, "prompt": {k: v for k, v in fp["prompt"].items() if k != "rep3"}}),
+         True),
         (
             lambda fp: orjson.dumps(fp).replace(
                 b'"key":"' + fp["key"][:1].encode(), b'"key":"\\u%04x' % ord(fp["key"][0]), 1
@@ -313,7 +361,7 @@ def _one(value: bytes) -> tuple[list[str], list[str], list[str]]:
         (lambda fp: orjson.dumps({**fp, "prompt": [fp["prompt"]["hash"]]}), False),
         (lambda fp: orjson.dumps({**fp, "v": True}), False),
     ],
-    ids=["repeated-member", "escaped-key", "output-hash", "null-side", "array", "array-side", "bool-version"],
+    ids=["repeated-member", "version-1", "escaped-key", "output-hash", "null-side", "array", "array-side", "bool-version"],
 )
 def test_json_spellings_of_a_print_are_read_alike(spelling: Any, accepted: bool) -> None:
     fp = core_print("Summarise the quarterly report", "Revenue grew.")

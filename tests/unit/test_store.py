@@ -76,7 +76,7 @@ EVENT_COLS = [
     "input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
     "total_tokens", "tokens_estimated", "status", "finish_reason", "latency_ms",
     "cost_usd", "wasted_tokens", "waste_reason", "src_partition", "src_offset",
-    "fp_prompt", "fp_prompt_sim", "fp_output_sim", "fp_flags",
+    "fp_prompt", "fp_prompt_sim", "fp_output_sim", "fp_flags", "fp_prompt_mh", "fp_output_mh",
 ]  # fmt: skip
 HOURLY_COLS = [
     "src_partition", "hour", "user", "model", "requests", "input_tokens", "output_tokens",
@@ -127,6 +127,7 @@ def event(
         "waste_reason": "failed_request" if wasted else "", "src_partition": partition,
         "src_offset": offset, "fp_prompt": (2**64 - 1) if offset % 3 else 0, "fp_prompt_sim": offset,
         "fp_output_sim": 0, "fp_flags": 1 if offset % 3 else 0,
+        "fp_prompt_mh": f"{offset:02x}" * 64 if offset % 3 else "", "fp_output_mh": "",
     }  # fmt: skip
 
 

@@ -321,6 +321,8 @@ def _reworded_reask(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
             asked.add(text)
             prompt, answer = text, answer_base.reword(rng, 0.1, True)
             p_tok, o_tok = _tokens(text), _tokens(answer)
+        elif mode != 1:  # counts only: a reworded prompt is rarely the same size to the token
+            p_tok = max(1, inp + rng.randint(-inp // 25, inp // 25))
         if rng.random() < 0.6:  # a new chat for most re-asks
             sid = _sid(rng)
         yield _Req(
@@ -560,6 +562,8 @@ def _edit_retry(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
                 for _ in range(rng.randint(2, 6)):
                     if words:
                         words[rng.randrange(len(words))] = _WORDS[rng.randrange(len(_WORDS))]
+                if pool is None:  # counts only: the edit changes the size by a few tokens
+                    inp = max(1, inp + (1, -1, 2, -2, 3, 4)[rng.randrange(6)])
             else:  # a sentence added
                 added = rng.randint(60, 300)
                 if pool is not None:
