@@ -51,7 +51,9 @@ from tokenlord.simulate import (
     ADAPTIVE_PROFILES,
     HONEST,
     LOOKALIKE_PROFILES,
+    LOOP_DILUTION,
     PATTERNS,
+    RULE_BLIND,
     generate,
     is_gamer_label,
     is_outcome,
@@ -184,7 +186,8 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def rows_of(merged: dict[str, Any]) -> list[list[str]]:
     rows = []
     tokens, flagged, places = merged["tokens"], merged["flagged_tokens"], merged["places"]
-    kinds = [("adaptive gamer", p) for p in ADAPTIVE_PROFILES] + [("blatant gamer", p) for p in PATTERNS]
+    kinds = [("adaptive gamer", p) for p in (*ADAPTIVE_PROFILES, LOOP_DILUTION)]
+    kinds += [("blatant gamer", p) for p in PATTERNS]
     kinds += [("look-alike", p) for p in LOOKALIKE_PROFILES] + [("honest", HONEST)]
     for kind, p in kinds:
         if not tokens.get(p):
@@ -192,7 +195,8 @@ def rows_of(merged: dict[str, Any]) -> list[list[str]]:
         share = flagged.get(p, 0) / tokens[p]
         pl = places.get(p, {})
         if kind.endswith("gamer"):
-            rows.append([kind, p, f"{100 * share:.1f} %", str(pl.get("raw_top", 0)),
+            name = f"{p} (no rule sees it)" if p in RULE_BLIND else p
+            rows.append([kind, name, f"{100 * share:.1f} %", str(pl.get("raw_top", 0)),
                          f"{pl.get('effective_top', 0)} ({pl.get('effective_top_unearned', 0)})",
                          str(pl.get("value_top", 0))])  # fmt: skip
         else:

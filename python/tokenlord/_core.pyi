@@ -8,6 +8,7 @@ __all__ = [
     "DEFAULT_MODEL_ENCODINGS",
     "FINGERPRINT_VERSION",
     "ROW_BINARY_COLUMNS",
+    "WASTE_REASONS",
     "Batch",
     "ConfigError",
     "Core",
@@ -25,8 +26,10 @@ __all__ = [
 
 __version__: str
 DEFAULT_MODEL_ENCODINGS: str
-#: the version of the ``fingerprint`` field (``"v"``) this core makes and reads
+#: the version of the ``fingerprint`` field (``"v"``) this core makes (it reads 1 up to this one)
 FINGERPRINT_VERSION: int
+#: Every waste reason a verdict can give, in rule order (docs/semantics.md, "Waste").
+WASTE_REASONS: list[str]
 #: table ("events", "hourly", "weekly", "waste") -> [(column, ClickHouse type)] of Batch.row_binary
 ROW_BINARY_COLUMNS: dict[str, list[tuple[str, str]]]
 

@@ -694,6 +694,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint_key_id, m)?)?;
     m.add_function(wrap_pyfunction!(redact, m)?)?;
     m.add("FINGERPRINT_VERSION", crate::fingerprint::VERSION)?;
+    m.add("WASTE_REASONS", crate::waste::REASONS.to_vec())?;
     Ok(())
 }
 

@@ -21,6 +21,16 @@ pub const DUPLICATE_PROMPT: &str = "duplicate_prompt";
 pub const PADDED_PROMPT: &str = "padded_prompt";
 pub const REPETITIVE_OUTPUT: &str = "repetitive_output";
 pub const NEAR_DUPLICATE: &str = "near_duplicate";
+/// Every reason a verdict can give (in rule order).
+pub const REASONS: [&str; 7] = [
+    FAILED_REQUEST,
+    RETRY_STORM,
+    AGENT_LOOP,
+    DUPLICATE_PROMPT,
+    NEAR_DUPLICATE,
+    PADDED_PROMPT,
+    REPETITIVE_OUTPUT,
+];
 
 /// Thresholds (settings `TOKENLORD_WASTE_*`).
 #[derive(Debug, Clone, PartialEq)]
@@ -184,8 +194,9 @@ fn decimal(mut v: u64) -> ([u8; 20], usize) {
     (d, 20 - i)
 }
 
-/// One earlier request of a user, for the loop rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// One earlier request of a user, for the loop and re-ask rules (sketches
+/// boxed: most requests have none, and the list holds up to `RECENT_MAX`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Recent {
     ts: i64,
     prompt_sim: u64,
@@ -194,8 +205,8 @@ struct Recent {
     output_tokens: u64,
     input_tokens: u64,
     /// MinHash sketches of the prompt and of the output (sides long enough).
-    prompt_mh: Option<Sketch>,
-    output_mh: Option<Sketch>,
+    prompt_mh: Option<Box<Sketch>>,
+    output_mh: Option<Box<Sketch>>,
 }
 
 /// Requests with a prompt print remembered per user: enough that a loop
@@ -366,12 +377,12 @@ impl UserWaste {
                 output_text: r.fp.output.is_some(),
                 output_tokens: r.output_tokens,
                 input_tokens: r.input_tokens,
-                prompt_mh: p.mh,
-                output_mh: r.fp.output.and_then(|o| o.mh),
+                prompt_mh: p.mh.map(Box::new),
+                output_mh: r.fp.output.and_then(|o| o.mh).map(Box::new),
             });
             if self.recent.len() > RECENT_MAX {
                 let oldest = (0..self.recent.len())
-                    .min_by_key(|i| self.recent[*i])
+                    .min_by_key(|i| &self.recent[*i])
                     .unwrap_or(0);
                 self.recent.swap_remove(oldest);
             }

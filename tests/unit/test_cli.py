@@ -258,3 +258,10 @@ def test_a_bad_value_tokens_per_credit_says_what_to_set(
     monkeypatch.setenv("TOKENLORD_VALUE_TOKENS_PER_CREDIT", "250000")
     assert main(["config"]) == 0
     assert "TOKENLORD_VALUE_TOKENS_PER_CREDIT" in capsys.readouterr().out
+
+
+def test_explain_has_a_rule_for_every_waste_reason_of_the_core() -> None:
+    from tokenlord import _core
+    from tokenlord.report import WASTE_RULES
+
+    assert set(WASTE_RULES) == set(_core.WASTE_REASONS)

@@ -295,13 +295,15 @@ def test_red_team_profiles_and_labels(red: list[dict[str, Any]], red_counts: lis
         for user, labels in by_user.items():
             kinds = labels - {"honest"}
             if user in gamers:  # one primary adaptive profile, maybe one more
-                assert 1 <= len(kinds) <= 2 and kinds <= set(simulate.ADAPTIVE_PROFILES)
+                profiles = kinds - {simulate.LOOP_DILUTION}
+                assert 1 <= len(profiles) <= 2 and profiles <= set(simulate.ADAPTIVE_PROFILES)
+                assert simulate.LOOP_DILUTION not in kinds or "diluted_loop" in kinds
             else:  # at most one look-alike
                 assert len(kinds) <= 1 and kinds <= set(simulate.LOOKALIKE_PROFILES)
         lookalike_users = sum(1 for u, labels in by_user.items() if u not in gamers and labels - {"honest"})
         assert 0.2 <= lookalike_users / (len(by_user) - 8) <= 0.4
     assert not any(simulate.is_gamer_label(x) for x in ("honest", *simulate.LOOKALIKE_PROFILES))
-    assert all(simulate.is_gamer_label(x) for x in (*simulate.PATTERNS, *simulate.ADAPTIVE_PROFILES))
+    assert all(simulate.is_gamer_label(x) for x in (*simulate.PATTERNS, *simulate.ADAPTIVE_PROFILES, *simulate.RULE_BLIND))
     assert all("prompt" not in e for e in red_counts) and all("prompt" in e for e in red if not simulate.is_outcome(e))
 
 
@@ -362,7 +364,8 @@ def test_red_team_outcomes(red: list[dict[str, Any]]) -> None:
 def session(name: str, seed: int = 0, text: bool = True, sim: Any = None) -> list[Any]:
     sim = sim or simulate._Sim(10, 3.0, 0, seed, MON, 1.0 if text else 0.0, red_team=True)
     reqs = list(profiles.RED_TEAM[name](sim, sim.users[0], MON))
-    assert reqs and all(r.label == name for r in reqs)
+    # (a diluted loop's junk requests have a label of their own)
+    assert reqs and all(r.label == name or (name, r.label) == ("diluted_loop", simulate.LOOP_DILUTION) for r in reqs)
     if not text:
         assert all(r.prompt_text is None and r.output_text is None for r in reqs)
     return reqs

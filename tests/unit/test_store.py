@@ -299,7 +299,7 @@ def test_view_columns_follow_the_contract(store: Any) -> None:
         )
         return [r["name"] for r in rows]
 
-    assert cols("events") == EVENT_COLS[:-4]  # fingerprints stay internal
+    assert cols("events") == EVENT_COLS[:-6]  # fingerprints stay internal
     assert cols("usage_hourly") == [
         "hour", "user", "model", "requests", "input_tokens", "output_tokens",
         "cached_input_tokens", "total_tokens", "wasted_tokens", "cost_usd",

@@ -68,6 +68,13 @@ ADAPTIVE_PROFILES = (
     DILUTED_LOOP,
 )
 
+# The junk requests a DILUTED_LOOP gamer puts between the loop's steps: distinct,
+# small and useless. Gaming, but no rule can tell one from an honest small request.
+LOOP_DILUTION = "loop_dilution"
+# Gaming no rule can see (distinct requests whose output nobody uses): left to the
+# value ranking. benchmarks/red_team.py reports them apart.
+RULE_BLIND = (COMPUTE_THEATER, LOOP_DILUTION)
+
 # Honest look-alikes (red team): honest work that resembles gaming.
 BATCH_TEMPLATE = "batch_template"
 EDIT_RETRY = "edit_retry"
@@ -100,7 +107,7 @@ OUTCOME_RATE: dict[str, float] = {
 
 def is_gamer_label(label: str) -> bool:
     """Whether an event's ``_label`` names gaming (a blatant pattern or an adaptive profile)."""
-    return label in PATTERNS or label in ADAPTIVE_PROFILES
+    return label in PATTERNS or label in ADAPTIVE_PROFILES or label == LOOP_DILUTION
 
 
 # ------------------------------------------------------------------ blatant patterns (default traffic)
@@ -473,7 +480,8 @@ def _compute_theater(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
 
 def _diluted_loop(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
     """A loop (the same prompt and answer; half of the sessions with a step counter)
-    whose repeats are 30-100 distinct small junk requests apart."""
+    whose repeats are 30-100 distinct small junk requests apart (labelled
+    :data:`LOOP_DILUTION`)."""
     rng, pool = sim.rng, sim.pool
     model = _AGENT_MODELS[rng.randrange(len(_AGENT_MODELS))]
     inp = _lognormal_int(rng, 5000, 0.5, 2000, 12_000)
@@ -495,7 +503,7 @@ def _diluted_loop(sim: _Sim, u: _User, t0: float) -> Iterator[_Req]:
             answer = _lognormal_int(rng, 60, 0.6, 20, 200)
             yield _Req(
                 ts=int(t), model=model, app="agent", session_id=sid, input_tokens=small, output_tokens=answer,
-                latency_ms=sim._latency(answer), label=DILUTED_LOOP, prompt_at=rng.getrandbits(30),
+                latency_ms=sim._latency(answer), label=LOOP_DILUTION, prompt_at=rng.getrandbits(30),
                 prompt_chars=4 * small,
             )  # fmt: skip
             t += rng.uniform(1000, 6000)
