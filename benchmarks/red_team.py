@@ -15,7 +15,7 @@ worker's ``Core.process``, keyed by user over three partitions) as text, text
 + counts, fingerprint + counts and counts only; the value ranking is computed
 from the core's verdicts and the outcomes with the rule of ``value_weekly``
 (docs/semantics.md, "Value ranking": value_tokens = min(effective tokens
-attributed to the user's own outcomes, ⌊credit × 500,000⌋)). Scored per
+attributed to the user's own outcomes, ⌊credit * 500,000⌋)). Scored per
 profile, over every seed and week:
 
 - **tokens flagged**: the share of the profile's tokens judged wasted (for a
@@ -41,7 +41,7 @@ import math
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,15 +54,36 @@ from tokenlord.simulate import (
     LOOP_DILUTION,
     PATTERNS,
     RULE_BLIND,
+    fingerprinted,
     generate,
     is_gamer_label,
     is_outcome,
 )
 from tokenlord.store.schema import VALUE_TOKENS_PER_CREDIT
-from waste_quality import DAY_MS, START_MS, TOP, run_core, streams
+from waste_quality import DAY_MS, SECRET, START_MS, TOP, run_core
 
 MODES = ("text", "fingerprint + counts", "counts only")
 GOALS = {"honest flagged": 0.01, "look-alike flagged": 0.05}
+
+
+def streams_of(users: int, days: float, gamers: int, seed: int) -> dict[str, Callable[[], list[dict[str, Any]]]]:
+    """``waste_quality.streams`` of the red team, each made when asked (one text stream in memory at a time)."""
+    counted = generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-",
+                       red_team=True)  # fmt: skip
+    counts = {ev["event_id"]: {k: v for k, v in ev.items() if k.endswith("_tokens")} for ev in counted}
+
+    def text() -> Iterator[dict[str, Any]]:
+        return generate(users, days, gamers, seed, START_MS, 1.0, red_team=True)
+
+    def with_counts() -> Iterator[dict[str, Any]]:
+        return ({**ev, **counts[ev["event_id"]]} for ev in text())
+
+    return {
+        "text": lambda: list(text()),
+        "text + counts": lambda: list(with_counts()),
+        "fingerprint + counts": lambda: list(fingerprinted(with_counts(), SECRET.encode())),
+        "counts only": lambda: list(generate(users, days, gamers, seed, START_MS, 0.0, red_team=True)),
+    }
 
 
 def week_of(ts: int) -> int:
@@ -218,25 +239,29 @@ def main() -> None:
     results: dict[str, Any] = {}
     for seed in args.seeds:
         t0 = time.perf_counter()
-        kinds = streams(args.users, args.days, args.gamers, seed, red_team=True)
         outcomes = [ev for ev in generate(args.users, args.days, args.gamers, seed, START_MS, 0.0, outcomes=True,
                                           red_team=True) if is_outcome(ev)]  # fmt: skip
-        print(f"seed {seed}: generated in {time.perf_counter() - t0:.0f} s, {len(outcomes):,} outcomes", file=sys.stderr)
+        print(f"seed {seed}: {len(outcomes):,} outcomes in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         verdicts: dict[str, list[Any]] = {}
-        for mode, events in kinds.items():
+        for mode, make in streams_of(args.users, args.days, args.gamers, seed).items():
+            t0 = time.perf_counter()
+            events = make()
+            gen_secs = time.perf_counter() - t0
             t0 = time.perf_counter()
             cols = run_core(events, now_ms)
             secs = time.perf_counter() - t0
-            verdicts[mode] = list(zip(cols["event_id"], cols["wasted_tokens"], cols["waste_reason"], strict=True))
-            if mode not in MODES:
-                continue
-            for ev in events:  # the canonical user name (OTel aliases) as the core reports it
-                ev["user"] = ev.get("user") or ev.get("user_id") or ev.get("enduser.id")
-            r = score(events, cols, outcomes)
-            r["events"], r["outcomes"], r["seconds"] = len(events), len(outcomes), secs
-            results[f"{mode} / seed {seed}"] = r
-            per_mode[mode].append(r)
-            print(f"{mode}, seed {seed}: {len(events):,} events in {secs:.1f} s", file=sys.stderr)
+            if mode in ("text + counts", "fingerprint + counts"):
+                verdicts[mode] = list(zip(cols["event_id"], cols["wasted_tokens"], cols["waste_reason"], strict=True))
+            if mode in MODES:
+                for ev in events:  # the canonical user name (OTel aliases) as the core reports it
+                    ev["user"] = ev.get("user") or ev.get("user_id") or ev.get("enduser.id")
+                r = score(events, cols, outcomes)
+                r["events"], r["outcomes"], r["seconds"] = len(events), len(outcomes), secs
+                results[f"{mode} / seed {seed}"] = r
+                per_mode[mode].append(r)
+            print(f"{mode}, seed {seed}: {len(events):,} events generated in {gen_secs:.0f} s, judged in {secs:.1f} s",
+                  file=sys.stderr)  # fmt: skip
+            del events, cols
         if verdicts["fingerprint + counts"] != verdicts["text + counts"]:
             raise SystemExit(f"seed {seed}: fingerprint verdicts differ from the text + counts ones — benchmark void")
     head = ["kind", "profile", "tokens flagged", "user-weeks in raw top 10",

@@ -66,19 +66,17 @@ def _user(ev: dict[str, Any]) -> str:
 SECRET = "waste-quality-benchmark-secret"
 
 
-def streams(users: int, days: float, gamers: int, seed: int, red_team: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """The same simulated traffic as each kind of gateway sends it (same event ids);
-    ``red_team``: the adaptive gamers and honest look-alikes (``simulate --red-team``)."""
-    kw: dict[str, Any] = {"red_team": red_team}
-    text = list(generate(users, days, gamers, seed, START_MS, 1.0, **kw))
-    counted = list(generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-", **kw))
+def streams(users: int, days: float, gamers: int, seed: int) -> dict[str, list[dict[str, Any]]]:
+    """The same simulated traffic as each kind of gateway sends it (same event ids)."""
+    text = list(generate(users, days, gamers, seed, START_MS, 1.0))
+    counted = list(generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-"))
     counts = {ev["event_id"]: {k: v for k, v in ev.items() if k.endswith("_tokens")} for ev in counted}
     with_counts = [{**ev, **counts[ev["event_id"]]} for ev in text]
     return {
         "text": text,
         "text + counts": with_counts,
         "fingerprint + counts": list(fingerprinted([dict(ev) for ev in with_counts], SECRET.encode())),
-        "counts only": list(generate(users, days, gamers, seed, START_MS, 0.0, **kw)),
+        "counts only": list(generate(users, days, gamers, seed, START_MS, 0.0)),
     }
 
 
@@ -90,12 +88,12 @@ def waste_env() -> dict[str, str]:
 def run_core(events: list[dict[str, Any]], now_ms: int) -> dict[str, list[Any]]:
     """The core's accepted events (columns) for the simulated stream."""
     core = _core.Core(**Settings.from_env(environ={**waste_env(), "TOKENLORD_FINGERPRINT_KEY": SECRET}).core_kwargs())
-    values = [orjson.dumps(ev) for ev in events]
     parts = [zlib.crc32(_user(ev).encode()) % PARTITIONS for ev in events]
     offsets = list(range(len(events)))
     cols: dict[str, list[Any]] = defaultdict(list)
-    for i in range(0, len(values), BATCH):
-        out = core.process(parts[i : i + BATCH], offsets[i : i + BATCH], values[i : i + BATCH], now_ms)
+    for i in range(0, len(events), BATCH):
+        values = [orjson.dumps(ev) for ev in events[i : i + BATCH]]  # a batch at a time: text is big
+        out = core.process(parts[i : i + BATCH], offsets[i : i + BATCH], values, now_ms)
         for k in ("event_id", "user", "session_id", "ts", "total_tokens", "wasted_tokens", "waste_reason"):
             cols[k] += out.events[k]
     return cols

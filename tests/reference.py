@@ -818,6 +818,7 @@ def decode_fingerprint(value: Any) -> tuple[str, Fingerprint]:
             return None
         if not isinstance(d, dict):
             raise bad
+
         def pair(v: Any) -> tuple[int, int]:
             if not isinstance(v, list) or len(v) != 2:
                 raise bad

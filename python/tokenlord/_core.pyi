@@ -8,6 +8,7 @@ __all__ = [
     "DEFAULT_MODEL_ENCODINGS",
     "FINGERPRINT_VERSION",
     "ROW_BINARY_COLUMNS",
+    "WASTE_DEFAULTS",
     "WASTE_REASONS",
     "Batch",
     "ConfigError",
@@ -30,6 +31,8 @@ DEFAULT_MODEL_ENCODINGS: str
 FINGERPRINT_VERSION: int
 #: Every waste reason a verdict can give, in rule order (docs/semantics.md, "Waste").
 WASTE_REASONS: list[str]
+#: The core's default waste thresholds, by the names ``Core(waste=...)`` takes (windows in ms).
+WASTE_DEFAULTS: dict[str, int]
 #: table ("events", "hourly", "weekly", "waste") -> [(column, ClickHouse type)] of Batch.row_binary
 ROW_BINARY_COLUMNS: dict[str, list[tuple[str, str]]]
 

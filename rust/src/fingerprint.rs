@@ -953,7 +953,7 @@ mod tests {
             assert_eq!(Wire::decode(&j).map(|w| w.print), bad, "{j}");
         }
         // A long side carries a sketch; it must be 128 hex digits.
-        let long = vec!["alpha beta gamma delta epsilon"; 12].join(" ");
+        let long = ["alpha beta gamma delta epsilon"; 12].join(" ");
         let fp = Fingerprint::of(&k, Some(&long), Some(&long));
         let json = fp.to_json(&k);
         assert_eq!(Wire::decode(&json).unwrap().under(&k), Ok(fp));

@@ -695,6 +695,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(redact, m)?)?;
     m.add("FINGERPRINT_VERSION", crate::fingerprint::VERSION)?;
     m.add("WASTE_REASONS", crate::waste::REASONS.to_vec())?;
+    let defaults: StdHashMap<&str, i64> = WasteConfig::default().named().into_iter().collect();
+    m.add("WASTE_DEFAULTS", defaults)?;
     Ok(())
 }
 

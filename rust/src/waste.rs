@@ -137,6 +137,31 @@ impl WasteConfig {
         Ok(())
     }
 
+    /// Every threshold by its setting's name (`TOKENLORD_WASTE_*` without the
+    /// prefix; windows in ms), as `tokenlord._core.WASTE_DEFAULTS` shows the
+    /// defaults so that the Python settings can be checked against them.
+    pub fn named(&self) -> [(&'static str, i64); 16] {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        [
+            ("min_prompt_tokens", n(self.min_prompt_tokens)),
+            ("duplicate_window_ms", self.duplicate_window_ms),
+            ("free_repeats", n(self.free_repeats)),
+            ("storm_window_ms", self.storm_window_ms),
+            ("storm_min", n(self.storm_min)),
+            ("loop_window_ms", self.loop_window_ms),
+            ("loop_min", n(self.loop_min)),
+            ("loop_bits", i64::from(self.loop_bits)),
+            ("repeat_pct", n(self.repeat_pct)),
+            ("resend_window_ms", self.resend_window_ms),
+            ("resend_free", n(self.resend_free)),
+            ("reask_free", n(self.reask_free)),
+            ("reask_prompt_pct", n(self.reask_prompt_pct)),
+            ("reask_output_pct", n(self.reask_output_pct)),
+            ("short_repeat_pct", n(self.short_repeat_pct)),
+            ("loop_answer_pct", n(self.loop_answer_pct)),
+        ]
+    }
+
     /// How far back any rule looks (state older than this is dropped).
     pub fn memory_ms(&self) -> i64 {
         self.duplicate_window_ms

@@ -265,3 +265,14 @@ def test_explain_has_a_rule_for_every_waste_reason_of_the_core() -> None:
     from tokenlord.report import WASTE_RULES
 
     assert set(WASTE_RULES) == set(_core.WASTE_REASONS)
+
+
+def test_waste_defaults_are_declared_alike_in_the_core_the_settings_and_the_reference() -> None:
+    """The thresholds stand in rust/src/waste.rs, settings.py and tests/reference.py: they must agree."""
+    import dataclasses
+
+    from reference import WasteConfig
+    from tokenlord import _core
+    from tokenlord.settings import Settings
+
+    assert _core.WASTE_DEFAULTS == Settings().waste_thresholds() == dataclasses.asdict(WasteConfig())

@@ -346,8 +346,10 @@ def _one(value: bytes) -> tuple[list[str], list[str], list[str]]:
         # JSON spellings of a valid print: escapes, a repeated member (the last wins), an output "hash"
         (lambda fp: orjson.dumps(fp).replace(b'"v":2', b'"v":2,"key":"zz","v":2', 1), True),
         # a version 1 print (before sketches): read, without them
-        (lambda fp: orjson.dumps({**fp, "v": 1, "prompt": {k: v for k, v in fp["prompt"].items() if k != "rep3"}}),
-         True),
+        (
+            lambda fp: orjson.dumps({**fp, "v": 1, "prompt": {k: v for k, v in fp["prompt"].items() if k != "rep3"}}),
+            True,
+        ),
         (
             lambda fp: orjson.dumps(fp).replace(
                 b'"key":"' + fp["key"][:1].encode(), b'"key":"\\u%04x' % ord(fp["key"][0]), 1
@@ -361,7 +363,16 @@ def _one(value: bytes) -> tuple[list[str], list[str], list[str]]:
         (lambda fp: orjson.dumps({**fp, "prompt": [fp["prompt"]["hash"]]}), False),
         (lambda fp: orjson.dumps({**fp, "v": True}), False),
     ],
-    ids=["repeated-member", "version-1", "escaped-key", "output-hash", "null-side", "array", "array-side", "bool-version"],
+    ids=[
+        "repeated-member",
+        "version-1",
+        "escaped-key",
+        "output-hash",
+        "null-side",
+        "array",
+        "array-side",
+        "bool-version",
+    ],
 )
 def test_json_spellings_of_a_print_are_read_alike(spelling: Any, accepted: bool) -> None:
     fp = core_print("Summarise the quarterly report", "Revenue grew.")

@@ -303,7 +303,9 @@ def test_red_team_profiles_and_labels(red: list[dict[str, Any]], red_counts: lis
         lookalike_users = sum(1 for u, labels in by_user.items() if u not in gamers and labels - {"honest"})
         assert 0.2 <= lookalike_users / (len(by_user) - 8) <= 0.4
     assert not any(simulate.is_gamer_label(x) for x in ("honest", *simulate.LOOKALIKE_PROFILES))
-    assert all(simulate.is_gamer_label(x) for x in (*simulate.PATTERNS, *simulate.ADAPTIVE_PROFILES, *simulate.RULE_BLIND))
+    assert all(
+        simulate.is_gamer_label(x) for x in (*simulate.PATTERNS, *simulate.ADAPTIVE_PROFILES, *simulate.RULE_BLIND)
+    )
     assert all("prompt" not in e for e in red_counts) and all("prompt" in e for e in red if not simulate.is_outcome(e))
 
 
