@@ -22,9 +22,16 @@ profile, over every seed and week:
   gamer profile its recall; for honest users and look-alikes the false
   flags: goals ≤ 1 % honest, ≤ 5 % each look-alike);
 - per gamer profile, the user-weeks of its users in the **raw top 10**, in the
-  **effective top 10** (goal: none), of those how many are **not earned** by
-  the user's honest work alone (a user whose honest events alone rank them in
-  the top 10 rightly stays), and in the **value top 10** (goal: none).
+  **effective top 10**, of those how many are **not earned** by the user's
+  honest work alone (a user whose honest events alone rank them in the top 10
+  rightly stays; goal: none for gaming a rule can see), and in the **value
+  top 10**, of those how many not earned (the value ranking of the user's
+  honest events and outcomes alone would not place them there; goal: none).
+  Gamers do honest work too: its outcomes can rank them by value.
+
+A gamer-week counts for the profile with most of its gaming tokens (raw and
+value columns), and for the profile with most of its gaming tokens left
+unflagged in the effective column (what kept the user there).
 
 The fingerprint events must get exactly the verdicts of the text + counts
 events (the run aborts otherwise).
@@ -67,22 +74,29 @@ GOALS = {"honest flagged": 0.01, "look-alike flagged": 0.05}
 
 
 def streams_of(users: int, days: float, gamers: int, seed: int) -> dict[str, Callable[[], list[dict[str, Any]]]]:
-    """``waste_quality.streams`` of the red team, each made when asked (one text stream in memory at a time)."""
+    """``waste_quality.streams`` of the red team with their outcome events, each made when asked
+    (one text stream in memory at a time). A stream's outcomes name its own sessions and events:
+    the counts-only stream draws other ids than the text one."""
     counted = generate(users, days, gamers, seed, START_MS, 1.0, fingerprints=True, fingerprint_secret=b"-",
                        red_team=True)  # fmt: skip
     counts = {ev["event_id"]: {k: v for k, v in ev.items() if k.endswith("_tokens")} for ev in counted}
 
     def text() -> Iterator[dict[str, Any]]:
-        return generate(users, days, gamers, seed, START_MS, 1.0, red_team=True)
+        return generate(users, days, gamers, seed, START_MS, 1.0, outcomes=True, red_team=True)
 
     def with_counts() -> Iterator[dict[str, Any]]:
-        return ({**ev, **counts[ev["event_id"]]} for ev in text())
+        return (ev if is_outcome(ev) else {**ev, **counts[ev["event_id"]]} for ev in text())
+
+    def printed() -> Iterator[dict[str, Any]]:
+        evs = list(with_counts())
+        usage = fingerprinted((ev for ev in evs if not is_outcome(ev)), SECRET.encode())
+        return iter([*usage, *(ev for ev in evs if is_outcome(ev))])
 
     return {
         "text": lambda: list(text()),
         "text + counts": lambda: list(with_counts()),
-        "fingerprint + counts": lambda: list(fingerprinted(with_counts(), SECRET.encode())),
-        "counts only": lambda: list(generate(users, days, gamers, seed, START_MS, 0.0, red_team=True)),
+        "fingerprint + counts": lambda: list(printed()),
+        "counts only": lambda: list(generate(users, days, gamers, seed, START_MS, 0.0, outcomes=True, red_team=True)),
     }
 
 
@@ -164,11 +178,15 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], outcomes: li
         else:
             truth[week][user] += tot
     value = value_tokens(cols, outcomes)
+    # The value ranking of honest work alone: a gamer whose honest sessions' outcomes
+    # rank them in the value top 10 anyway has earned that place.
+    honest_rows = [i for i, eid in enumerate(cols["event_id"]) if not is_gamer_label(label[eid])]
+    value_true = value_tokens({k: [v[i] for i in honest_rows] for k, v in cols.items()}, outcomes)
     places: dict[str, Counter[str]] = defaultdict(Counter)
     gamers: set[str] = set()
     for week in raw:
         top_raw, top_eff, top_true = top(raw[week]), top(eff[week]), top(truth[week])
-        top_value = value_top(value.get(week, {}))
+        top_value, true_value = value_top(value.get(week, {})), value_top(value_true.get(week, {}))
         for (wk, user), by_profile in gaming.items():
             if wk != week:
                 continue
@@ -181,6 +199,7 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], outcomes: li
             places[kept]["effective_top"] += user in top_eff
             places[kept]["effective_top_unearned"] += user in top_eff and user not in top_true
             places[main]["value_top"] += user in top_value
+            places[main]["value_top_unearned"] += user in top_value and user not in true_value
         week_gamers = {u for (wk, u) in gaming if wk == week}
         for user in top_value - week_gamers:
             places[lookalike_users.get(user, HONEST)]["value_top"] += 1
@@ -219,7 +238,7 @@ def rows_of(merged: dict[str, Any]) -> list[list[str]]:
             name = f"{p} (no rule sees it)" if p in RULE_BLIND else p
             rows.append([kind, name, f"{100 * share:.1f} %", str(pl.get("raw_top", 0)),
                          f"{pl.get('effective_top', 0)} ({pl.get('effective_top_unearned', 0)})",
-                         str(pl.get("value_top", 0))])  # fmt: skip
+                         f"{pl.get('value_top', 0)} ({pl.get('value_top_unearned', 0)})"])  # fmt: skip
         else:
             goal = GOALS["honest flagged" if kind == "honest" else "look-alike flagged"]
             mark = "" if share <= goal else "  (over the goal)"
@@ -238,14 +257,13 @@ def main() -> None:
     per_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
     results: dict[str, Any] = {}
     for seed in args.seeds:
-        t0 = time.perf_counter()
-        outcomes = [ev for ev in generate(args.users, args.days, args.gamers, seed, START_MS, 0.0, outcomes=True,
-                                          red_team=True) if is_outcome(ev)]  # fmt: skip
-        print(f"seed {seed}: {len(outcomes):,} outcomes in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         verdicts: dict[str, list[Any]] = {}
         for mode, make in streams_of(args.users, args.days, args.gamers, seed).items():
             t0 = time.perf_counter()
-            events = make()
+            stream = make()
+            events = [ev for ev in stream if not is_outcome(ev)]
+            outcomes = [ev for ev in stream if is_outcome(ev)]
+            del stream
             gen_secs = time.perf_counter() - t0
             t0 = time.perf_counter()
             cols = run_core(events, now_ms)
@@ -259,13 +277,13 @@ def main() -> None:
                 r["events"], r["outcomes"], r["seconds"] = len(events), len(outcomes), secs
                 results[f"{mode} / seed {seed}"] = r
                 per_mode[mode].append(r)
-            print(f"{mode}, seed {seed}: {len(events):,} events generated in {gen_secs:.0f} s, judged in {secs:.1f} s",
-                  file=sys.stderr)  # fmt: skip
-            del events, cols
+            print(f"{mode}, seed {seed}: {len(events):,} events and {len(outcomes):,} outcomes generated in "
+                  f"{gen_secs:.0f} s, judged in {secs:.1f} s", file=sys.stderr)  # fmt: skip
+            del events, outcomes, cols
         if verdicts["fingerprint + counts"] != verdicts["text + counts"]:
             raise SystemExit(f"seed {seed}: fingerprint verdicts differ from the text + counts ones — benchmark void")
     head = ["kind", "profile", "tokens flagged", "user-weeks in raw top 10",
-            "in effective top 10 (not earned)", "user-weeks in value top 10"]  # fmt: skip
+            "in effective top 10 (not earned)", "in value top 10 (not earned)"]  # fmt: skip
     totals = {}
     for mode in MODES:
         merged = merge(per_mode[mode])

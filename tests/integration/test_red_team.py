@@ -4,7 +4,9 @@ text-free path), with the outcome events on their topic. Checks the goals of the
 red-team benchmark (benchmarks/red_team.py) on one seed, from what ClickHouse holds:
 
 - honest users: at most 1 % of their tokens judged wasted; each look-alike at most 5 %;
-- no gamer in any week's value top 10;
+- no gamer in any week's value top 10 but by their honest work: gamers do honest
+  work too, and its outcomes may rank them; their value tokens must be covered by
+  the effective tokens of their honest requests that led to an outcome;
 - no gamer in an effective top 10 because of rule-detectable gaming: a gamer there
   either ranks there by their honest work alone, or stays there by gaming no rule can
   see (``RULE_BLIND``: compute theater — long, genuinely different outputs — and the
@@ -73,6 +75,11 @@ def test_red_team_goals_hold_end_to_end(kafka_brokers: str, topic: Any, tmp_path
     stored = views["events"]
     assert len(stored) == len(events), "every event counted once"
 
+    # The user's honest requests that led to one of the user's counted outcomes (by session or event).
+    counted = [o for o in outcomes if o["outcome"] != "rejected"]
+    by_session = {(o["user"], o["session_id"]) for o in counted if o.get("session_id")}
+    by_event = {(o["user"], o["event_id"]) for o in counted if o.get("event_id")}
+    credited: Counter[tuple[str, str]] = Counter()
     # Tokens flagged per profile.
     total: Counter[str] = Counter()
     flagged: Counter[str] = Counter()
@@ -89,6 +96,8 @@ def test_red_team_goals_hold_end_to_end(kafka_brokers: str, topic: Any, tmp_path
             left[(week, e["user"])][lab] += e["total_tokens"] - e["wasted_tokens"]
         else:
             honest_tokens[week][e["user"]] += e["total_tokens"]
+            if (e["user"], e["session_id"]) in by_session or (e["user"], e["event_id"]) in by_event:
+                credited[(week, e["user"])] += e["total_tokens"] - e["wasted_tokens"]
     share = {p: flagged[p] / total[p] for p in total}
     assert share["honest"] <= 0.01, share
     for p in LOOKALIKE_PROFILES:
@@ -110,7 +119,10 @@ def test_red_team_goals_hold_end_to_end(kafka_brokers: str, topic: Any, tmp_path
         effective_top = {r["user"] for r in rows if r["effective_rank"] <= TOP and r["effective_tokens"] > 0}
         value_top = {r["user"] for r in value if str(r["week_start"]) == week and r["value_rank"] <= TOP
                      and r["value_tokens"] > 0}  # fmt: skip
-        assert not value_top & gamers_of_week[week], ("gamers in the value top 10", week, value_top)
+        for user in value_top & gamers_of_week[week]:
+            row = next(r for r in value if str(r["week_start"]) == week and r["user"] == user)
+            honest_value = credited[(week, user)]
+            assert row["value_tokens"] <= honest_value, ("a gamer in the value top 10 by gaming", week, user, row)
         earned = top(dict(honest_tokens[week]))
         for user in (effective_top & gamers_of_week[week]) - earned:
             kept_by = left[(week, user)].most_common(1)[0][0]
