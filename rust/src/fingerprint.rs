@@ -284,6 +284,34 @@ const CHUNK: usize = 16;
 const WORD_WINDOW: usize = 10;
 const CHUNK_WINDOW: usize = 4;
 
+/// A hasher that passes a `u64` through (for values that are hashes already).
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct BuildIdentity;
+
+impl std::hash::BuildHasher for BuildIdentity {
+    type Hasher = Identity;
+    fn build_hasher(&self) -> Identity {
+        Identity(0)
+    }
+}
+
 /// (bytes of units inside a window of `n` units seen before, bytes of all
 /// units), the units given by their hashes and lengths.
 fn repetition(hashes: &[u64], lens: impl Fn(usize) -> u64, n: usize) -> (u64, u64) {
@@ -291,7 +319,10 @@ fn repetition(hashes: &[u64], lens: impl Fn(usize) -> u64, n: usize) -> (u64, u6
     if hashes.len() < n {
         return (0, total);
     }
-    let mut seen = hashbrown::HashSet::with_capacity(hashes.len());
+    // The window hashes are mixes of keyed hashes already: the set uses them as
+    // they are (no second hash per window).
+    let mut seen: hashbrown::HashSet<u64, BuildIdentity> =
+        hashbrown::HashSet::with_capacity_and_hasher(hashes.len(), BuildIdentity);
     let (mut repeated, mut marked_to) = (0u64, 0usize);
     // The window's hash, fold(acc = u ^ rotl(acc, 7)) over its n units, rolled
     // on: drop the oldest unit (rotated 7n by now), take in the next.
