@@ -43,7 +43,6 @@ Writes ``benchmarks/results/red_team.json``.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -67,7 +66,7 @@ from tokenlord.simulate import (
     is_outcome,
 )
 from tokenlord.store.schema import VALUE_TOKENS_PER_CREDIT
-from waste_quality import DAY_MS, SECRET, START_MS, TOP, run_core
+from waste_quality import DAY_MS, SECRET, START_MS, TOP, arguments, run_core
 
 MODES = ("text", "fingerprint + counts", "counts only")
 GOALS = {"honest flagged": 0.01, "look-alike flagged": 0.05}
@@ -247,12 +246,7 @@ def rows_of(merged: dict[str, Any]) -> list[list[str]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--users", type=int, default=200)
-    ap.add_argument("--gamers", type=int, default=14)
-    ap.add_argument("--days", type=float, default=14)
-    args = ap.parse_args()
+    args = arguments(__doc__, gamers=14)
     now_ms = START_MS + int(args.days * DAY_MS) + 3_600_000
     per_mode: dict[str, list[dict[str, Any]]] = defaultdict(list)
     results: dict[str, Any] = {}

@@ -154,13 +154,18 @@ def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str | None, gamers: int) -> argparse.Namespace:
+    """The command line of a waste benchmark: seeds, users, gamers, days."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--users", type=int, default=200)
-    ap.add_argument("--gamers", type=int, default=12)
+    ap.add_argument("--gamers", type=int, default=gamers)
     ap.add_argument("--days", type=float, default=14)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__, gamers=12)
     now_ms = START_MS + int(args.days * DAY_MS) + 3_600_000
     results: dict[str, Any] = {}
     rows: list[list[str]] = []
