@@ -7,10 +7,10 @@ from typing import Any
 
 import faust
 from faust.types import ConsumerT
-from tokenlord.kafka.security import faust_credentials
 from tokenlord.settings import Settings
 
 from streams.consumer import BatchConsumer
+from streams.credentials import faust_credentials
 
 
 class App(faust.App):

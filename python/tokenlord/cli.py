@@ -273,7 +273,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if cmd == "explain":
         return _cmd_explain(args, settings)
     if cmd == "worker":
-        from tokenlord.worker import run_worker
+        from streams.worker import run_worker
 
         _setup_logging(settings)
         return run_worker(settings, stop_at_end=args.stop_at_end)

@@ -1,7 +1,9 @@
 """tokenlord's exceptions: one base class, a few precise kinds.
 
 The native core's errors (``tokenlord._core.TokenlordError`` and subclasses)
-are re-exported here so callers catch one hierarchy.
+are the hierarchy: ``ConfigError`` *is* the core's (a bad setting, whether
+Python or the core finds it, is caught by one ``except ConfigError``), and
+the kinds only Python raises derive from the core's base class.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ __all__ = [
     "ConfigError",
     "CoreConfigError",
     "CoreInputError",
+    "InputError",
     "KafkaLocalError",
     "StoreError",
     "TokenlordError",
 ]
 
 
-class ConfigError(TokenlordError):
-    """A setting or flag is wrong; the message says which and how to fix it."""
+#: A setting or flag is wrong; the message says which and how to fix it.
+ConfigError = CoreConfigError
+#: Arguments of one call into the core do not fit together.
+InputError = CoreInputError
 
 
 class StoreError(TokenlordError):

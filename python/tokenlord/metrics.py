@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker, read from :class:`tokenlord.pipeline.Stats` at scrape time.
+"""Prometheus metrics of a worker, read from :class:`tokenlord.stats.Stats` at scrape time.
 
 Nothing here counts by itself: the pipeline keeps its counters in ``Stats``
 (one place, also logged at ``--stop-at-end``), and :class:`WorkerCollector`
@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from tokenlord.pipeline import Distribution, Stats
+from tokenlord.stats import Distribution, Stats
 
 __all__ = ["CONTENT_TYPE", "METRICS", "PartitionLag", "WorkerCollector", "make_registry", "render"]
 

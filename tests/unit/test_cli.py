@@ -276,3 +276,25 @@ def test_waste_defaults_are_declared_alike_in_the_core_the_settings_and_the_refe
     from tokenlord.settings import Settings
 
     assert _core.WASTE_DEFAULTS == Settings().waste_thresholds() == dataclasses.asdict(WasteConfig())
+
+
+def test_one_error_hierarchy_catches_the_cores_config_errors() -> None:
+    import tokenlord
+    from tokenlord import _core
+
+    assert tokenlord.ConfigError is _core.ConfigError and issubclass(tokenlord.ConfigError, tokenlord.TokenlordError)
+    with pytest.raises(tokenlord.ConfigError, match="loop_bits"):
+        _core.Core(waste={"loop_bits": 99})
+
+
+def test_every_settings_default_is_the_parsed_default_of_its_field() -> None:
+    """Each setting is written twice in settings.py (the Field's text, the dataclass default): they must agree."""
+    import dataclasses
+
+    from tokenlord.settings import FIELDS, Settings
+
+    parsed, plain = Settings.from_env(environ={}), Settings()
+    differ = {f.name: (getattr(parsed, f.name), getattr(plain, f.name)) for f in FIELDS
+              if getattr(parsed, f.name) != getattr(plain, f.name)}  # fmt: skip
+    assert differ == {}
+    assert {f.name for f in FIELDS} == {f.name for f in dataclasses.fields(Settings)} - {"raw"}

@@ -9,8 +9,10 @@ from pathlib import Path
 import faust
 import pytest
 from tokenlord.errors import ConfigError
-from tokenlord.kafka.security import client_config, describe, faust_credentials
+from tokenlord.kafka.security import client_config, describe
 from tokenlord.settings import Settings
+
+from streams.credentials import faust_credentials
 
 
 def settings(**env: str) -> Settings:

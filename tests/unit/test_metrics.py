@@ -15,8 +15,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from tokenlord import metrics as m
 from tokenlord.kafka.dlq import Sent
-from tokenlord.pipeline import Distribution, Pipeline, Stats
+from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
+from tokenlord.stats import Distribution, Stats
 from tokenlord.store.client import RESTORE_COLUMNS, Restored
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,8 @@
 """How every Kafka client of tokenlord connects: bootstrap servers plus the
 security settings (``TOKENLORD_KAFKA_SECURITY_PROTOCOL``, SASL user and
 password, CA / client certificate), for confluent-kafka (producers, admin,
-tooling) and for Faust (the worker's consumer and producer).
+tooling). The Faust app's credentials from the same settings are in
+streams/credentials.py (the app layer, above this one).
 
 Secrets come from the environment or a file only, and never reach a log:
 :func:`describe` is what may be printed.
@@ -9,7 +10,6 @@ Secrets come from the environment or a file only, and never reach a log:
 
 from __future__ import annotations
 
-import ssl
 from typing import Any, Protocol
 
 
@@ -48,31 +48,6 @@ def client_config(settings: KafkaSettings) -> dict[str, Any]:
         conf["ssl.certificate.location"] = settings.kafka_cert_file
         conf["ssl.key.location"] = settings.kafka_key_file
     return conf
-
-
-def _ssl_context(settings: KafkaSettings) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=settings.kafka_ca_file or None)
-    if settings.kafka_cert_file:
-        ctx.load_cert_chain(settings.kafka_cert_file, settings.kafka_key_file)
-    return ctx
-
-
-def faust_credentials(settings: KafkaSettings) -> Any:
-    """``broker_credentials`` for the Faust app (None for PLAINTEXT)."""
-    import faust
-
-    proto = settings.kafka_security_protocol
-    if proto == "PLAINTEXT":
-        return None
-    if proto == "SSL":
-        return faust.SSLCredentials(_ssl_context(settings))
-    creds = faust.SASLCredentials(
-        username=settings.kafka_username,
-        password=settings.kafka_secret(),
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=_ssl_context(settings) if proto == "SASL_SSL" else None,
-    )
-    return creds
 
 
 def describe(conf: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,6 @@ import logging
 from typing import Any
 
 import faust
-
-from streams.app import create_app
-from streams.events import register
 from tokenlord.kafka.admin import KafkaAdminError, committed_offsets, end_offsets, ensure_topics, topic_config
 from tokenlord.kafka.dlq import DeadLetters, topic_max_message_bytes
 from tokenlord.kafka.security import client_config
@@ -24,6 +21,9 @@ from tokenlord.logs import logging_config
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 from tokenlord.store import open_store
+
+from streams.app import create_app
+from streams.events import register
 
 log = logging.getLogger("tokenlord.worker")
 
