@@ -60,7 +60,7 @@ def test_gateway_api_works_without_the_worker_dependencies(gateway_env: Path) ->
         "Summarise the quarterly report for the board", "Revenue grew 4%.", secret="org-secret"
     )
     assert got["key"] == tokenlord.fingerprint_key_id(secret="org-secret")
-    assert got["fp"]["v"] == 1 and got["fp"]["key"] == got["key"]
+    assert got["fp"]["v"] == tokenlord.gateway.FINGERPRINT_VERSION == 2 and got["fp"]["key"] == got["key"]
     assert [set(m) for m in got["many"]] == [{"v", "key", "prompt"}, {"v", "key", "output"}]
     assert got["tokens"] == tokenlord.count_tokens(["hello world"], "gpt-4o")
 
