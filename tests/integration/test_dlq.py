@@ -13,7 +13,8 @@ from tokenlord.kafka.admin import consume_all, delete_topics, ensure_topics, top
 from tokenlord.kafka.dlq import PARKED_VALUE_BYTES, DeadLetters, topic_max_message_bytes
 from tokenlord.kafka.security import client_config
 from tokenlord.settings import Settings
-from tokenlord.worker import ensure_dlq_topic
+
+from streams.worker import ensure_dlq_topic
 
 
 def rejected(raws: list[bytes]) -> dict[str, list[Any]]:

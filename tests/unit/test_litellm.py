@@ -367,7 +367,7 @@ assert tl.proxy_handler_instance._thread is None and tl.proxy_handler_instance._
 call = tl.map_payload({"id": "c1", "model": "m", "endTime": 1.0, "prompt_tokens": 1, "completion_tokens": 2})
 assert call.event["input_tokens"] == 1
 worker = ("faust", "mode", "aiokafka", "chdb", "clickhouse_connect", "prometheus_client", "streams",
-          "tokenlord.pipeline", "tokenlord.store", "tokenlord.worker")
+          "tokenlord.pipeline", "tokenlord.store", "tokenlord.stats")
 loaded = sorted(m for m in sys.modules if any(m == w or m.startswith(w + ".") for w in worker))
 assert not loaded, loaded
 print("ok")

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tokenlord import worker
 from tokenlord.errors import StoreError
 from tokenlord.settings import Settings
+
+from streams import worker
 
 
 class Stop(Exception):
