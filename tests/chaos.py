@@ -109,9 +109,25 @@ def _kill(proc: subprocess.Popen[bytes]) -> bool:
     return True
 
 
+def _working(proc: subprocess.Popen[bytes], log: Path, since: int, timeout: float = 60) -> None:
+    """Returns once the worker ``proc`` has restored a partition (its pid's
+    "restored:" line in ``log`` past byte ``since``), or has ended."""
+    mark = f"[{proc.pid}] ".encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with log.open("rb") as f:
+            f.seek(since)
+            if any(mark in line and b" restored: " in line for line in f):
+                return
+        time.sleep(0.05)
+
+
 def kill9(ctx: Ctx, kills: int = 20) -> Report:
-    """``kill -9`` of the worker at random moments, restarted each time; a
-    new slice of the stream is produced before each life."""
+    """``kill -9`` of the worker at random moments of its work, restarted each
+    time; a new slice of the stream is produced before each life. The moment
+    is 0-1 s after the life restored its first partition (a fixed delay from
+    the process start would, on a fast machine, often come after the life had
+    caught up and stopped by itself: no kill at all)."""
     # Restores in many small chunks (the default reads 20,000 events a step).
     topic, env, now_ms, log = _setup(ctx, "kill9", TOKENLORD_BATCH_SIZE="25", TOKENLORD_RESTORE_CHUNK="97")
     rng = random.Random(ctx.seed)
@@ -120,8 +136,10 @@ def kill9(ctx: Ctx, kills: int = 20) -> Report:
     delays = []
     for i in range(kills):
         produce(ctx.brokers, topic, parts[i])
-        delay = round(rng.uniform(1.0, 6.0), 2)
+        delay = round(rng.uniform(0.0, 1.0), 2)
+        since = log.stat().st_size if log.exists() else 0
         proc = start_worker(env, log)
+        _working(proc, log, since)
         time.sleep(delay)
         if _kill(proc):
             delays.append(delay)
