@@ -39,9 +39,10 @@ HOURLY_NAMES = [c for c, _ in S.HOURLY_COLUMNS]
 WEEKLY_NAMES = [c for c, _ in S.WEEKLY_COLUMNS]
 WASTE_NAMES = [c for c, _ in S.WASTE_COLUMNS]
 REJECTED_NAMES = ["src_partition", "src_offset", "idx", "reason", "raw"]
-#: The core's waste fingerprints (fp_prompt, fp_prompt_sim, fp_output_sim, fp_flags):
-#: the naive contenders keep no text fingerprints and write zeros.
-FP_ZEROS = (0, 0, 0, 0)
+#: The core's waste fingerprints (fp_prompt, fp_prompt_sim, fp_output_sim, fp_flags,
+#: fp_prompt_mh, fp_output_mh): the naive contenders keep no text fingerprints and
+#: write zeros and empty sketches.
+FP_ZEROS = (0, 0, 0, 0, "", "")
 N_EVENT_VALUES = len(EVENT_NAMES) - len(FP_ZEROS)
 
 

@@ -2,9 +2,10 @@
 //! anything (docs/semantics.md, "Waste").
 //!
 //! Text is reduced to fingerprints while the batch is parsed (in parallel)
-//! and dropped; the per-user state keeps only fingerprints and timestamps of
-//! the last hour, so memory is bounded by the traffic of a window, never by
-//! the length of the stream. Every rule is exact integer arithmetic on those
+//! and dropped; the per-user state keeps only fingerprints, sketches and
+//! timestamps of the longest waste window (the resend window, 24 h), at most
+//! `RECENT_MAX` requests per user, so memory is bounded by the traffic of a
+//! window, never by the length of the stream. Every rule is exact integer arithmetic on those
 //! fingerprints so the plain-Python reference (tests/reference.py) gives the
 //! same verdicts bit for bit.
 
@@ -272,7 +273,8 @@ fn alike(a: &Sketch, b: &Sketch, pct: u64) -> bool {
 }
 
 fn share(tokens: u64, (repeated, total): (u64, u64), pct: u64) -> u64 {
-    if total == 0 || repeated * 100 < pct * total {
+    // In u128: a print's counts may be as large as a u64 (a hostile gateway).
+    if total == 0 || u128::from(repeated) * 100 < u128::from(pct) * u128::from(total) {
         return 0;
     }
     (u128::from(tokens) * u128::from(repeated) / u128::from(total)) as u64
@@ -850,6 +852,15 @@ mod tests {
             UserWaste::default().judge(&req(T0, &fp, 4000, 100), &cfg),
             (0, "")
         );
+    }
+
+    #[test]
+    fn huge_repetition_counts_do_not_overflow() {
+        // A print may say anything up to u64::MAX: 100 · 2^58 must not wrap below 40 · 2^58.
+        let big = 1u64 << 58;
+        assert_eq!(share(1000, (big, big), 40), 1000);
+        assert_eq!(share(1000, (u64::MAX, u64::MAX), 100), 1000);
+        assert_eq!(share(1000, (u64::MAX / 3, u64::MAX), 50), 0);
     }
 
     #[test]

@@ -387,3 +387,13 @@ def test_a_lone_surrogate_costs_only_its_own_text() -> None:
     got = tokenlord.fingerprints([("ok fine", None), ("bad \ud800 text", None)], secret=SECRET)
     assert got[0] == core_print("ok fine", None)
     assert got[1] == core_print("bad ? text", None)
+
+
+def test_huge_repetition_counts_in_a_print_get_the_references_verdict() -> None:
+    """A hostile print may carry counts up to 2^64 - 1: the share is compared without overflow."""
+    fp = core_print("Summarise the quarterly report", None)
+    big = 1 << 58
+    fp["prompt"].update(rep=[0, big], rep3=[big, big], bytes=big)
+    ev = {"event_id": "h", "ts": T0, "user": "ann", "model": "gpt-4o", "input_tokens": 400, "output_tokens": 0,
+          "fingerprint": fp}  # fmt: skip
+    assert verdicts_core([ev], 1) == verdicts_ref([ev]) == [("h", 400, 0, 400, "padded_prompt")]
