@@ -66,7 +66,8 @@ from tokenlord.simulate import (
     is_outcome,
 )
 from tokenlord.store.schema import VALUE_TOKENS_PER_CREDIT
-from waste_quality import DAY_MS, SECRET, START_MS, TOP, arguments, run_core
+from tokenlord.time_utils import week_start_ms as week_of
+from waste_quality import DAY_MS, SECRET, START_MS, TOP, arguments, run_core, user_of
 
 MODES = ("text", "fingerprint + counts", "counts only")
 GOALS = {"honest flagged": 0.01, "look-alike flagged": 0.05}
@@ -97,11 +98,6 @@ def streams_of(users: int, days: float, gamers: int, seed: int) -> dict[str, Cal
         "fingerprint + counts": lambda: list(printed()),
         "counts only": lambda: list(generate(users, days, gamers, seed, START_MS, 0.0, outcomes=True, red_team=True)),
     }
-
-
-def week_of(ts: int) -> int:
-    day = ts // DAY_MS
-    return (day - (day + 3) % 7) * DAY_MS
 
 
 def top(scores: dict[str, int], n: int = TOP) -> set[str]:
@@ -266,7 +262,7 @@ def main() -> None:
                 verdicts[mode] = list(zip(cols["event_id"], cols["wasted_tokens"], cols["waste_reason"], strict=True))
             if mode in MODES:
                 for ev in events:  # the canonical user name (OTel aliases) as the core reports it
-                    ev["user"] = ev.get("user") or ev.get("user_id") or ev.get("enduser.id")
+                    ev["user"] = user_of(ev)
                 r = score(events, cols, outcomes)
                 r["events"], r["outcomes"], r["seconds"] = len(events), len(outcomes), secs
                 results[f"{mode} / seed {seed}"] = r

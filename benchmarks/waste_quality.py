@@ -59,7 +59,8 @@ BATCH = 5000
 TOP = 10
 
 
-def _user(ev: dict[str, Any]) -> str:
+def user_of(ev: dict[str, Any]) -> str:
+    """The event's user under any of its names (canonical, ``user_id``, OTel ``enduser.id``)."""
     return str(ev.get("user") or ev.get("user_id") or ev.get("enduser.id"))
 
 
@@ -88,7 +89,7 @@ def waste_env() -> dict[str, str]:
 def run_core(events: list[dict[str, Any]], now_ms: int) -> dict[str, list[Any]]:
     """The core's accepted events (columns) for the simulated stream."""
     core = _core.Core(**Settings.from_env(environ={**waste_env(), "TOKENLORD_FINGERPRINT_KEY": SECRET}).core_kwargs())
-    parts = [zlib.crc32(_user(ev).encode()) % PARTITIONS for ev in events]
+    parts = [zlib.crc32(user_of(ev).encode()) % PARTITIONS for ev in events]
     offsets = list(range(len(events)))
     cols: dict[str, list[Any]] = defaultdict(list)
     for i in range(0, len(events), BATCH):
@@ -101,7 +102,7 @@ def run_core(events: list[dict[str, Any]], now_ms: int) -> dict[str, list[Any]]:
 
 def score(events: list[dict[str, Any]], cols: dict[str, list[Any]], errors_only: bool) -> dict[str, Any]:
     label = {ev["event_id"]: ev["_label"] for ev in events}
-    gamers = {_user(ev) for ev in events if ev["_label"] != HONEST}
+    gamers = {user_of(ev) for ev in events if ev["_label"] != HONEST}
     tp = fp = fn = honest_total = 0
     by_reason: Counter[str] = Counter()
     by_label_flagged: Counter[str] = Counter()

@@ -128,6 +128,11 @@ def make_stream(now_ms: int, seed: int = 11) -> list[tuple[bytes | None, bytes]]
     return msgs
 
 
+def user_of(ev: dict[str, Any]) -> str:
+    """An event's user under any of its names: the Kafka key a gateway gives it."""
+    return str(next((ev[k] for k in ("user", "user_id", "enduser.id") if k in ev), ""))
+
+
 def produce(brokers: str, topic: str, msgs: list[tuple[bytes | None, bytes]]) -> None:
     p = Producer(
         {"bootstrap.servers": brokers, "enable.idempotence": True, "message.max.bytes": 4 << 20, "linger.ms": 5}

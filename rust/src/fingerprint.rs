@@ -238,31 +238,36 @@ impl Votes {
 /// next non-empty one (cyclically); each bucket is then the low byte of its
 /// value. Two texts' sketches agree in about `J + (1 − J) / 256` of the
 /// buckets, J the Jaccard similarity of their shingle sets.
-struct MinHash([u64; SKETCH_BYTES]);
+struct MinHash {
+    mins: [u64; SKETCH_BYTES],
+    /// Bit `i` set when a shingle fell into bucket `i` (`u64::MAX` is a
+    /// possible hash, so emptiness is tracked apart).
+    filled: u64,
+}
 
 impl MinHash {
     fn new() -> MinHash {
-        MinHash([u64::MAX; SKETCH_BYTES])
+        MinHash {
+            mins: [u64::MAX; SKETCH_BYTES],
+            filled: 0,
+        }
     }
 
     #[inline(always)]
     fn add(&mut self, h: u64) {
-        let b = &mut self.0[(h >> 58) as usize];
-        if h < *b {
-            *b = h;
-        }
+        let i = (h >> 58) as usize;
+        self.mins[i] = self.mins[i].min(h);
+        self.filled |= 1 << i;
     }
 
-    /// `filled`: bit `i` set when a shingle fell into bucket `i` (`u64::MAX`
-    /// is a possible hash, so emptiness is tracked apart).
-    fn sketch(&self, filled: u64) -> Sketch {
+    fn sketch(&self) -> Sketch {
         let mut out = [0u8; SKETCH_BYTES];
         for (i, o) in out.iter_mut().enumerate() {
             let at = (0..SKETCH_BYTES)
                 .map(|d| (i + d) % SKETCH_BYTES)
-                .find(|j| filled >> j & 1 == 1)
+                .find(|j| self.filled >> j & 1 == 1)
                 .unwrap_or(i);
-            *o = self.0[at] as u8;
+            *o = self.mins[at] as u8;
         }
         out
     }
@@ -524,7 +529,7 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
     let mut whole = Sip::new(k);
     let (mut shingles, mut bag) = (Votes::new(), Votes::new());
     let sketched = hashes.len() as u64 >= SKETCH_MIN_WORDS;
-    let (mut minhash, mut filled) = (MinHash::new(), 0u64);
+    let mut minhash = MinHash::new();
     for (i, w) in hashes.iter().enumerate() {
         whole.block(*w);
         bag.add(*w);
@@ -533,7 +538,6 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
             shingles.add(s);
             if sketched {
                 minhash.add(s);
-                filled |= 1 << (s >> 58);
             }
         }
     }
@@ -576,7 +580,7 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
         bag: bag.simhash(),
         repeat,
         repeat3,
-        mh: sketched.then(|| minhash.sketch(filled)),
+        mh: sketched.then(|| minhash.sketch()),
         words: hashes.len() as u64,
         bytes: text.len() as u64,
     })

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e import dump_views, produce, run_worker, worker_env
+from e2e import dump_views, produce, run_worker, user_of, worker_env
 from tokenlord import _core, simulate
 from tokenlord.settings import Settings
 
@@ -53,10 +53,6 @@ def rejected_text_events(now_ms: int) -> list[dict[str, Any]]:
         {**base, "event_id": "r-model", "model": 7},
         {**base, "event_id": "r-fp", "fingerprint": {"v": 99}},
     ]
-
-
-def user_of(ev: dict[str, Any]) -> str:
-    return str(next((ev[k] for k in ("user", "user_id", "enduser.id") if k in ev), ""))
 
 
 def run(brokers: str, topic: str, tmp: Path, events: list[dict[str, Any]]) -> dict[str, Any]:

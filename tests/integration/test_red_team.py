@@ -22,10 +22,11 @@ from typing import Any
 
 import orjson
 import pytest
-from e2e import dump_views, produce, run_worker, worker_env
+from e2e import dump_views, produce, run_worker, user_of, worker_env
 from tokenlord import simulate
 from tokenlord.settings import Settings
 from tokenlord.simulate.profiles import LOOKALIKE_PROFILES, RULE_BLIND
+from tokenlord.time_utils import ms_to_datetime, week_start_ms
 
 pytestmark = pytest.mark.integration
 
@@ -33,14 +34,9 @@ SECRET = "red-team-organisation-secret"
 TOP = 10
 
 
-def user_of(ev: dict[str, Any]) -> str:
-    return str(next((ev[k] for k in ("user", "user_id", "enduser.id") if k in ev), ""))
-
-
 def week_of(ts_ms: int) -> str:
     """The Monday (UTC) of ``ts_ms``, as the views write ``week_start``."""
-    day = ts_ms // 86_400_000
-    return (dt.date(1970, 1, 1) + dt.timedelta(days=day - (day + 3) % 7)).isoformat()
+    return ms_to_datetime(week_start_ms(ts_ms)).date().isoformat()
 
 
 def top(scores: dict[str, int]) -> set[str]:
