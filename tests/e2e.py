@@ -283,6 +283,8 @@ def verify(report: Report, brokers: str, topic: str, env: dict[str, str], now_ms
         diff = got_cells.get(k, 0) - want_cells.get(k, 0)
         report.double_counted_tokens += max(diff, 0)
         report.lost_tokens += max(-diff, 0)
+        if diff:
+            report.notes.setdefault("cells_off", []).append((str(k[0]), k[1], diff))
 
     want_rej = expected.rejected(ref)
     report.rejected = dict(Counter(r[3] for r in want_rej).most_common())

@@ -19,7 +19,10 @@ from tokenlord import cli
 from tokenlord.store import access, schema
 
 PASSWORD = "s3cr'et\\pw"  # a quote and a backslash: nothing may break out of a literal
-VIEWS = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly")
+VIEWS = (
+    "events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly",
+    "waste_cost_weekly", "team_weekly", "org_weekly",
+)  # fmt: skip
 
 EXPECTED = [
     "CREATE USER IF NOT EXISTS `grafana` IDENTIFIED WITH sha256_password BY {bi_password:String} "
@@ -28,7 +31,9 @@ EXPECTED = [
     "DEFAULT DATABASE `tokenlord` SETTINGS readonly = 1, max_execution_time CHANGEABLE_IN_READONLY",
     "GRANT SELECT ON `tokenlord`.`events`, SELECT ON `tokenlord`.`usage_hourly`, "
     "SELECT ON `tokenlord`.`leaderboard_weekly`, SELECT ON `tokenlord`.`waste_weekly`, "
-    "SELECT ON `tokenlord`.`rejected`, SELECT ON `tokenlord`.`value_weekly` TO `grafana` WITH REPLACE OPTION",
+    "SELECT ON `tokenlord`.`rejected`, SELECT ON `tokenlord`.`value_weekly`, "
+    "SELECT ON `tokenlord`.`waste_cost_weekly`, SELECT ON `tokenlord`.`team_weekly`, "
+    "SELECT ON `tokenlord`.`org_weekly` TO `grafana` WITH REPLACE OPTION",
 ]
 
 
@@ -108,7 +113,7 @@ def test_clickhouse_parses_the_statements() -> None:
     formatted = json.loads(out.stdout.strip().splitlines()[-1])
     assert formatted[0].startswith("CREATE USER IF NOT EXISTS grafana IDENTIFIED WITH sha256_password BY {bi_password")
     assert "SETTINGS readonly = 1, max_execution_time CHANGEABLE_IN_READONLY" in formatted[1]
-    assert formatted[2].endswith("ON tokenlord.value_weekly TO grafana WITH REPLACE OPTION")
+    assert formatted[2].endswith("ON tokenlord.org_weekly TO grafana WITH REPLACE OPTION")
 
 
 def test_views_run_with_the_definers_rights() -> None:
@@ -251,7 +256,7 @@ def test_clickhouse_parses_the_worker_statements() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     formatted = json.loads(out.stdout.strip().splitlines()[-1])
     assert formatted[2].startswith("GRANT INSERT, SELECT ON tokenlord._events, INSERT, SELECT ON tokenlord._hourly")
-    assert formatted[2].endswith("SELECT ON tokenlord.value_weekly TO tokenlord_worker WITH REPLACE OPTION")
+    assert formatted[2].endswith("SELECT ON tokenlord.org_weekly TO tokenlord_worker WITH REPLACE OPTION")
 
 
 def test_init_db_with_worker_and_bi_users(

@@ -311,6 +311,9 @@ def test_view_columns_follow_the_contract(store: Any) -> None:
     ]  # fmt: skip
     assert cols("waste_weekly") == ["week_start", "user", "reason", "requests", "wasted_tokens"]
     assert cols("rejected") == ["at", "reason", "src_topic", "src_partition", "src_offset", "raw"]
+    for name, want in (("waste_cost_weekly", st.schema.WASTE_COST_VIEW_COLUMNS),
+                       ("team_weekly", st.schema.TEAM_VIEW_COLUMNS), ("org_weekly", st.schema.ORG_VIEW_COLUMNS)):  # fmt: skip
+        assert cols(name) == list(want), name
 
 
 def test_write_batch_values_and_types(store: Any) -> None:
@@ -1214,3 +1217,118 @@ def test_value_weekly_equals_the_plain_python_reference(store: Any, seed: int) -
         assert [(r["user"], r["value_rank"], r["value_tokens"]) for r in board] == [
             (r["user"], r["value_rank"], r["value_tokens"]) for r in ranked
         ]
+
+
+# ---- teams, the organisation, trends (store/boards.py) ----------------------------------
+
+
+def _team_story(store: Any) -> list[dict[str, Any]]:
+    """Two weeks of real core batches: teams red and blue, users without a team,
+    failed requests (wasted in full) and a user who changes team mid-week."""
+    import orjson
+    from tokenlord import _core
+
+    from tokenlord.settings import Settings
+
+    core = _core.Core(prices=Settings.from_env(environ={}).prices())
+    usage: list[dict[str, Any]] = []
+    for week, base in ((WEEK1, 0), (WEEK2, 1)):
+        t0 = ms(week, 9)
+        for i, (user, team, inp, out, status) in enumerate([
+            ("ann", "red", 1200 + base, 300, "ok"), ("ann", "red", 800, 100, "error"),
+            ("bob", "red", 400, 40, "ok"), ("cy", "blue", 5000, 900, "ok"), ("cy", "blue", 700, 0, "error"),
+            ("dee", "", 90, 10, "ok"), ("eve", "blue", 60, 6, "ok"), ("eve", "red", 70, 7, "ok"),
+            ("fay", "", 30, 3, "error"),
+        ]):  # fmt: skip
+            usage.append({
+                "event_id": f"{week}-{i}", "ts": t0 + i * 60_000, "user": user, "team": team,
+                "model": "gpt-4o" if i % 2 else "claude-3-5-sonnet", "input_tokens": inp, "output_tokens": out,
+                "status": status,
+            })  # fmt: skip
+    now = ms(WEEK2, 12)
+    out = core.process([0] * len(usage), list(range(len(usage))), [orjson.dumps(u) for u in usage], now)
+    store.write_batch(out, "tokenlord.events", now)
+    return usage
+
+
+def test_team_board_is_the_sum_of_its_members(store: Any) -> None:
+    from tokenlord.store import boards
+
+    _team_story(store)
+    for week in (WEEK1, WEEK2):
+        members = store.leaderboard(week)
+        teams = {r["team"]: r for r in boards.team_board(store, week)}
+        assert set(teams) == {"red", "blue", ""}
+        assert teams["red"]["members"] == 3 and teams[""]["members"] == 2  # eve's latest team is red
+        for team, row in teams.items():
+            mine = [m for m in members if m["team"] == team]
+            for col in ("requests", "input_tokens", "output_tokens", "total_tokens", "wasted_tokens",
+                        "effective_tokens", "outcomes"):  # fmt: skip
+                assert row[col] == sum(m[col] for m in mine), (team, col)
+            assert row["cost_usd"] == pytest.approx(sum(m["cost_usd"] for m in mine), rel=1e-12)
+            assert row["waste_ratio"] == pytest.approx(row["wasted_tokens"] / row["total_tokens"])
+        by_total = sorted(teams.values(), key=lambda r: (-r["total_tokens"], r["team"]))
+        assert [r["rank"] for r in by_total] == [1, 2, 3]
+        by_effective = sorted(teams.values(), key=lambda r: (-r["effective_tokens"], r["team"]))
+        assert [r["effective_rank"] for r in by_effective] == [1, 2, 3]
+        assert [r["team"] for r in boards.team_board(store, week, by="effective")] == [r["team"] for r in by_effective]
+    assert [r["team"] for r in boards.team_board(store, WEEK1, top=1)] == [by_total[0]["team"]]
+    assert [r["rank"] for r in boards.team_board(store, WEEK1, team="")] == [
+        next(r["rank"] for r in boards.team_board(store, WEEK1) if r["team"] == "")
+    ]
+    assert boards.team_board(store) == boards.team_board(store, WEEK2)
+    with pytest.raises(ValueError):
+        boards.team_board(store, WEEK1, by="cost")  # type: ignore[arg-type]
+
+
+def test_wasted_dollars_are_the_sum_over_events(store: Any) -> None:
+    from tokenlord.store import boards
+
+    _team_story(store)
+    events = view(store, "events")
+    assert any(e["wasted_tokens"] for e in events)
+    for week in (WEEK1, WEEK2):
+        mine = [e for e in events if e["ts"].date() - dt.timedelta(days=e["ts"].weekday()) == week]
+        wasted_usd = sum(e["cost_usd"] * min(e["wasted_tokens"], e["total_tokens"]) / e["total_tokens"]
+                         for e in mine if e["total_tokens"])  # fmt: skip
+        summary = boards.org_summary(store, week)
+        org = summary["row"]
+        assert org["wasted_cost_usd"] == pytest.approx(wasted_usd, rel=1e-12) and wasted_usd > 0
+        assert org["cost_usd"] == pytest.approx(sum(e["cost_usd"] for e in mine), rel=1e-12)
+        assert org["total_tokens"] == sum(e["total_tokens"] for e in mine)
+        assert org["wasted_tokens"] == sum(e["wasted_tokens"] for e in mine)
+        assert (org["users"], org["teams"], org["requests"]) == (6, 2, len(mine))
+        by_reason = {r["reason"]: r for r in summary["waste"]}
+        assert sum(r["wasted_cost_usd"] for r in by_reason.values()) == pytest.approx(wasted_usd, rel=1e-12)
+        teams = boards.team_board(store, week)
+        assert sum(t["wasted_cost_usd"] for t in teams) == pytest.approx(wasted_usd, rel=1e-12)
+    # waste_cost_weekly is waste_weekly with dollars
+    plain = {(r["week_start"], r["user"], r["reason"]): (r["requests"], r["wasted_tokens"])
+             for r in view(store, "waste_weekly")}  # fmt: skip
+    costed = {(r["week_start"], r["user"], r["reason"]): (r["requests"], r["wasted_tokens"])
+              for r in view(store, "waste_cost_weekly")}  # fmt: skip
+    assert costed == plain and plain
+    history = boards.org_summary(store, WEEK2, weeks=4)["history"]
+    assert [r["week_start"] for r in history] == [WEEK2, WEEK1]
+    assert boards.org_summary(store, WEEK2, weeks=1)["history"][0]["week_start"] == WEEK2
+    red = {r["reason"]: r["wasted_tokens"] for r in boards.waste_by_reason(store, WEEK1, team="red")}
+    assert red == {"failed_request": 900}  # ann's failure; eve (red at the end of the week) wasted nothing
+    assert boards.waste_by_reason(store, WEEK1, user="fay")[0]["wasted_tokens"] == 33
+
+
+def test_trends_cover_every_week_up_to_the_last(store: Any) -> None:
+    from tokenlord.store import boards
+
+    _team_story(store)
+    ann = boards.trend(store, user="ann", weeks=3)
+    assert [w["week_start"] for w in ann] == [WEEK1 - dt.timedelta(days=7), WEEK1, WEEK2]
+    assert ann[0]["total_tokens"] == 0 and ann[0]["waste"] == {}
+    assert ann[1]["total_tokens"] == 2400 and ann[1]["effective_tokens"] == 1500
+    assert ann[1]["waste"] == {"failed_request": 900} and ann[1]["wasted_cost_usd"] > 0
+    assert ann[2]["total_tokens"] == 2401
+    red = boards.trend(store, team="red", until=WEEK1, weeks=1)
+    board = {r["team"]: r for r in boards.team_board(store, WEEK1)}
+    assert red[0]["total_tokens"] == board["red"]["total_tokens"]
+    assert red[0]["wasted_cost_usd"] == pytest.approx(board["red"]["wasted_cost_usd"])
+    with pytest.raises(ValueError):
+        boards.trend(store, user="ann", team="red")

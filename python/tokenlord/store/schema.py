@@ -165,6 +165,23 @@ VALUE_RANK_COLUMNS: Final = ("credit", "value_tokens", "value_rank")
 # ranking"): the default of TOKENLORD_VALUE_TOKENS_PER_CREDIT, baked into value_weekly.
 VALUE_TOKENS_PER_CREDIT: Final = 500_000
 REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "src_offset", "raw")
+# What the wasted requests cost: waste_weekly's rows plus their dollars (an event's
+# cost times its wasted share of its tokens).
+WASTE_COST_VIEW_COLUMNS: Final = ("week_start", "user", "reason", "requests", "wasted_tokens", "wasted_cost_usd")
+# The team board: a team's members are the users whose leaderboard_weekly row names it
+# (their latest team of the week); every number is the sum over its members' rows.
+TEAM_VIEW_COLUMNS: Final = (
+    "week_start", "team", "members", "requests", "input_tokens", "output_tokens",
+    "total_tokens", "wasted_tokens", "effective_tokens", "waste_ratio", "cost_usd",
+    "wasted_cost_usd", "outcomes", "value", "credit", "value_tokens",
+    "rank", "effective_rank", "value_rank", "final",
+)  # fmt: skip
+# The organisation's week: the sum over every user (teams and users without one).
+ORG_VIEW_COLUMNS: Final = (
+    "week_start", "users", "teams", "requests", "total_tokens", "wasted_tokens",
+    "effective_tokens", "waste_ratio", "cost_usd", "wasted_cost_usd", "outcomes",
+    "value", "value_per_1m_tokens", "final",
+)  # fmt: skip
 
 # The public views read the internal tables with the rights of the user who ran
 # init-db (their definer), so a user granted SELECT on the views alone (the BI
@@ -172,7 +189,10 @@ REJECTED_VIEW_COLUMNS: Final = ("at", "reason", "src_topic", "src_partition", "s
 # SQL SECURITY INVOKER, which would need grants on every internal table too.
 VIEW_SECURITY: Final = "DEFINER = CURRENT_USER SQL SECURITY DEFINER"
 
-PUBLIC_VIEWS: Final = ("events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly")
+PUBLIC_VIEWS: Final = (
+    "events", "usage_hourly", "leaderboard_weekly", "waste_weekly", "rejected", "value_weekly",
+    "waste_cost_weekly", "team_weekly", "org_weekly",
+)  # fmt: skip
 INTERNAL_TABLES: Final = (
     "_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes", "_progress",
 )  # fmt: skip
@@ -505,6 +525,134 @@ LEFT JOIN (
     GROUP BY x_week, x_user
 ) AS cr ON cr.x_week = l.week_start AND cr.x_user = l.`user`
 ) AS v"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("waste_cost_weekly")}
+{VIEW_SECURITY}
+AS
+SELECT
+    x_week AS week_start,
+    x_user AS `user`,
+    x_reason AS reason,
+    x_requests AS requests,
+    x_wasted AS wasted_tokens,
+    x_wasted_cost AS wasted_cost_usd
+FROM (
+    SELECT
+        toMonday(e.ts, 'UTC') AS x_week,
+        e.`user` AS x_user,
+        e.waste_reason AS x_reason,
+        count() AS x_requests,
+        sum(e.wasted_tokens) AS x_wasted,
+        sum(if(e.total_tokens = 0, 0., e.cost_usd * least(e.wasted_tokens, e.total_tokens) / e.total_tokens))
+            AS x_wasted_cost
+    FROM {t("_events")} AS e FINAL
+    WHERE e.waste_reason != ''
+    GROUP BY x_week, x_user, x_reason
+)"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("team_weekly")}
+{VIEW_SECURITY}
+AS
+SELECT
+    x_week AS week_start,
+    x_team AS team,
+    x_members AS members,
+    x_requests AS requests,
+    x_input AS input_tokens,
+    x_output AS output_tokens,
+    x_total AS total_tokens,
+    x_wasted AS wasted_tokens,
+    x_effective AS effective_tokens,
+    if(x_total = 0, 0., x_wasted / x_total) AS waste_ratio,
+    x_cost AS cost_usd,
+    x_wasted_cost AS wasted_cost_usd,
+    x_outcomes AS outcomes,
+    x_value AS value,
+    x_credit AS credit,
+    x_value_tokens AS value_tokens,
+    x_rank AS `rank`,
+    x_effective_rank AS effective_rank,
+    x_value_rank AS value_rank,
+    x_final AS `final`
+FROM (
+    SELECT
+        g.*,
+        row_number() OVER (PARTITION BY g.x_week ORDER BY g.x_total DESC, g.x_team ASC) AS x_rank,
+        row_number() OVER (PARTITION BY g.x_week ORDER BY g.x_effective DESC, g.x_team ASC) AS x_effective_rank,
+        row_number() OVER (
+            PARTITION BY g.x_week
+            ORDER BY g.x_value_tokens > 0 DESC, g.x_value_tokens DESC, if(g.x_value_tokens > 0, g.x_credit, 0.) DESC,
+                g.x_team ASC
+        ) AS x_value_rank
+    FROM (
+        SELECT
+            l.week_start AS x_week,
+            l.team AS x_team,
+            toUInt64(count()) AS x_members,
+            sum(l.requests) AS x_requests,
+            sum(l.input_tokens) AS x_input,
+            sum(l.output_tokens) AS x_output,
+            sum(l.total_tokens) AS x_total,
+            sum(l.wasted_tokens) AS x_wasted,
+            sum(l.effective_tokens) AS x_effective,
+            sum(l.cost_usd) AS x_cost,
+            sum(wc.x_user_wasted_cost) AS x_wasted_cost,
+            sum(l.outcomes) AS x_outcomes,
+            sum(ifNull(v.value, 0.)) AS x_value,
+            sum(v.credit) AS x_credit,
+            sum(v.value_tokens) AS x_value_tokens,
+            min(l.`final`) AS x_final
+        FROM {t("leaderboard_weekly")} AS l
+        LEFT JOIN (
+            SELECT week_start, `user`, value, credit, value_tokens FROM {t("value_weekly")}
+        ) AS v ON v.week_start = l.week_start AND v.`user` = l.`user`
+        LEFT JOIN (
+            SELECT week_start AS x_wc_week, `user` AS x_wc_user, sum(wasted_cost_usd) AS x_user_wasted_cost
+            FROM {t("waste_cost_weekly")}
+            GROUP BY x_wc_week, x_wc_user
+        ) AS wc ON wc.x_wc_week = l.week_start AND wc.x_wc_user = l.`user`
+        GROUP BY x_week, x_team
+    ) AS g
+)"""
+    )
+    stmts.append(
+        f"""CREATE OR REPLACE VIEW {t("org_weekly")}
+{VIEW_SECURITY}
+AS
+SELECT
+    x_week AS week_start,
+    x_users AS users,
+    x_teams AS teams,
+    x_requests AS requests,
+    x_total AS total_tokens,
+    x_wasted AS wasted_tokens,
+    x_effective AS effective_tokens,
+    if(x_total = 0, 0., x_wasted / x_total) AS waste_ratio,
+    x_cost AS cost_usd,
+    x_wasted_cost AS wasted_cost_usd,
+    x_outcomes AS outcomes,
+    x_value AS value,
+    if(x_total = 0, 0., x_value * 1000000 / x_total) AS value_per_1m_tokens,
+    x_final AS `final`
+FROM (
+    SELECT
+        week_start AS x_week,
+        sum(members) AS x_users,
+        toUInt64(countIf(team != '')) AS x_teams,
+        sum(requests) AS x_requests,
+        sum(total_tokens) AS x_total,
+        sum(wasted_tokens) AS x_wasted,
+        sum(effective_tokens) AS x_effective,
+        sum(cost_usd) AS x_cost,
+        sum(wasted_cost_usd) AS x_wasted_cost,
+        sum(outcomes) AS x_outcomes,
+        sum(value) AS x_value,
+        min(`final`) AS x_final
+    FROM {t("team_weekly")}
+    GROUP BY x_week
+)"""
     )
     stmts.append(
         f"""CREATE OR REPLACE VIEW {t("rejected")}
