@@ -311,8 +311,9 @@ def test_view_columns_follow_the_contract(store: Any) -> None:
     ]  # fmt: skip
     assert cols("waste_weekly") == ["week_start", "user", "reason", "requests", "wasted_tokens"]
     assert cols("rejected") == ["at", "reason", "src_topic", "src_partition", "src_offset", "raw"]
-    for name, want in (("waste_cost_weekly", st.schema.WASTE_COST_VIEW_COLUMNS),
-                       ("team_weekly", st.schema.TEAM_VIEW_COLUMNS), ("org_weekly", st.schema.ORG_VIEW_COLUMNS)):  # fmt: skip
+    views = {"waste_cost_weekly": "WASTE_COST", "team_weekly": "TEAM", "org_weekly": "ORG"}
+    for name, const in views.items():
+        want = getattr(st.schema, f"{const}_VIEW_COLUMNS")
         assert cols(name) == list(want), name
 
 
@@ -1227,7 +1228,6 @@ def _team_story(store: Any) -> list[dict[str, Any]]:
     failed requests (wasted in full) and a user who changes team mid-week."""
     import orjson
     from tokenlord import _core
-
     from tokenlord.settings import Settings
 
     core = _core.Core(prices=Settings.from_env(environ={}).prices())

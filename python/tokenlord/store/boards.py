@@ -68,7 +68,7 @@ def waste_by_reason(store: Reads, week: dt.date, *, team: str | None = None,
     """Per waste reason in ``week``: requests, wasted tokens and their cost in
     USD, for the organisation, one ``team`` (its members as on the team board)
     or one ``user``; most tokens first."""
-    where, params = "w.week_start = {week:Date}", {"week": week}
+    where, params = "w.week_start = {week:Date}", dict[str, Any](week=week)
     if user is not None:
         where += " AND w.`user` = {user:String}"
         params["user"] = user
