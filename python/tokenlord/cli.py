@@ -15,7 +15,7 @@ import io
 import logging
 import logging.config
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tokenlord import report as fmt
@@ -136,6 +136,19 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--top", type=_positive, default=100)
     lb.add_argument("--by", choices=RANKINGS, default="raw", help="raw | effective | value (docs/semantics.md)")
     lb.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    lb.add_argument(
+        "--group",
+        choices=("user", "team"),
+        default="user",
+        help="user: the leaderboard_weekly board; team: the team_weekly board (a team = the sum of its members)",
+    )
+
+    og = sub.add_parser(
+        "org", parents=[parent], help="the organisation's week: tokens, cost, waste by reason in tokens and dollars"
+    )
+    og.add_argument("--week", default="current", help="current | last | YYYY-MM-DD (any day of the week)")
+    og.add_argument("--weeks", type=_positive, default=8, help="weeks to compare with, this one included")
+    og.add_argument("--format", choices=("table", "json"), default="table")
 
     ex = sub.add_parser("explain", parents=[parent], help="why a user's tokens were discounted (audit trail)")
     ex.add_argument("user")
@@ -253,7 +266,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if cmd == "init-db":
         return _cmd_init_db(settings)
     if cmd == "leaderboard":
-        return _cmd_leaderboard(args, settings)
+        return _cmd_team_board(args, settings) if args.group == "team" else _cmd_leaderboard(args, settings)
+    if cmd == "org":
+        return _cmd_org(args, settings)
     if cmd == "produce":
         from tokenlord.kafka.produce import produce_files
 
@@ -388,25 +403,53 @@ def resolve_week(text: str, today: dt.date | None = None) -> dt.date:
 
 
 def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
-    import orjson
-
     from tokenlord.store import open_store
     from tokenlord.store.schema import VALUE_RANK_COLUMNS
 
     store = open_store(settings)
     rows = store.leaderboard(resolve_week(args.week), args.top, args.by)
-    if args.format == "json":
+    names = [*LEADERBOARD_COLUMNS, *(VALUE_RANK_COLUMNS if args.by == "value" else ())]
+    return _print_rows(rows, args.format, names, lambda: format_table(rows, args.by))
+
+
+def _print_rows(rows: list[dict[str, Any]], form: str, names: Sequence[str], table: Callable[[], str]) -> int:
+    """A board as JSON (row objects), CSV (``names``; no cell a spreadsheet would run) or ``table()``."""
+    import orjson
+
+    if form == "json":
         sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif args.format == "csv":
+    elif form == "csv":
         out = io.StringIO()
-        names = [*LEADERBOARD_COLUMNS, *(VALUE_RANK_COLUMNS if args.by == "value" else ())]
         writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for r in rows:
             writer.writerow({k: fmt.csv_cell(v) for k, v in r.items()})
         sys.stdout.write(out.getvalue())
     else:
-        sys.stdout.write(format_table(rows, args.by))
+        sys.stdout.write(table())
+    return 0
+
+
+def _cmd_team_board(args: argparse.Namespace, settings: Settings) -> int:
+    from tokenlord.org_report import team_table
+    from tokenlord.store import boards, open_store
+    from tokenlord.store.schema import TEAM_VIEW_COLUMNS
+
+    rows = boards.team_board(open_store(settings), resolve_week(args.week), args.top, args.by)
+    return _print_rows(rows, args.format, TEAM_VIEW_COLUMNS, lambda: team_table(rows, args.by))
+
+
+def _cmd_org(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from tokenlord.org_report import org_text
+    from tokenlord.store import boards, open_store
+
+    summary = boards.org_summary(open_store(settings), resolve_week(args.week), args.weeks)
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(summary, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(org_text(summary))
     return 0
 
 

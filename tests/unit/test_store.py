@@ -1332,3 +1332,38 @@ def test_trends_cover_every_week_up_to_the_last(store: Any) -> None:
     assert red[0]["wasted_cost_usd"] == pytest.approx(board["red"]["wasted_cost_usd"])
     with pytest.raises(ValueError):
         boards.trend(store, user="ann", team="red")
+
+
+def test_team_board_and_org_summary_on_the_command_line(
+    store: Any, chdb_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    import orjson
+    from tokenlord.cli import main
+
+    _team_story(store)
+    monkeypatch.setenv("TOKENLORD_CLICKHOUSE_URL", chdb_url)
+    monkeypatch.setenv("TOKENLORD_DATABASE", store.database)
+    assert main(["leaderboard", "--group", "team", "--week", WEEK1.isoformat()]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"Teams — week of {WEEK1} (final), ranked by raw tokens")
+    lines = text.splitlines()
+    assert lines[3].split()[:3] == ["1", "blue", "1"] and "(no team)" in text
+    assert main(["leaderboard", "--group", "team", "--week", WEEK1.isoformat(), "--format", "json"]) == 0
+    rows = orjson.loads(capsys.readouterr().out)
+    assert [r["team"] for r in rows] == ["blue", "red", ""] and rows[0]["members"] == 1
+    assert main(["leaderboard", "--group", "team", "--week", WEEK1.isoformat(), "--format", "csv", "--by",
+                 "effective"]) == 0  # fmt: skip
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["team"] for r in table] == ["blue", "red", ""] and list(table[0]) == list(st.schema.TEAM_VIEW_COLUMNS)
+    assert main(["org", "--week", WEEK2.isoformat()]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"Organisation — week of {WEEK2} (open): 6 users in 2 teams")
+    assert "failed_request" in text and "vs the week before" in text and str(WEEK1) in text
+    assert main(["org", "--week", WEEK2.isoformat(), "--format", "json", "--weeks", "1"]) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    assert summary["row"]["users"] == 6 and len(summary["history"]) == 1
+    assert main(["org", "--week", "2020-01-06"]) == 0
+    assert capsys.readouterr().out.startswith("no usage recorded for the week of 2020-01-06")
