@@ -52,9 +52,7 @@ def register(
     """
     topics = [settings.events_topic, settings.outcomes_topic, *([settings.otlp_topic] if settings.otlp_topic else [])]
     for name in topics:
-        app.topics.add(
-            app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        )
+        app.topics.add(app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"))
     # The core thread runs the core; the store thread every store access
     # (writes, restores, page reads: chDB is not safe across threads).
     core_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-core")

@@ -162,3 +162,15 @@ def register(
     @app.page("/user/{name:.+}", name="tokenlord-user")
     async def user_view(self: View, request: Request, name: str) -> Response:
         return await serve(self, request, "user", name)
+
+    @app.page("/teams", name="tokenlord-teams")
+    async def teams_view(self: View, request: Request) -> Response:
+        return await serve(self, request, "teams")
+
+    @app.page("/team", name="tokenlord-team")
+    async def team_view(self: View, request: Request) -> Response:
+        return await serve(self, request, "team")
+
+    @app.page("/org", name="tokenlord-org")
+    async def org_view(self: View, request: Request) -> Response:
+        return await serve(self, request, "org")

@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlencode
 
-from tokenlord import pages
+from tokenlord import pages, team_pages
 from tokenlord.page_cache import Limiter, PageCache, cache_key
 from tokenlord.report import Ranking
+from tokenlord.store import boards
 from tokenlord.web_access import COOKIE, Access, Ask, Denied, Viewer
 
 __all__ = ["QUERY_TIMEOUT", "RETRY_AFTER", "Answer", "PageServer", "Reads"]
@@ -38,7 +39,9 @@ QUERY_TIMEOUT: Final = 10.0  # seconds a page waits for the store
 RETRY_AFTER: Final = "1"  # seconds, on a 503 for too many page requests at once
 _USERINFO = re.compile(r"://([^:/@\s]+):[^@\s]*@")
 _COOKIE_SAFE = re.compile(r"^[A-Za-z0-9._~+/=-]{1,512}$")
-Page = Literal["board", "user"]
+Page = Literal["board", "user", "teams", "team", "org"]
+# Pages of several users' usage summed up (a small team's total gives its members away): admins only.
+ADMIN_PAGES: Final = ("teams", "team", "org")
 
 
 def masked(text: str) -> str:
@@ -55,6 +58,8 @@ class PageStore(Protocol):
         user: str | None = None,
     ) -> list[dict[str, Any]]: ...  # fmt: skip
     def explain(self, user: str, week: dt.date) -> dict[str, Any]: ...
+    def table(self, name: str) -> str: ...
+    def query_rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
 
 class Reads:
@@ -133,10 +138,15 @@ class PageServer:
                 return Answer(303, "", headers)
             if page == "user" and not viewer.sees(str(user)):
                 raise Forbidden(f"you may see your own usage only ({pages.user_path(str(viewer.user))})")
+            if page in ADMIN_PAGES and not viewer.admin:
+                raise Forbidden(
+                    "the team and organisation pages are for admins (TOKENLORD_WEB_ADMINS); "
+                    f"you may see your own usage ({pages.user_path(str(viewer.user))})"
+                )
             key = cache_key(path, ask.query, viewer.scope)
             body = self.cache.get(key)
             if body is None:
-                body = await (self._board(viewer, ask.query) if page == "board" else self._user(str(user), ask.query))
+                body = await self._render(page, viewer, ask.query, user)
                 self.cache.put(key, body)
             return Answer(200, body)
         except pages.BadRequest as exc:
@@ -150,6 +160,17 @@ class PageServer:
             return Answer(500, pages.error_page(500, f"reading the store failed: {masked(str(exc))[:300]}"))
         finally:
             self.limiter.leave()
+
+    async def _render(self, page: Page, viewer: Viewer, query: Mapping[str, str], user: str | None) -> str:
+        if page == "board":
+            return await self._board(viewer, query)
+        if page == "user":
+            return await self._user(str(user), query)
+        if page == "teams":
+            return await self._teams(query)
+        if page == "team":
+            return await self._team(query)
+        return await self._org(query)
 
     def _board_reads(
         self, q: pages.BoardQuery, only: str | None
@@ -165,13 +186,58 @@ class PageServer:
         week, weeks, rows = await self.reads(self._board_reads, q, only)
         return pages.board_page(rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC), only=only)
 
-    def _explain_reads(self, user: str, week: dt.date | None) -> tuple[dict[str, Any], list[dt.date]]:
+    def _chosen(self, week: dt.date | None) -> tuple[dt.date, list[dt.date]]:
+        """``week``, else the latest with data, else the current one; and the weeks with data."""
         weeks = self.store.weeks()
         chosen = week or (weeks[-1] if weeks else pages.user_query({"week": "current"}, self._today()))
         assert chosen is not None
-        return self.store.explain(user, chosen), weeks
+        return chosen, weeks
+
+    def _explain_reads(
+        self, user: str, week: dt.date | None
+    ) -> tuple[dict[str, Any], list[dt.date], list[dict[str, Any]]]:
+        chosen, weeks = self._chosen(week)
+        return self.store.explain(user, chosen), weeks, boards.trend(self.store, user=user, until=chosen)
 
     async def _user(self, user: str, query: Mapping[str, str]) -> str:
         week = pages.user_query(query, self._today())
-        report, weeks = await self.reads(self._explain_reads, user, week)
-        return pages.explain_page(report, weeks=weeks)
+        report, weeks, trend = await self.reads(self._explain_reads, user, week)
+        return pages.explain_page(report, weeks=weeks, charts=team_pages.trend_charts(trend, "user"))
+
+    def _teams_reads(self, q: pages.BoardQuery) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]]]:
+        weeks = self.store.weeks()
+        week = q.week or (weeks[-1] if weeks else None)
+        rows = boards.team_board(self.store, week, pages.TOP, q.by) if week is not None else []
+        return week, weeks, rows
+
+    async def _teams(self, query: Mapping[str, str]) -> str:
+        q = pages.board_query(query, self._today())
+        week, weeks, rows = await self.reads(self._teams_reads, q)
+        return team_pages.teams_page(rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC))
+
+    def _team_reads(self, team: str, week: dt.date | None) -> dict[str, Any]:
+        chosen, weeks = self._chosen(week)
+        row = boards.team_board(self.store, chosen, 1, team=team)
+        return {
+            "week": chosen,
+            "weeks": weeks,
+            "row": row[0] if row else None,
+            "members": boards.members(self.store, chosen, team),
+            "waste": boards.waste_by_reason(self.store, chosen, team=team),
+            "trend": boards.trend(self.store, team=team, until=chosen),
+        }
+
+    async def _team(self, query: Mapping[str, str]) -> str:
+        team, week = team_pages.team_query(query, self._today())
+        r = await self.reads(self._team_reads, team, week)
+        return team_pages.team_page(
+            team, r["week"], row=r["row"], members=r["members"], waste=r["waste"], trend=r["trend"],
+            weeks=r["weeks"], generated=dt.datetime.now(tz=dt.UTC),
+        )  # fmt: skip
+
+    def _org_reads(self, week: dt.date | None) -> tuple[dict[str, Any], list[dt.date]]:
+        return boards.org_summary(self.store, week), self.store.weeks()
+
+    async def _org(self, query: Mapping[str, str]) -> str:
+        summary, weeks = await self.reads(self._org_reads, pages.user_query(query, self._today()))
+        return team_pages.org_page(summary, weeks=weeks, generated=dt.datetime.now(tz=dt.UTC))

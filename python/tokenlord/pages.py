@@ -20,6 +20,7 @@ from urllib.parse import quote, urlencode
 from tokenlord import report as fmt
 
 __all__ = [
+    "CSS",
     "TOP",
     "BadRequest",
     "BoardQuery",
@@ -30,6 +31,7 @@ __all__ = [
     "explain_page",
     "user_path",
     "user_query",
+    "waste_bar",
 ]
 
 TOP: Final = 100
@@ -106,7 +108,7 @@ def _e(value: object) -> str:
     return escape(fmt.printable(value), quote=True)
 
 
-_CSS: Final = """
+CSS: Final = """
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#0f1221;color:#e8eaf6}
 a{color:#9fb4ff;text-decoration:none}a:hover{text-decoration:underline}
@@ -139,6 +141,12 @@ overflow:hidden}.bar span{display:block;height:100%;background:linear-gradient(9
 .card{background:#151933;border-radius:10px;padding:16px 20px;margin:0 0 16px}
 .card h2{margin:0 0 6px;font-size:17px}.rule{color:#aab0d6}.mono{font-family:ui-monospace,monospace;font-size:13px}
 footer{padding:0 32px 24px;color:#6f76a8;font-size:12px}
+.charts{display:flex;flex-wrap:wrap;gap:16px;margin:0 0 16px}
+figure.chart{margin:0;background:#151933;border-radius:10px;padding:12px 14px}
+figure.chart figcaption{font-size:13px;color:#cfd3f5;margin:0 0 6px}
+.legend .key{margin-left:10px;color:#aab0d6;font-size:12px;white-space:nowrap}
+.legend .key i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+.card table{background:transparent}
 """
 
 
@@ -146,7 +154,7 @@ def _doc(title: str, body: str) -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
     )
 
 
@@ -155,7 +163,8 @@ def _avatar_html(name: str) -> str:
     return f'<span class="av" style="background:hsl({hue} 55% 42%)" aria-hidden="true">{_e(initials)}</span>'
 
 
-def _bar(ratio: float) -> str:
+def waste_bar(ratio: float) -> str:
+    """A waste-share bar and its percentage (HTML)."""
     pct = min(100.0, max(0.0, 100.0 * float(ratio)))
     return (
         f'<span class="bar" role="img" aria-label="{pct:.1f}% wasted"><span style="width:{pct:.1f}%"></span></span>'
@@ -216,7 +225,14 @@ def board_page(
         )
         + "</div>"
     )
-    controls = f'<div class="controls">{toggle}{_week_nav(weeks, week, by)}</div>'
+    elsewhere = ""
+    if only is None:  # who sees everyone also sees the teams and the organisation
+        q = "?" + urlencode({"week": week.isoformat()}) if week else ""
+        elsewhere = (
+            '<div class="toggle" role="group" aria-label="pages"><a href="/" aria-current=page>Users</a>'
+            f'<a id="nav-teams" href="/teams{_e(q)}">Teams</a><a id="nav-org" href="/org{_e(q)}">Organisation</a></div>'
+        )
+    controls = f'<div class="controls">{elsewhere}{toggle}{_week_nav(weeks, week, by)}</div>'
     if week is None:
         subtitle = "No week has data yet: start a worker and send usage events."
     else:
@@ -250,7 +266,7 @@ def board_page(
                 f'<td class="team">{_e(team)}</td>'
                 f'<td class="num">{_e(fmt.tokens(r["total_tokens"]))}</td>'
                 f'<td class="num">{_e(fmt.tokens(r["effective_tokens"]))}</td>'
-                f'<td>{title}</td><td class="waste">{_bar(r["waste_ratio"])}</td>'
+                f'<td>{title}</td><td class="waste">{waste_bar(r["waste_ratio"])}</td>'
                 f'<td class="num">{_e(fmt.position(r, other))}</td>'
                 + (
                     f'<td class="num">{_e(fmt.tokens(r["value_tokens"]))}</td>'
@@ -271,9 +287,9 @@ def board_page(
     return _doc(title, _header(subtitle) + controls + f"<main>{content}</main>" + footer)
 
 
-def explain_page(report: Mapping[str, Any], *, weeks: Sequence[dt.date]) -> str:
-    """``Store.explain(user, week)`` as a page: the user's numbers, each waste rule with
-    counts and example events, and the outcomes."""
+def explain_page(report: Mapping[str, Any], *, weeks: Sequence[dt.date], charts: str = "") -> str:
+    """``Store.explain(user, week)`` as a page: the user's numbers, the trend ``charts``
+    (SVG, already escaped), each waste rule with counts and example events, and the outcomes."""
     user, week = str(report["user"]), report["week_start"]
     row = report["leaderboard"]
     back = f'<a href="{_e(board_path(week, "raw"))}">&larr; leaderboard of the week of {_e(week)}</a>'
@@ -289,8 +305,10 @@ def explain_page(report: Mapping[str, Any], *, weeks: Sequence[dt.date]) -> str:
     cards = [
         f'<div class="card" id="summary"><h2>{_avatar_html(user)} {_e(head)}</h2>'
         + "".join(f"<div>{_e(line)}</div>" for line in summary)
-        + f"<div>{_bar(row['waste_ratio'])}</div></div>"
+        + f"<div>{waste_bar(row['waste_ratio'])}</div></div>"
     ]
+    if charts:
+        cards.append(f'<div class="charts" id="trends">{charts}</div>')
     if not report["reasons"]:
         cards.append('<div class="card">Nothing was discounted.</div>')
     for r in report["reasons"]:

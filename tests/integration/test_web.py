@@ -267,6 +267,57 @@ def test_empty_week_and_user_pages(worker: Worker) -> None:
     assert status == 200 and f"nobody: no usage in the week of {worker.week}".encode() in body
 
 
+class TeamRows(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict[str, str | None]] = []
+        self.tags: set[str] = set()
+        self.charts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        a = dict(attrs)
+        if tag == "tr" and "data-team" in a:
+            self.rows.append(a)
+        if tag == "figure" and a.get("class") == "chart":
+            self.charts.append(str(a["id"]))
+
+
+def test_team_board_team_page_and_org_page(worker: Worker) -> None:
+    status, _, body = get(f"{worker.base}/teams?week={worker.week}")
+    page = TeamRows()
+    page.feed(body.decode())
+    assert status == 200 and [r["data-team"] for r in page.rows] == ["core", HOSTILE_TEAM]
+    assert "script" not in page.tags and "img" not in page.tags
+    assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in body.decode()
+    status, _, body = get(f"{worker.base}/teams?week={worker.week}&by=effective")
+    page = TeamRows()
+    page.feed(body.decode())
+    assert [r["data-effective-rank"] for r in page.rows] == ["1", "2"]
+    # The team page: members as on the user board (their sum is the team's row), three trend charts.
+    status, _, body = get(f"{worker.base}/team?name=core&week={worker.week}")
+    text = body.decode()
+    members = rows_of(body)
+    page = TeamRows()
+    page.feed(text)
+    assert status == 200 and [r["data-user"] for r in members.rows] == ["maxxer", *(f"honest-{i}" for i in range(5))]
+    core_total = 5 * 30_000 + sum(5 * (10_000 - 1500 * i) for i in range(5))
+    assert f"core: 6 members, {core_total:,} tokens, 150,000 judged wasted" in text
+    assert page.charts == ["team-tokens", "team-waste", "team-cost"]
+    assert 'data-series="failed_request" data-value="150000"' in text
+    status, _, body = get(f"{worker.base}/team?week={worker.week}")
+    assert status == 400 and b"name=TEAM is missing" in body
+    status, _, body = get(f"{worker.base}/org?week={worker.week}")
+    text = body.decode()
+    assert status == 200 and 'data-measure="wasted_cost_usd"' in text and 'data-reason="failed_request"' in text
+    assert f"{core_total + 15_000:,}" in text  # the organisation: core and the hostile name's team
+    # The user page has the user's trend too.
+    status, _, body = get(f"{worker.base}/user/maxxer?week={worker.week}")
+    page = TeamRows()
+    page.feed(body.decode())
+    assert page.charts == ["user-tokens", "user-waste", "user-cost"]
+
+
 def test_browser_effective_toggle_and_screenshot(worker: Worker) -> None:
     if not Path(CHROMIUM).exists():
         reason = "chromium is not installed"
@@ -305,6 +356,23 @@ def test_browser_effective_toggle_and_screenshot(worker: Worker) -> None:
             page.wait_for_url(re.compile(r".*/user/maxxer.*"))
             assert "failed_request" in page.inner_text("main")
             page.screenshot(path=str(ARTIFACTS / "explain-maxxer.png"), full_page=True)
+            # The team board and a team's trend, from the board's navigation.
+            page.goto(f"{worker.base}/", wait_until="load")
+            page.click("#nav-teams")
+            page.wait_for_url(re.compile(r".*/teams.*"))
+            teams = page.locator("#teams tbody tr").evaluate_all("rs => rs.map(r => r.dataset.team)")
+            assert teams == ["core", HOSTILE_TEAM]
+            page.click("#teams >> text=core")
+            page.wait_for_url(re.compile(r".*/team\?name=core.*"))
+            assert page.locator("#trends svg").count() == 3
+            assert page.locator("#team-waste rect[data-series=failed_request]").count() >= 1
+            assert page.locator("script").count() == 0
+            page.screenshot(path=str(ARTIFACTS / "team-core.png"), full_page=True)
+            page.click("#nav-org")
+            page.wait_for_url(re.compile(r".*/org.*"))
+            assert "failed_request" in page.inner_text("#waste")
+            page.screenshot(path=str(ARTIFACTS / "org.png"), full_page=True)
         finally:
             browser.close()
     assert (ARTIFACTS / "leaderboard-effective.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "team-core.png").stat().st_size > 10_000

@@ -51,6 +51,12 @@ class Board:
                     for r in reversed(rows)]  # fmt: skip
         return [r for r in rows if user is None or r["user"] == user][:top]
 
+    def table(self, name: str) -> str:
+        return f"`db`.`{name}`"
+
+    def query_rows(self, sql: str, parameters: Any = None) -> list[dict[str, Any]]:
+        return []  # the trends' and the team pages' reads (tested on chDB in test_store)
+
     def explain(self, user: str, week: dt.date) -> dict[str, Any]:
         self.calls.append(("explain", user))
         mine = [r for r in self.rows if r["user"] == user]
@@ -135,6 +141,26 @@ def test_a_non_admin_sees_only_their_own_row_and_page() -> None:
         assert store.calls == calls  # nothing of bob's was read
         admin = await s.serve("user", "/user/bob", as_user("boss"), "bob")
         assert admin.status == 200
+
+    asyncio.run(go())
+
+
+def test_team_and_organisation_pages_are_for_admins_only() -> None:
+    store = Board()
+    s = server(store)
+
+    async def go() -> None:
+        for page, path, query in (("teams", "/teams", {}), ("team", "/team", {"name": "core"}), ("org", "/org", {})):
+            calls = list(store.calls)
+            denied = await s.serve(page, path, as_user("alice", query))  # type: ignore[arg-type]
+            assert denied.status == 403 and "for admins" in denied.body and "/user/alice" in denied.body
+            assert "core" not in denied.body and store.calls == calls
+            shown = await s.serve(page, path, as_user("boss", query))  # type: ignore[arg-type]
+            assert shown.status == 200, shown.body
+        own = await s.serve("board", "/", as_user("alice"))
+        assert 'id="nav-teams"' not in own.body  # no link to what they may not see
+        everything = await s.serve("board", "/", as_user("boss"))
+        assert 'id="nav-teams" href="/teams?week=2026-11-16"' in everything.body
 
     asyncio.run(go())
 
