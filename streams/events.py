@@ -30,7 +30,7 @@ from faust.types import TP
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 
-from streams import web
+from streams import digest, web
 from streams.batches import Batcher, Stage
 from streams.consumer import BatchConsumer
 
@@ -130,6 +130,7 @@ def register(
     # /metrics, /healthz, /readyz and the leaderboard page; their store reads
     # run on the store thread.
     web.register(app, settings, pipeline, run_store, done_up_to)
+    digest.register(app, settings, pipeline)
 
     if stop_at is not None:
         targets = {p: o for p, o in stop_at.items() if o > 0}

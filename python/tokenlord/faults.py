@@ -13,7 +13,8 @@ Points, in the order a batch reaches them: ``start`` (before the first write
 of a batch), ``dlq`` (rejections produced and flushed to the dead-letter
 topic), then after each insert: ``_rejected``, ``_outcomes``, ``_events``,
 ``_hourly``, ``_weekly``, ``_waste``, ``_progress`` (the last write; the batch
-is acked after it). Restores write through the same points.
+is acked after it). Restores write through the same points. ``digest``: a
+weekly digest was posted (2xx) and is not recorded yet (tokenlord.digest).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tokenlord.errors import StoreError
 
 log = logging.getLogger("tokenlord.faults")
 
-POINTS = ("start", "dlq", "_rejected", "_outcomes", "_events", "_hourly", "_weekly", "_waste", "_progress")
+POINTS = ("start", "dlq", "_rejected", "_outcomes", "_events", "_hourly", "_weekly", "_waste", "_progress", "digest")
 
 
 def _split(text: str, sep: str, what: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from tokenlord import _core
 from tokenlord.errors import ConfigError
 from tokenlord.faults import parse_crash_at, parse_fail_writes
+from tokenlord.webhooks import Webhook, parse_webhooks
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
@@ -191,6 +192,18 @@ def _proxies(text: str) -> str:
     from tokenlord.web_access import parse_proxies
 
     parse_proxies(text)
+    return text
+
+
+def _webhooks(text: str) -> str:
+    parse_webhooks(text)
+    return text.strip()
+
+
+def _public_url(text: str) -> str:
+    text = text.strip()
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError("not an http(s) URL (example: https://tokens.example.com)")
     return text
 
 
@@ -518,6 +531,33 @@ FIELDS: tuple[Field, ...] = (
         _positive_int,
         has_flag=False,
     ),
+    # The weekly digest (tokenlord.digest; docs/operations.md, "The weekly digest")
+    Field(
+        "digest_webhooks",
+        "",
+        "Where the worker posts the weekly digest when a week becomes final: NAME=KIND:URL entries, comma-separated "
+        "(KIND json or slack; NAME keys the once-per-week record). Environment only (no flag), masked; or use "
+        "TOKENLORD_DIGEST_WEBHOOKS_FILE. Empty: no digest.",
+        _webhooks,
+        secret=True,
+        has_flag=False,
+    ),
+    Field(
+        "digest_webhooks_file", "", "File holding TOKENLORD_DIGEST_WEBHOOKS (e.g. a mounted secret).", _readable_file
+    ),
+    Field("digest_interval", "1m", "How often the worker looks for weeks whose digest is due.", parse_duration_ms),
+    Field(
+        "digest_lookback",
+        "14d",
+        "Digests are posted for weeks that ended at most this long ago (enabling a webhook does not post history).",
+        parse_duration_ms,
+    ),
+    Field(
+        "web_public_url",
+        "",
+        "The pages' address as readers reach it (e.g. https://tokens.example.com), for links in the digest.",
+        _public_url,
+    ),
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
     Field(
@@ -703,6 +743,11 @@ class Settings:
     tokenizer_dir: str = ""
     gateway_send_text: bool = False
     gateway_queue_size: int = 10_000
+    digest_webhooks: str = ""
+    digest_webhooks_file: str = ""
+    digest_interval: int = 60_000
+    digest_lookback: int = 1_209_600_000
+    web_public_url: str = ""
     kafka_home: str = "./var/kafka"
     kafka_port: int = 9092
     web_port: int = 6066
@@ -765,6 +810,8 @@ class Settings:
             raise ConfigError("set TOKENLORD_WORKER_PASSWORD or TOKENLORD_WORKER_PASSWORD_FILE, not both.")
         if settings.fingerprint_key and settings.fingerprint_key_file:
             raise ConfigError("set TOKENLORD_FINGERPRINT_KEY or TOKENLORD_FINGERPRINT_KEY_FILE, not both.")
+        if settings.digest_webhooks and settings.digest_webhooks_file:
+            raise ConfigError("set TOKENLORD_DIGEST_WEBHOOKS or TOKENLORD_DIGEST_WEBHOOKS_FILE, not both.")
         if settings.web_token and settings.web_token_file:
             raise ConfigError("set TOKENLORD_WEB_TOKEN or TOKENLORD_WEB_TOKEN_FILE, not both.")
         from tokenlord.web_access import Access
@@ -834,6 +881,20 @@ class Settings:
                     f"TOKENLORD_WEB_TOKEN_FILE={self.web_token_file!r}: cannot read it ({exc.strerror})."
                 ) from None
         return self.web_token
+
+    def digest_hooks(self) -> tuple[Webhook, ...]:
+        """The digest's webhooks (environment or file; none when unset)."""
+        text, name = self.digest_webhooks, "TOKENLORD_DIGEST_WEBHOOKS"
+        if self.digest_webhooks_file:
+            name = f"TOKENLORD_DIGEST_WEBHOOKS_FILE={self.digest_webhooks_file!r}"
+            try:
+                text = Path(self.digest_webhooks_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}: cannot read it ({exc.strerror}).") from None
+        try:
+            return parse_webhooks(text)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}.") from None
 
     # Derived views of the settings ------------------------------------------------
 

@@ -223,7 +223,7 @@ WORKER_GRANT = (
     "GRANT INSERT, SELECT ON `tokenlord`.`_events`, INSERT, SELECT ON `tokenlord`.`_hourly`, "
     "INSERT, SELECT ON `tokenlord`.`_weekly`, INSERT, SELECT ON `tokenlord`.`_waste`, "
     "INSERT ON `tokenlord`.`_rejected`, INSERT, SELECT ON `tokenlord`.`_outcomes`, "
-    "INSERT, SELECT ON `tokenlord`.`_progress`, "
+    "INSERT, SELECT ON `tokenlord`.`_progress`, INSERT, SELECT ON `tokenlord`.`_digests`, "
     + ", ".join(f"SELECT ON `tokenlord`.`{v}`" for v in VIEWS)
     + " TO `tokenlord_worker` WITH REPLACE OPTION"
 )

@@ -914,6 +914,19 @@ def test_a_worker_needs_exactly_the_worker_users_grants(store: Any, monkeypatch:
     store.leaderboard()
     store.leaderboard(WEEK1, by="effective")
     store.explain("ann", WEEK1)
+    # The team and organisation pages, and the weekly digest (reads, its record)
+    from tokenlord import digest
+    from tokenlord.store import boards
+
+    _team_story(store)
+    boards.team_board(store, WEEK1)
+    boards.members(store, WEEK1, "red")
+    boards.trend(store, team="red")
+    week0 = WEEK1 - dt.timedelta(days=7)
+    store.write_batch(batch(weekly_rows=[weekly("zed", 10, week=week0, final=1)]), "tokenlord.events", t0)
+    hooks = digest.parse_webhooks("a=json:http://127.0.0.1:9/x")
+    sent = digest.Digester(store, hooks, post=lambda *_: 200, clock=lambda: ms(WEEK2, 30) / 1000).run_once()
+    assert sent == [(week0, "a", "sent")]
     assert rec.commands == []
     assert rec.inserted == set(access.WORKER_INSERT)
     views = rec.selected & set(st.PUBLIC_VIEWS)
@@ -1367,3 +1380,112 @@ def test_team_board_and_org_summary_on_the_command_line(
     assert summary["row"]["users"] == 6 and len(summary["history"]) == 1
     assert main(["org", "--week", "2020-01-06"]) == 0
     assert capsys.readouterr().out.startswith("no usage recorded for the week of 2020-01-06")
+
+
+# ---- the weekly digest (tokenlord.digest) ------------------------------------------------
+
+
+class Hooks:
+    """A local HTTP server standing in for webhooks: records every post; answers
+    each path's next status from ``fail`` (then 200)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
+        self.fail: dict[str, list[int]] = {}
+        hooks = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hooks.posts.append((self.path, dict(self.headers), body))
+                statuses = hooks.fail.get(self.path) or [200]
+                status = statuses.pop(0)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_the_digest_goes_once_per_week_and_webhook_and_retries_with_backoff(store: Any) -> None:
+    import orjson
+    from tokenlord import digest
+
+    _team_story(store)
+    hooks = Hooks()
+    try:
+        hooks.fail["/chat"] = [500, 503]
+        webhooks = digest.parse_webhooks(f"bi=json:{hooks.url}/bi, chat=slack:{hooks.url}/chat")
+        now = [ms(WEEK2, 30) / 1000]
+        d = digest.Digester(store, webhooks, clock=lambda: now[0], page_url="https://tl.example/")
+        # WEEK1 is final (the watermark passed its end + grace), WEEK2 is not.
+        assert sorted(d.run_once()) == [(WEEK1, "bi", "sent"), (WEEK1, "chat", "failed: HTTP 500")]
+        assert d.run_once() == []  # chat waits for its backoff; bi is recorded
+        now[0] += digest.BACKOFF_FIRST_S
+        assert d.run_once() == [(WEEK1, "chat", "failed: HTTP 503")]
+        now[0] += digest.BACKOFF_FIRST_S  # the backoff doubled: not yet
+        assert d.run_once() == []
+        now[0] += digest.BACKOFF_FIRST_S
+        assert d.run_once() == [(WEEK1, "chat", "sent")]
+        # A second worker (or a restart) finds the records and posts nothing.
+        again = digest.Digester(store, webhooks, clock=lambda: now[0])
+        assert again.run_once() == []
+        assert [p for p, _, _ in hooks.posts] == ["/bi", "/chat", "/chat", "/chat"]
+        _, headers, body = hooks.posts[0]
+        assert headers["Idempotency-Key"] == f"tokenlord-digest-{WEEK1}-bi"
+        sent = orjson.loads(body)
+        assert sent["kind"] == "tokenlord.weekly_digest" and sent["id"] == headers["Idempotency-Key"]
+        assert [r["user"] for r in sent["top_raw"]] == [r["user"] for r in store.leaderboard(WEEK1, 10)]
+        assert [r["user"] for r in sent["top_effective"]][:1] == ["cy"]
+        assert {r["reason"] for r in sent["waste"]} == {"failed_request"}
+        assert sent["org"]["wasted_cost_usd"] > 0 and sent["link"] == f"https://tl.example/?week={WEEK1}"
+        slack = orjson.loads(hooks.posts[-1][2])
+        assert "*Token Lord — week of 2026-11-16 is final*" in slack["text"]
+        assert "<https://tl.example/?week=2026-11-16|The leaderboard>" in slack["text"]
+        rows = view(store, "_digests")
+        assert sorted((r["week_start"], r["webhook"], r["status"]) for r in rows) == [
+            (WEEK1, "bi", 200), (WEEK1, "chat", 200)
+        ]  # fmt: skip
+    finally:
+        hooks.close()
+
+
+def test_slack_digests_keep_names_from_becoming_links_or_mentions() -> None:
+    from tokenlord import digest
+
+    d = {"week_start": "2026-11-16", "org": None, "previous": None, "movers": {"up": [], "down": []},
+         "top_raw": [{"rank": 1, "user": "<!channel> <https://evil|x>", "team": "", "total_tokens": 5}],
+         "top_effective": [], "waste": [], "value_leaders": [], "teams": [], "link": ""}  # fmt: skip
+    import orjson
+
+    text = orjson.loads(digest.slack_body(d, "k"))["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt; &lt;https://evil|x&gt;" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("chat=slack", "expected NAME=KIND:URL"),
+        ("chat=teams:https://x", "kind 'teams' is not json or slack"),
+        ("chat=json:ftp://x", "must start with http"),
+        ("a b=json:https://x", "use 1-64 letters"),
+        ("a=json:https://x,a=slack:https://y", "given twice"),
+    ],
+)
+def test_bad_webhook_settings_say_what_is_wrong(text: str, message: str) -> None:
+    from tokenlord import digest
+
+    with pytest.raises(ValueError, match=message):
+        digest.parse_webhooks(text)
+    assert digest.parse_webhooks(" ") == ()
+    assert "https" not in repr(digest.parse_webhooks("a=json:https://secret.example/x")[0])

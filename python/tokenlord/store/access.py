@@ -53,10 +53,12 @@ __all__ = [
 ]
 
 PASSWORD_PARAM: Final = "bi_password"
-#: Tables a worker inserts into (Store.write_batch).
-WORKER_INSERT: Final = ("_events", "_hourly", "_weekly", "_waste", "_rejected", "_outcomes", "_progress")
-#: Tables a worker reads directly (restore, the pages' week list and audit trail); views besides.
-WORKER_SELECT: Final = ("_events", "_hourly", "_weekly", "_waste", "_outcomes", "_progress")
+#: Tables a worker inserts into (Store.write_batch, Store.record_digest).
+WORKER_INSERT: Final = (
+    "_events", "_hourly", "_weekly", "_waste", "_rejected", "_outcomes", "_progress", "_digests",
+)  # fmt: skip
+#: Tables a worker reads directly (restore, the pages' week list and audit trail, digests sent); views besides.
+WORKER_SELECT: Final = ("_events", "_hourly", "_weekly", "_waste", "_outcomes", "_progress", "_digests")
 #: The user's settings: read-only queries; a BI client may still set its query timeout.
 BI_SETTINGS: Final = "readonly = 1, max_execution_time CHANGEABLE_IN_READONLY"
 

@@ -22,7 +22,7 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -346,16 +346,24 @@ class Store:
         beside this store's writes instead of waiting for them. Read-only
         (``readonly=2``); close it on its own. chDB: another connection to the same
         engine (chdb.connect: concurrent queries on separate connections are safe)."""
+        return self._sibling({"readonly": 2})
+
+    def sibling(self) -> Store:
+        """Another store on its own connection, for work beside the batches' writes that
+        also writes (the weekly digest's records); close it on its own."""
+        return self._sibling({})
+
+    def _sibling(self, settings: dict[str, Any]) -> Store:
         if self._chdb_path is not None:
             path = self._chdb_path
-            client = clickhouse_connect.get_client(interface="chdb", path=path, settings={"readonly": 2})
+            client = clickhouse_connect.get_client(interface="chdb", path=path, settings=settings)
             return type(self)(client, self._db_name)
         if self._connect_params is None:
-            raise StoreError("this store was not opened by Store.connect: no reader connection")
+            raise StoreError("this store was not opened by Store.connect: no second connection")
         try:
-            client = clickhouse_connect.get_client(**self._connect_params, settings={"readonly": 2})
+            client = clickhouse_connect.get_client(**self._connect_params, settings=settings)
         except ClickHouseError as exc:
-            raise StoreError(f"cannot open a read connection to ClickHouse: {exc}") from exc
+            raise StoreError(f"cannot open a second connection to ClickHouse: {exc}") from exc
         return type(self)(client, self._db_name)
 
     @property
@@ -440,6 +448,11 @@ class Store:
             column_oriented=True,
             settings=_INSERT_SETTINGS,
         )
+
+    def record_digest(self, week: date, webhook: str, digest_id: str, sent_at: datetime, status: int) -> None:
+        """Records that the digest of ``week`` reached ``webhook`` (tokenlord.digest)."""
+        row = (week, webhook, digest_id, sent_at, status)
+        self._insert("_digests", schema.DIGESTS_COLUMNS, [[v] for v in row])
 
     def write_batch(
         self,

@@ -142,6 +142,15 @@ PROGRESS_COLUMNS: Final[Columns] = (
     ("version", "UInt64"),
 )
 
+# One row per weekly digest posted (tokenlord.digest): the record that makes it once per week and webhook.
+DIGESTS_COLUMNS: Final[Columns] = (
+    ("week_start", "Date"),
+    ("webhook", "String"),
+    ("digest_id", "String"),
+    ("sent_at", "DateTime64(3, 'UTC')"),
+    ("status", "UInt16"),
+)
+
 TITLES_COLUMNS: Final[Columns] = (
     ("rank", "UInt32"),
     ("title", "String"),
@@ -194,7 +203,7 @@ PUBLIC_VIEWS: Final = (
     "waste_cost_weekly", "team_weekly", "org_weekly",
 )  # fmt: skip
 INTERNAL_TABLES: Final = (
-    "_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes", "_progress",
+    "_events", "_hourly", "_weekly", "_waste", "_rejected", "_titles", "_outcomes", "_progress", "_digests",
 )  # fmt: skip
 
 
@@ -306,6 +315,14 @@ ORDER BY (`user`, event_id, session_id, outcome, ts)"""
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY (src_topic, src_partition)"""
+    )
+    # A digest posted twice (a worker killed between the post and this row) keeps one row.
+    stmts.append(
+        f"""CREATE TABLE IF NOT EXISTS {t("_digests")} (
+    {_cols(DIGESTS_COLUMNS)}
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (week_start, webhook)"""
     )
     stmts.append(
         f"""CREATE TABLE IF NOT EXISTS {t("_titles")} (

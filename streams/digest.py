@@ -1,0 +1,61 @@
+"""The weekly digest in the worker (tokenlord.digest does the work): a Faust timer
+that, on the worker holding partition 0 of the events topic (the consumer group
+gives it to exactly one member), posts the digests of weeks that became final.
+
+The posts and their store reads and records run on their own thread and their
+own ClickHouse connection: a slow or failing webhook never delays a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from faust.types import TP
+from tokenlord.digest import Digester
+from tokenlord.pipeline import Pipeline
+from tokenlord.settings import Settings
+
+log = logging.getLogger("tokenlord.digest")
+
+
+def holds_partition_0(app: faust.App, topic: str) -> bool:
+    try:
+        return TP(topic, 0) in app.consumer.assignment()
+    except Exception:  # consumer not started yet, or stopping
+        return False
+
+
+def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
+    """Adds the digest timer to ``app`` when TOKENLORD_DIGEST_WEBHOOKS names any webhook."""
+    hooks = settings.digest_hooks()
+    if not hooks:
+        return
+    thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-digest")
+    state: dict[str, Any] = {}
+
+    def run_once() -> list[Any]:
+        digester = state.get("digester")
+        if digester is None:
+            digester = state["digester"] = Digester(
+                pipeline.store.sibling(),
+                hooks,
+                lookback_days=settings.digest_lookback // 86_400_000,
+                page_url=settings.web_public_url,
+                after_post=lambda: pipeline.faults.reached("digest"),
+            )
+        return digester.run_once()
+
+    @app.timer(interval=settings.digest_interval / 1000)  # type: ignore[untyped-decorator]
+    async def digest_timer() -> None:
+        if not holds_partition_0(app, settings.events_topic):
+            return
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(thread, run_once), 120)
+        except Exception as exc:  # the store or a webhook: try again at the next tick
+            log.warning("weekly digest: %s", str(exc)[:300])
+
+    log.info("weekly digest to %s", ", ".join(str(h) for h in hooks))
