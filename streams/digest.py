@@ -47,7 +47,9 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
                 page_url=settings.web_public_url,
                 after_post=lambda: pipeline.faults.reached("digest"),
             )
-        return digester.run_once()
+        done = digester.run_once()
+        pipeline.stats.digest_checked([outcome for _, _, outcome in done])
+        return done
 
     @app.timer(interval=settings.digest_interval / 1000)  # type: ignore[untyped-decorator]
     async def digest_timer() -> None:

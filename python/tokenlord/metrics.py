@@ -59,6 +59,12 @@ METRICS: dict[str, tuple[str, str]] = {
     ),
     "tokenlord_restores": ("counter", "Partition states rebuilt from the store (at assignment)."),
     "tokenlord_messages_replayed": ("counter", "Messages skipped as already applied (below a restored progress)."),
+    "tokenlord_digest_checks": (
+        "counter",
+        "Looks for weekly digests due (only on the worker holding partition 0 of the events topic).",
+    ),
+    "tokenlord_digests_sent": ("counter", "Weekly digests posted to a webhook and recorded."),
+    "tokenlord_digest_failures": ("counter", "Weekly digest posts that failed (retried with backoff)."),
     "tokenlord_batch_messages": ("histogram", "Messages per usage batch."),
     "tokenlord_flush_seconds": ("histogram", "Seconds to handle a usage batch: core call, DLQ and store writes."),
     "tokenlord_last_flush_timestamp_seconds": ("gauge", "When the last usage batch was durably written (epoch s)."),
@@ -148,6 +154,9 @@ class WorkerCollector(Collector):
         yield _counter("tokenlord_dead_letters_parked", s.dead_letters_parked)
         yield _counter("tokenlord_restores", s.restores)
         yield _counter("tokenlord_messages_replayed", s.replayed)
+        yield _counter("tokenlord_digest_checks", s.digest_checks)
+        yield _counter("tokenlord_digests_sent", s.digests_sent)
+        yield _counter("tokenlord_digest_failures", s.digest_failures)
         yield _histogram("tokenlord_batch_messages", s.batch_messages)
         yield _histogram("tokenlord_flush_seconds", s.flush_seconds)
 

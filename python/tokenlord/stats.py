@@ -88,6 +88,9 @@ class Stats:
     state_size: dict[str, int] = field(default_factory=dict)  # Core.state_size() after the last batch
     # Set while a store/DLQ write is failing and being retried (readiness), with the error.
     failing: str = ""
+    digest_checks: int = 0  # looks for due weekly digests (on the worker holding events partition 0)
+    digests_sent: int = 0
+    digest_failures: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, batch: Batch, messages: int, *, otlp: bool = False) -> None:
@@ -112,6 +115,13 @@ class Stats:
             self.outcomes_rejected += len(rejected_reasons)
             for reason in rejected_reasons:
                 self.outcomes_rejected_by_reason[reason] = self.outcomes_rejected_by_reason.get(reason, 0) + 1
+
+    def digest_checked(self, outcomes: Sequence[str]) -> None:
+        """One look for due digests and what each post attempt came to (``sent`` or ``failed: ...``)."""
+        with self.lock:
+            self.digest_checks += 1
+            self.digests_sent += sum(o == "sent" for o in outcomes)
+            self.digest_failures += sum(o != "sent" for o in outcomes)
 
     def flushed(self, seconds: float, at: float, state_size: dict[str, int]) -> None:
         with self.lock:
