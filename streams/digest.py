@@ -16,6 +16,8 @@ from typing import Any
 import faust
 from faust.types import TP
 from tokenlord.digest import Digester
+from tokenlord.kafka.admin import end_offsets
+from tokenlord.kafka.security import client_config
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 
@@ -35,6 +37,7 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
     if not hooks:
         return
     thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-digest")
+    kafka = client_config(settings)
     state: dict[str, Any] = {}
 
     def run_once() -> list[Any]:
@@ -43,6 +46,9 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
             digester = state["digester"] = Digester(
                 pipeline.store.sibling(),
                 hooks,
+                topic=settings.events_topic,
+                end_offsets=lambda: end_offsets(kafka, settings.events_topic, timeout=20),
+                grace_ms=settings.grace,
                 lookback_days=settings.digest_lookback // 86_400_000,
                 page_url=settings.web_public_url,
                 after_post=lambda: pipeline.faults.reached("digest"),

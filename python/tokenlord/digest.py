@@ -182,6 +182,9 @@ class Digester:
         store: Reads,
         webhooks: Sequence[Webhook],
         *,
+        topic: str,
+        end_offsets: Callable[[], Mapping[int, int]],
+        grace_ms: int,
         lookback_days: int = 14,
         page_url: str = "",
         post: Callable[[str, bytes, Mapping[str, str]], int] = http_post,
@@ -190,6 +193,9 @@ class Digester:
     ) -> None:
         self.store = store
         self.webhooks = tuple(webhooks)
+        self.topic = topic
+        self.end_offsets = end_offsets
+        self.grace_ms = grace_ms
         self.lookback_days = lookback_days
         self.page_url = page_url
         self.post = post
@@ -211,6 +217,9 @@ class Digester:
         ]
         if not weeks:
             return []
+        weeks = [w for w in weeks if self._settled(w)]
+        if not weeks:
+            return []
         sent = {
             (r["week_start"], r["webhook"])
             for r in self.store.query_rows(
@@ -219,6 +228,34 @@ class Digester:
             )
         }
         return [(w, h) for w in weeks for h in self.webhooks if (w, h.name) not in sent]
+
+    def _settled(self, week: dt.date) -> bool:
+        """Every partition of the events topic is past ``week``: its stored watermark
+        passed the week's end + grace (no event can change the week there any more),
+        or it holds no event and was consumed to its end. ``final`` rows alone do not
+        say it: a partition not consumed yet (a backlog after downtime) has no rows."""
+        ends = self.end_offsets()
+        closes = dt.datetime.combine(week + dt.timedelta(days=7), dt.time(), dt.UTC).timestamp() * 1000
+        closes += self.grace_ms
+        marks = {
+            int(r["p"]): float(r["wm"])
+            for r in self.store.query_rows(
+                f"SELECT src_partition AS p, toUnixTimestamp(max(hour)) * 1000 AS wm "
+                f"FROM {self.store.table('_hourly')} GROUP BY p"
+            )
+        }
+        progress = {
+            int(r["p"]): int(r["next"])
+            for r in self.store.query_rows(
+                f"SELECT src_partition AS p, max(next_offset) AS next FROM {self.store.table('_progress')} "
+                "WHERE src_topic = {topic:String} GROUP BY p",
+                {"topic": self.topic},
+            )
+        }
+        # An hourly cell says an event at or after its hour start: a week may wait up to an hour more.
+        return all(
+            marks[p] >= closes if p in marks else progress.get(p, 0) >= end for p, end in ends.items() if end > 0
+        )
 
     def run_once(self) -> list[tuple[dt.date, str, str]]:
         """Posts every due digest whose backoff has passed; returns (week, webhook, outcome) per attempt."""

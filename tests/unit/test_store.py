@@ -925,7 +925,8 @@ def test_a_worker_needs_exactly_the_worker_users_grants(store: Any, monkeypatch:
     week0 = WEEK1 - dt.timedelta(days=7)
     store.write_batch(batch(weekly_rows=[weekly("zed", 10, week=week0, final=1)]), "tokenlord.events", t0)
     hooks = digest.parse_webhooks("a=json:http://127.0.0.1:9/x")
-    sent = digest.Digester(store, hooks, post=lambda *_: 200, clock=lambda: ms(WEEK2, 30) / 1000).run_once()
+    at = ms(WEEK2, 30) / 1000
+    sent = digest.Digester(store, hooks, post=lambda *_: 200, clock=lambda: at, **_digest_kw({0: 1})).run_once()
     assert sent == [(week0, "a", "sent")]
     assert rec.commands == []
     assert rec.inserted == set(access.WORKER_INSERT)
@@ -1385,41 +1386,14 @@ def test_team_board_and_org_summary_on_the_command_line(
 # ---- the weekly digest (tokenlord.digest) ------------------------------------------------
 
 
-class Hooks:
-    """A local HTTP server standing in for webhooks: records every post; answers
-    each path's next status from ``fail`` (then 200)."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        self.posts: list[tuple[str, dict[str, str], bytes]] = []
-        self.fail: dict[str, list[int]] = {}
-        hooks = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hooks.posts.append((self.path, dict(self.headers), body))
-                statuses = hooks.fail.get(self.path) or [200]
-                status = statuses.pop(0)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
+def _digest_kw(ends: dict[int, int]) -> dict[str, Any]:
+    return {"topic": "tokenlord.events", "end_offsets": lambda: ends, "grace_ms": HOUR}
 
 
 def test_the_digest_goes_once_per_week_and_webhook_and_retries_with_backoff(store: Any) -> None:
     import orjson
     from tokenlord import digest
+    from webhook_server import Hooks
 
     _team_story(store)
     hooks = Hooks()
@@ -1427,7 +1401,11 @@ def test_the_digest_goes_once_per_week_and_webhook_and_retries_with_backoff(stor
         hooks.fail["/chat"] = [500, 503]
         webhooks = digest.parse_webhooks(f"bi=json:{hooks.url}/bi, chat=slack:{hooks.url}/chat")
         now = [ms(WEEK2, 30) / 1000]
-        d = digest.Digester(store, webhooks, clock=lambda: now[0], page_url="https://tl.example/")
+        ends = {0: 18}
+        d = digest.Digester(store, webhooks, clock=lambda: now[0], page_url="https://tl.example/", **_digest_kw(ends))
+        ends[1] = 5  # a partition with messages not consumed yet: no week is settled
+        assert d.run_once() == []
+        del ends[1]
         # WEEK1 is final (the watermark passed its end + grace), WEEK2 is not.
         assert sorted(d.run_once()) == [(WEEK1, "bi", "sent"), (WEEK1, "chat", "failed: HTTP 500")]
         assert d.run_once() == []  # chat waits for its backoff; bi is recorded
@@ -1438,7 +1416,7 @@ def test_the_digest_goes_once_per_week_and_webhook_and_retries_with_backoff(stor
         now[0] += digest.BACKOFF_FIRST_S
         assert d.run_once() == [(WEEK1, "chat", "sent")]
         # A second worker (or a restart) finds the records and posts nothing.
-        again = digest.Digester(store, webhooks, clock=lambda: now[0])
+        again = digest.Digester(store, webhooks, clock=lambda: now[0], **_digest_kw(ends))
         assert again.run_once() == []
         assert [p for p, _, _ in hooks.posts] == ["/bi", "/chat", "/chat", "/chat"]
         _, headers, body = hooks.posts[0]
