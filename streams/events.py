@@ -30,7 +30,7 @@ from faust.types import TP
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 
-from streams import digest, web
+from streams import budgets, digest, web
 from streams.batches import Batcher, Stage
 from streams.consumer import BatchConsumer
 
@@ -129,7 +129,7 @@ def register(
 
     # /metrics, /healthz, /readyz and the leaderboard page; their store reads
     # run on the store thread.
-    web.register(app, settings, pipeline, run_store, done_up_to)
+    web.register(app, settings, pipeline, run_store, done_up_to, budgets.register(app, settings, pipeline))
     digest.register(app, settings, pipeline)
 
     if stop_at is not None:

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 from tokenlord import __version__
 from tokenlord import metrics as m
+from tokenlord.budgets import BudgetUse
 from tokenlord.page_cache import Limiter, PageCache
 from tokenlord.page_server import QUERY_TIMEOUT, Page, PageServer, PageStore, Reads
 from tokenlord.page_server import masked as _masked
@@ -84,11 +85,14 @@ def register(
     pipeline: Pipeline,
     run: Run,
     done_up_to: Mapping[tuple[str, int], int],
+    budget_uses: Callable[[], Sequence[BudgetUse]] = lambda: (),
 ) -> None:
     """Adds the endpoints above to ``app``. ``run(fn, *args)`` runs ``fn`` on the
     pipeline thread; ``done_up_to``: (topic, partition) → next offset to process."""
     lag = Lag(app, (settings.events_topic, settings.outcomes_topic, *filter(None, [settings.otlp_topic])), done_up_to)
-    registry = m.make_registry(m.WorkerCollector(pipeline.stats.snapshot, lag, version=__version__))
+    registry = m.make_registry(
+        m.WorkerCollector(pipeline.stats.snapshot, lag, version=__version__, budgets=budget_uses)
+    )
     state = {"assigned": False}
     store = pipeline.store
 
@@ -113,6 +117,8 @@ def register(
         page_store,
         cache=PageCache(settings.web_cache / 1000),
         limiter=Limiter(settings.web_max_requests),
+        budgets=settings.budget_list(),
+        budget_warn_pct=settings.budget_warn_pct,
     )
 
     async def serve(view: View, request: Request, page: Page, user: str | None = None) -> Response:

@@ -150,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
     og.add_argument("--weeks", type=_positive, default=8, help="weeks to compare with, this one included")
     og.add_argument("--format", choices=("table", "json"), default="table")
 
+    bg = sub.add_parser("budgets", parents=[parent], help="what each weekly budget (TOKENLORD_BUDGETS) has used")
+    bg.add_argument("--week", default="current", help="current | last | YYYY-MM-DD (any day of the week)")
+    bg.add_argument("--format", choices=("table", "json"), default="table")
+
     ex = sub.add_parser("explain", parents=[parent], help="why a user's tokens were discounted (audit trail)")
     ex.add_argument("user")
     ex.add_argument("--week", default="current", help="current | last | YYYY-MM-DD (any day of the week)")
@@ -269,6 +273,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return _cmd_team_board(args, settings) if args.group == "team" else _cmd_leaderboard(args, settings)
     if cmd == "org":
         return _cmd_org(args, settings)
+    if cmd == "budgets":
+        return _cmd_budgets(args, settings)
     if cmd == "produce":
         from tokenlord.kafka.produce import produce_files
 
@@ -450,6 +456,39 @@ def _cmd_org(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.write(orjson.dumps(summary, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write(org_text(summary))
+    return 0
+
+
+def _cmd_budgets(args: argparse.Namespace, settings: Settings) -> int:
+    import orjson
+
+    from tokenlord.budgets import state, usage
+    from tokenlord.store import open_store
+
+    budgets = settings.budget_list()
+    if not budgets:
+        raise ConfigError("no budgets: set TOKENLORD_BUDGETS (e.g. team:platform=50M,user:ann=$200) or its _FILE")
+    week = resolve_week(args.week)
+    uses = usage(open_store(settings), budgets, week)
+    rows: list[dict[str, Any]] = [
+        {"kind": u.budget.kind, "name": u.budget.name, "unit": u.budget.unit, "limit": u.budget.limit,
+         "used": u.used, "ratio": u.ratio, "state": state(u.ratio, settings.budget_warn_pct)}
+        for u in uses
+    ]  # fmt: skip
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps({"week_start": week, "budgets": rows}, default=str).decode() + "\n")
+        return 0
+    lines = [f"Budgets — week of {week}", f"{'':<6}{'name':<24}{'used':>16}{'budget':>16}{'used %':>9}  state"]
+    for u in uses:
+
+        def show(v: float, usd: bool = u.budget.unit == "usd") -> str:
+            return f"${v:,.2f}" if usd else f"{v:,.0f}"
+
+        lines.append(
+            f"{u.budget.kind:<6}{fmt.printable(u.budget.name or '(no team)')[:24]:<24}{show(u.used):>16}"
+            f"{show(u.budget.limit):>16}{100 * u.ratio:>8.1f}%  {state(u.ratio, settings.budget_warn_pct)}"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

@@ -12,7 +12,7 @@ docs/operations.md lists the metrics; a unit test checks that list against
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -25,6 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from tokenlord.budgets import BudgetUse
 from tokenlord.stats import Distribution, Stats
 
 __all__ = ["CONTENT_TYPE", "METRICS", "PartitionLag", "WorkerCollector", "make_registry", "render"]
@@ -76,6 +77,9 @@ METRICS: dict[str, tuple[str, str]] = {
         "Position per assigned partition: every message below this offset is durably written.",
     ),
     "tokenlord_partitions_assigned": ("gauge", "Partitions of each topic assigned to this worker."),
+    "tokenlord_budget_limit": ("gauge", "A weekly budget of TOKENLORD_BUDGETS (tokens or USD, see unit)."),
+    "tokenlord_budget_used": ("gauge", "What the budget's user or team spent this week (raw tokens or USD)."),
+    "tokenlord_budget_used_ratio": ("gauge", "Spent / budget this week (1 = all of it)."),
     "tokenlord_build": ("info", "tokenlord version of this worker."),
 }
 
@@ -124,6 +128,7 @@ class WorkerCollector(Collector):
     ``stats``: returns a consistent copy (``Pipeline.stats.snapshot``).
     ``lag``: returns per assigned partition its lag, or None when the consumer
     does not know yet (then no lag series are exported).
+    ``budgets``: the budgets' use this week, as last read (none: no budget series).
     """
 
     def __init__(
@@ -131,10 +136,12 @@ class WorkerCollector(Collector):
         stats: Callable[[], Stats],
         lag: Callable[[], Iterable[PartitionLag] | None] = lambda: None,
         version: str = "",
+        budgets: Callable[[], Sequence[BudgetUse]] = lambda: (),
     ) -> None:
         self._stats = stats
         self._lag = lag
         self._version = version
+        self._budgets = budgets
 
     def collect(self) -> Iterator[Metric]:
         s = self._stats()
@@ -191,6 +198,18 @@ class WorkerCollector(Collector):
             yield lag
             yield written
             yield assigned
+
+        uses = self._budgets()
+        if uses:
+            labels = ["kind", "name", "unit"]
+            fams = [_family(n, labels) for n in ("tokenlord_budget_limit", "tokenlord_budget_used",
+                                                   "tokenlord_budget_used_ratio")]  # fmt: skip
+            for u in uses:
+                values = (u.budget.limit, u.used, u.ratio)
+                for fam, value in zip(fams, values, strict=True):
+                    assert isinstance(fam, GaugeMetricFamily)
+                    fam.add_metric([u.budget.kind, u.budget.name, u.budget.unit], value)
+            yield from fams
 
         yield InfoMetricFamily("tokenlord_build", METRICS["tokenlord_build"][1], value={"version": self._version})
 

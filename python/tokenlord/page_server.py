@@ -19,13 +19,16 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 from urllib.parse import urlencode
 
 from tokenlord import pages, team_pages
+from tokenlord.budgets import Budget
+from tokenlord.budgets import state as budget_state
+from tokenlord.budgets import usage as budget_usage
 from tokenlord.page_cache import Limiter, PageCache, cache_key
 from tokenlord.report import Ranking
 from tokenlord.store import boards
@@ -99,6 +102,8 @@ class PageServer:
         cache: PageCache,
         limiter: Limiter,
         today: Callable[[], dt.date | None] = lambda: None,
+        budgets: Sequence[Budget] = (),
+        budget_warn_pct: int = 80,
     ) -> None:
         self.access = access
         self.reads = reads
@@ -106,6 +111,8 @@ class PageServer:
         self.cache = cache
         self.limiter = limiter
         self._today = today
+        self.budgets = tuple(budgets)
+        self.budget_warn_pct = budget_warn_pct
         # Password hashes (scrypt: ~16 MiB, tens of ms each) run off the event loop, which also
         # heartbeats the consumer group, and one at a time: a flood of wrong passwords costs one core.
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-auth") if access.mode == "basic" else None
@@ -172,19 +179,31 @@ class PageServer:
             return await self._team(query)
         return await self._org(query)
 
+    def _badges(self, kind: str, week: dt.date | None, shown: set[str]) -> dict[str, str]:
+        """Budget marks (HTML) of the ``shown`` users or teams that are near or over."""
+        mine = [b for b in self.budgets if b.kind == kind and b.name in shown]
+        if week is None or not mine:
+            return {}
+        return {
+            u.budget.name: pages.budget_badge(u.ratio, str(u.budget), budget_state(u.ratio, self.budget_warn_pct))
+            for u in budget_usage(self.store, mine, week)
+        }
+
     def _board_reads(
         self, q: pages.BoardQuery, only: str | None
-    ) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]]]:
+    ) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]], dict[str, str]]:
         weeks = self.store.weeks()
         week = q.week or (weeks[-1] if weeks else None)
         rows = self.store.leaderboard(week, pages.TOP, q.by, user=only) if week is not None else []
-        return week, weeks, rows
+        return week, weeks, rows, self._badges("user", week, {str(r["user"]) for r in rows})
 
     async def _board(self, viewer: Viewer, query: Mapping[str, str]) -> str:
         q = pages.board_query(query, self._today())
         only = None if viewer.admin else viewer.user
-        week, weeks, rows = await self.reads(self._board_reads, q, only)
-        return pages.board_page(rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC), only=only)
+        week, weeks, rows, badges = await self.reads(self._board_reads, q, only)
+        return pages.board_page(
+            rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC), only=only, budgets=badges
+        )
 
     def _chosen(self, week: dt.date | None) -> tuple[dt.date, list[dt.date]]:
         """``week``, else the latest with data, else the current one; and the weeks with data."""
@@ -204,16 +223,20 @@ class PageServer:
         report, weeks, trend = await self.reads(self._explain_reads, user, week)
         return pages.explain_page(report, weeks=weeks, charts=team_pages.trend_charts(trend, "user"))
 
-    def _teams_reads(self, q: pages.BoardQuery) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]]]:
+    def _teams_reads(
+        self, q: pages.BoardQuery
+    ) -> tuple[dt.date | None, list[dt.date], list[dict[str, Any]], dict[str, str]]:
         weeks = self.store.weeks()
         week = q.week or (weeks[-1] if weeks else None)
         rows = boards.team_board(self.store, week, pages.TOP, q.by) if week is not None else []
-        return week, weeks, rows
+        return week, weeks, rows, self._badges("team", week, {str(r["team"]) for r in rows})
 
     async def _teams(self, query: Mapping[str, str]) -> str:
         q = pages.board_query(query, self._today())
-        week, weeks, rows = await self.reads(self._teams_reads, q)
-        return team_pages.teams_page(rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC))
+        week, weeks, rows, badges = await self.reads(self._teams_reads, q)
+        return team_pages.teams_page(
+            rows, week=week, weeks=weeks, by=q.by, generated=dt.datetime.now(tz=dt.UTC), budgets=badges
+        )
 
     def _team_reads(self, team: str, week: dt.date | None) -> dict[str, Any]:
         chosen, weeks = self._chosen(week)

@@ -27,6 +27,7 @@ __all__ = [
     "avatar",
     "board_page",
     "board_query",
+    "budget_badge",
     "error_page",
     "explain_page",
     "user_path",
@@ -147,6 +148,8 @@ figure.chart figcaption{font-size:13px;color:#cfd3f5;margin:0 0 6px}
 .legend .key{margin-left:10px;color:#aab0d6;font-size:12px;white-space:nowrap}
 .legend .key i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
 .card table{background:transparent}
+.budget{display:inline-block;margin-left:8px;padding:1px 7px;border-radius:9px;font-size:11px;font-weight:700}
+.budget.near{background:#f7b733;color:#2a1b00}.budget.over{background:#fc4a1a;color:#fff}
 """
 
 
@@ -161,6 +164,14 @@ def _doc(title: str, body: str) -> str:
 def _avatar_html(name: str) -> str:
     initials, hue = avatar(name)
     return f'<span class="av" style="background:hsl({hue} 55% 42%)" aria-hidden="true">{_e(initials)}</span>'
+
+
+def budget_badge(ratio: float, limit: str, state: str) -> str:
+    """``near``/``over`` budget mark (HTML); ``""`` when neither."""
+    if state not in ("near", "over"):
+        return ""
+    text = f"{100 * ratio:.0f}% of budget"
+    return f' <span class="budget {state}" title="{_e(limit)}">{_e(text)}</span>'
 
 
 def waste_bar(ratio: float) -> str:
@@ -208,9 +219,11 @@ def board_page(
     by: By,
     generated: dt.datetime | None = None,
     only: str | None = None,
+    budgets: Mapping[str, str] | None = None,
 ) -> str:
     """The weekly board: ``rows`` from ``Store.leaderboard(week, TOP, by)`` in that order;
-    ``only``: the viewer may see their own usage only (``rows`` is their row)."""
+    ``only``: the viewer may see their own usage only (``rows`` is their row);
+    ``budgets``: user → a budget badge (:func:`budget_badge`) for who is near or over."""
     other: By = "raw" if by == "effective" else "effective"
     ranked = {
         "raw": "raw tokens",
@@ -262,7 +275,8 @@ def board_page(
                 f'<tr class="{"top1" if pos == 1 else ""}" data-user="{_e(user)}" data-rank="{_e(r["rank"])}" '
                 f'data-effective-rank="{_e(r["effective_rank"])}">'
                 f'<td class="pos">{_e(pos)}</td><td>{_avatar_html(user)}</td>'
-                f'<td class="user"><a href="{_e(user_path(user, r["week_start"]))}">{_e(user)}</a></td>'
+                f'<td class="user"><a href="{_e(user_path(user, r["week_start"]))}">{_e(user)}</a>'
+                f"{(budgets or {}).get(user, '')}</td>"
                 f'<td class="team">{_e(team)}</td>'
                 f'<td class="num">{_e(fmt.tokens(r["total_tokens"]))}</td>'
                 f'<td class="num">{_e(fmt.tokens(r["effective_tokens"]))}</td>'

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tokenlord import _core
+from tokenlord.budgets import Budget, parse_budgets
 from tokenlord.errors import ConfigError
 from tokenlord.faults import parse_crash_at, parse_fail_writes
 from tokenlord.webhooks import Webhook, parse_webhooks
@@ -198,6 +199,18 @@ def _proxies(text: str) -> str:
 def _webhooks(text: str) -> str:
     parse_webhooks(text)
     return text.strip()
+
+
+def _budgets(text: str) -> str:
+    parse_budgets(text)
+    return text.strip()
+
+
+def _percent(text: str) -> int:
+    value = _positive_int(text)
+    if value > 100:
+        raise ValueError("must be a percentage, 1-100")
+    return value
 
 
 def _public_url(text: str) -> str:
@@ -558,6 +571,17 @@ FIELDS: tuple[Field, ...] = (
         "The pages' address as readers reach it (e.g. https://tokens.example.com), for links in the digest.",
         _public_url,
     ),
+    # Budgets (tokenlord.budgets; docs/operations.md, "Budgets")
+    Field(
+        "budgets",
+        "",
+        "Weekly budgets: KIND:NAME=AMOUNT entries, comma-separated (KIND user or team; AMOUNT tokens like 50M or "
+        "dollars like $200). Exported as tokenlord_budget_* metrics; the pages mark who is near or over.",
+        _budgets,
+    ),
+    Field("budgets_file", "", "File of budgets (as TOKENLORD_BUDGETS, one per line; # comments).", _readable_file),
+    Field("budget_warn_pct", "80", "A budget used to this percentage or more is 'near' on the pages.", _percent),
+    Field("budget_interval", "1m", "How often a worker refreshes the budget metrics.", parse_duration_ms),
     Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
     Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
     Field(
@@ -748,6 +772,10 @@ class Settings:
     digest_interval: int = 60_000
     digest_lookback: int = 1_209_600_000
     web_public_url: str = ""
+    budgets: str = ""
+    budgets_file: str = ""
+    budget_warn_pct: int = 80
+    budget_interval: int = 60_000
     kafka_home: str = "./var/kafka"
     kafka_port: int = 9092
     web_port: int = 6066
@@ -881,6 +909,21 @@ class Settings:
                     f"TOKENLORD_WEB_TOKEN_FILE={self.web_token_file!r}: cannot read it ({exc.strerror})."
                 ) from None
         return self.web_token
+
+    def budget_list(self) -> tuple[Budget, ...]:
+        """The weekly budgets of TOKENLORD_BUDGETS and TOKENLORD_BUDGETS_FILE (both may be set)."""
+        text = self.budgets
+        if self.budgets_file:
+            name = f"TOKENLORD_BUDGETS_FILE={self.budgets_file!r}"
+            try:
+                text += "\n" + Path(self.budgets_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"{name}: cannot read it ({exc.strerror}).") from None
+            try:
+                return parse_budgets(text)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}.") from None
+        return parse_budgets(text)
 
     def digest_hooks(self) -> tuple[Webhook, ...]:
         """The digest's webhooks (environment or file; none when unset)."""

@@ -80,14 +80,17 @@ def teams_page(
     weeks: Sequence[dt.date],
     by: fmt.Ranking,
     generated: dt.datetime | None = None,
+    budgets: Mapping[str, str] | None = None,
 ) -> str:
-    """The team board: ``rows`` from ``boards.team_board(week, top, by)`` in that order."""
+    """The team board: ``rows`` from ``boards.team_board(week, top, by)`` in that order;
+    ``budgets``: team → a budget mark (``pages.budget_badge``) for teams near or over."""
     shown = [
         {
             "pos": fmt.position(r, by),
             "team": r["team"],
             "name": team_name(r["team"]),
             "link": team_link(r["team"], r["week_start"]),
+            "budget": Markup((budgets or {}).get(r["team"], "")),
             "rank": r["rank"],
             "effective_rank": r["effective_rank"],
             "members": fmt.tokens(r["members"]),

@@ -289,3 +289,16 @@ def test_docker_compose_config_refuses_a_missing_password(compose_cli: dict[str,
         out = compose_config(REPO / "docker-compose.yml", compose_cli, env_file)
         assert out.returncode != 0, var
         assert f"required variable {var} is missing a value: set {var} (see .env.example)" in out.stderr, out.stderr
+
+
+def test_alert_rules_are_loaded_and_use_only_exported_metrics(compose: dict[str, Any]) -> None:
+    prom = load(REPO / "deploy/prometheus/prometheus.yml")
+    assert prom["rule_files"] == ["alerts.yml"]
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["prometheus"]["volumes"] if v.startswith("./"))
+    assert mounts["./deploy/prometheus/alerts.yml"] == "/etc/prometheus/alerts.yml"
+    rules = [r for g in load(REPO / "deploy/prometheus/alerts.yml")["groups"] for r in g["rules"]]
+    assert {"TokenlordBudgetNear", "TokenlordBudgetOver"} <= {r["alert"] for r in rules}
+    exported = {n if k == "gauge" else f"{n}_total" for n, (k, _) in metrics.METRICS.items()}
+    for r in rules:
+        used = set(re.findall(r"\btokenlord_[a-z_]+", r["expr"]))
+        assert used and used <= exported, (r["alert"], used - exported)

@@ -1467,3 +1467,64 @@ def test_bad_webhook_settings_say_what_is_wrong(text: str, message: str) -> None
         digest.parse_webhooks(text)
     assert digest.parse_webhooks(" ") == ()
     assert "https" not in repr(digest.parse_webhooks("a=json:https://secret.example/x")[0])
+
+
+# ---- budgets (tokenlord.budgets) ------------------------------------------------------------
+
+
+def test_budgets_use_the_weeks_raw_tokens_or_dollars(
+    store: Any, chdb_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import orjson
+    from tokenlord import budgets, metrics
+    from tokenlord.cli import main
+    from tokenlord.store import boards
+
+    _team_story(store)
+    plan = budgets.parse_budgets("team:red=3k, user:ann=$0.0001\nuser:nobody=1M\nteam:=500")
+    uses = {(u.budget.kind, u.budget.name): u for u in budgets.usage(store, plan, WEEK1)}
+    red = next(t for t in boards.team_board(store, WEEK1) if t["team"] == "red")
+    ann = store.leaderboard(WEEK1, user="ann")[0]
+    assert uses[("team", "red")].used == red["total_tokens"] and uses[("team", "red")].budget.limit == 3000
+    assert uses[("user", "ann")].used == pytest.approx(ann["cost_usd"]) and uses[("user", "ann")].ratio > 1
+    assert uses[("user", "nobody")].used == 0
+    assert uses[("team", "")].used == 133  # dee and fay: the users without a team
+    assert [budgets.state(r, 80) for r in (0.5, 0.8, 1.0)] == ["ok", "near", "over"]
+    # the worker's gauges
+    collector = metrics.WorkerCollector(lambda: metrics.Stats(), budgets=lambda: list(uses.values()))
+    text = metrics.render(metrics.make_registry(collector)).decode()
+    assert 'tokenlord_budget_limit{kind="team",name="red",unit="tokens"} 3000.0' in text
+    assert f'tokenlord_budget_used{{kind="team",name="red",unit="tokens"}} {float(red["total_tokens"])}' in text
+    assert 'tokenlord_budget_used_ratio{kind="user",name="ann",unit="usd"}' in text
+    # the command line
+    monkeypatch.setenv("TOKENLORD_CLICKHOUSE_URL", chdb_url)
+    monkeypatch.setenv("TOKENLORD_DATABASE", store.database)
+    monkeypatch.setenv("TOKENLORD_BUDGETS", "team:red=3k,user:ann=$0.0001")
+    assert main(["budgets", "--week", WEEK1.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Budgets — week of {WEEK1}") and "over" in out and "$0.00" in out
+    assert main(["budgets", "--week", WEEK1.isoformat(), "--format", "json"]) == 0
+    got = orjson.loads(capsys.readouterr().out)["budgets"]
+    assert [(b["name"], b["state"]) for b in got] == [("red", "over" if red["total_tokens"] >= 3000 else "near"),
+                                                       ("ann", "over")]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("team:red", "expected KIND:NAME=AMOUNT"),
+        ("group:red=5", "expected KIND:NAME=AMOUNT"),
+        ("team:red=$5M", "no k/M/G suffix"),
+        ("team:red=0", "must be > 0"),
+        ("team:red=5,team:red=6", "two budgets"),
+    ],
+)
+def test_bad_budgets_say_what_is_wrong(text: str, message: str) -> None:
+    from tokenlord import budgets
+
+    with pytest.raises(ValueError, match=message):
+        budgets.parse_budgets(text)
+    got = budgets.parse_budgets("# weekly\nteam:ml=2.5M\nuser:a b=250k, user:c=200usd\n")
+    assert [(b.kind, b.name, b.limit, b.unit) for b in got] == [
+        ("team", "ml", 2.5e6, "tokens"), ("user", "a b", 250e3, "tokens"), ("user", "c", 200.0, "usd")
+    ]  # fmt: skip

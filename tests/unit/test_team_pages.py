@@ -109,3 +109,19 @@ def test_bars_scale_to_the_tallest_week_and_stack_reasons() -> None:
     with pytest.raises(ValueError):
         charts.bars("x", "x", labels, [charts.Series("a", "#fff", [1])])
     assert team_pages.trend_charts([]) == ""
+
+
+def test_budget_marks_on_the_boards() -> None:
+    from tokenlord import pages
+
+    assert pages.budget_badge(0.5, "x", "ok") == ""
+    near = pages.budget_badge(0.85, 'team "x": 50,000,000 tokens a week', "near")
+    assert '<span class="budget near" title="team &quot;x&quot;: 50,000,000 tokens a week">85% of budget</span>' in near
+    html = team_pages.teams_page([team_row("core", 1)], week=WEEK, weeks=[WEEK], by="raw", budgets={"core": near})
+    assert "85% of budget" in html and 'class="budget near"' in html
+    row = {"week_start": WEEK, "user": "ann", "team": "core", "total_tokens": 5, "effective_tokens": 5,
+           "waste_ratio": 0.0, "cost_usd": 0.0, "outcomes": 0, "rank": 1, "effective_rank": 1, "title": "",
+           "final": 0}  # fmt: skip
+    board = pages.board_page([row], week=WEEK, weeks=[WEEK], by="raw",
+                             budgets={"ann": pages.budget_badge(1.2, "user ann: $1.00 a week", "over")})  # fmt: skip
+    assert '<span class="budget over" title="user ann: $1.00 a week">120% of budget</span>' in board
