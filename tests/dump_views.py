@@ -22,6 +22,9 @@ QUERIES = {
     "usage_hourly": "SELECT * FROM {db}.usage_hourly ORDER BY hour, user, model",
     "waste_weekly": "SELECT * FROM {db}.waste_weekly ORDER BY week_start, user, reason",
     "value_weekly": "SELECT * FROM {db}.value_weekly ORDER BY week_start, user",
+    "team_weekly": "SELECT * FROM {db}.team_weekly ORDER BY week_start, `rank`",
+    "org_weekly": "SELECT * FROM {db}.org_weekly ORDER BY week_start",
+    "waste_cost_weekly": "SELECT * FROM {db}.waste_cost_weekly ORDER BY week_start, user, reason",
     "rejected": "SELECT reason, src_topic, src_partition, src_offset, raw FROM {db}.rejected "
     "ORDER BY src_partition, src_offset",
     "events": "SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, user, team, model, provider, session_id, "

@@ -124,3 +124,28 @@ def test_red_team_goals_hold_end_to_end(kafka_brokers: str, topic: Any, tmp_path
             kept_by = left[(week, user)].most_common(1)[0][0]
             assert kept_by in RULE_BLIND, ("a rule-detectable gamer in the effective top 10", week, user,
                                                 dict(left[(week, user)]))  # fmt: skip
+
+    # Teams and the organisation (issue 19): a team's row is the sum of its members' rows, the
+    # organisation's wasted dollars the sum over the stored events of each one's wasted share.
+    members: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in board:
+        members[(str(r["week_start"]), r["team"])].append(r)
+    teams = views["team_weekly"]
+    assert len(teams) == len(members) and len({r["team"] for r in teams}) > 3
+    for t in teams:
+        mine = members[(str(t["week_start"]), t["team"])]
+        assert t["members"] == len(mine)
+        for col in ("requests", "total_tokens", "wasted_tokens", "effective_tokens", "outcomes"):
+            assert t[col] == sum(m[col] for m in mine), (t["team"], col)
+        assert abs(t["cost_usd"] - sum(m["cost_usd"] for m in mine)) <= 1e-9 * max(1.0, t["cost_usd"])
+    wasted_usd: Counter[str] = Counter()
+    for e in stored:
+        if e["total_tokens"]:
+            wasted_usd[week_of(e["ts_ms"])] += (
+                e["cost_usd"] * min(e["wasted_tokens"], e["total_tokens"]) / e["total_tokens"]
+            )
+    org = {str(r["week_start"]): r for r in views["org_weekly"]}
+    assert set(org) == set(wasted_usd)
+    for week, usd in wasted_usd.items():
+        assert abs(org[week]["wasted_cost_usd"] - usd) <= 1e-9 * max(1.0, usd) and usd > 0, (week, org[week], usd)
+        assert org[week]["total_tokens"] == sum(e["total_tokens"] for e in stored if week_of(e["ts_ms"]) == week)
