@@ -143,7 +143,8 @@ class Pipeline:
         while True:
             key = after
             events, after = self._retry(
-                "read state", partial(self.store.restore_chunk, partition, since, state.next_offset, rows, key)
+                # No progress stored: no batch of the partition finished, none of its events counts.
+                "read state", partial(self.store.restore_chunk, partition, since, state.next_offset or 0, rows, key)
             )
             with self.core_lock:
                 self.core.restore_events(partition, events)

@@ -8,11 +8,16 @@ prints them as a table)."""
 from __future__ import annotations
 
 import os
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import chaos
+import orjson
 import pytest
+from e2e import DAY, dump_views, produce, start_worker, worker_env
+from tokenlord.settings import Settings
 
 pytestmark = pytest.mark.integration
 SEED = int(os.environ.get("TOKENLORD_CHAOS_SEED", "1"))
@@ -43,6 +48,30 @@ def test_self_kill_after_each_write_step(ctx: chaos.Ctx) -> None:
     report = chaos.crash_points(ctx)
     check(report)
     assert sum(outcome == "killed" for _, outcome in report.notes["lives"]) >= 5, report.notes
+
+
+def test_a_first_batch_killed_before_its_progress_counts_as_unapplied(ctx: chaos.Ctx) -> None:
+    """The first batch of a partition writes ``_events`` and dies before ``_progress``:
+    an event of an old week first, then this week's. The restart must not take the
+    orphaned rows as applied (this week's watermark would make the old event late on
+    the replay: its row stays in ``events`` but its week's cell is never counted)."""
+    topic = ctx.make_topic("first-batch", 1)
+    log = ctx.workdir / "first-batch.log"
+    now = int(time.time() * 1000)
+    old = now - 21 * DAY
+    evs = [{"event_id": f"fb-{i}", "ts": ts, "user": "backfiller", "model": "gpt-4o", "input_tokens": 100,
+            "output_tokens": 7} for i, ts in enumerate((old, now - 2000, now - 1000))]  # fmt: skip
+    produce(ctx.brokers, topic, [(b"backfiller", orjson.dumps(e)) for e in evs])
+    env = worker_env(ctx.brokers, topic, ctx.workdir / "first-batch-ch")
+    proc = start_worker({**env, "TOKENLORD_FAULT_CRASH_AT": "_events:1"}, log)
+    assert proc.wait(timeout=chaos.WORKER_TIMEOUT) == -signal.SIGKILL, log.read_text()[-3000:]
+    assert start_worker(env, log).wait(timeout=chaos.WORKER_TIMEOUT) == 0, log.read_text()[-3000:]
+    s = Settings.from_env(environ=env)
+    views = dump_views(s.clickhouse_url, s.database)
+    assert sorted(e["event_id"] for e in views["events"]) == ["fb-0", "fb-1", "fb-2"]
+    assert views["rejected"] == [], views["rejected"]
+    cells = sorted((str(r["week_start"]), r["total_tokens"]) for r in views["leaderboard_weekly"])
+    assert [t for _, t in cells] == [107, 214], cells  # the old week's cell and this week's
 
 
 def test_store_writes_failing_for_a_stretch(ctx: chaos.Ctx) -> None:

@@ -565,8 +565,13 @@ class Store:
 
         Returns ``Restored(watermark, max_version, events, next_offset)``:
         ``next_offset`` is the partition's stored progress in ``topic`` (None if
-        unknown or no ``topic``): only events of messages below it count as
-        applied. ``watermark`` is the max event ts (epoch ms) of those events or
+        none is stored, or no ``topic``): only events of messages below it count
+        as applied. With a ``topic`` but no progress, no batch of the partition
+        ever finished: none of its stored events count (rows of a batch killed
+        before its progress are rewritten by the replay, which may judge them
+        otherwise: an event that came first and is late once its batch's later
+        events are restored as applied). Without a ``topic`` (tests, tools) every
+        stored event counts. ``watermark`` is the max event ts (epoch ms) of those events or
         None; ``max_version`` the highest aggregate version written for the
         partition (0 if none); ``events`` its applied events with ``ts >=
         since_ms`` as columns (``RESTORE_COLUMNS``, ts in epoch ms), in Kafka
@@ -580,7 +585,11 @@ class Store:
                 parameters={"t": topic, "p": partition},
             ).result_rows
             next_offset = None if not rows or rows[0][0] is None else int(rows[0][0])
-        params = {"p": partition, "since": since_ms, "next": next_offset if next_offset is not None else 2**63 - 1}
+        if next_offset is not None:
+            applied_below = next_offset
+        else:
+            applied_below = 0 if topic is not None else 2**63 - 1
+        params = {"p": partition, "since": since_ms, "next": applied_below}
         applied = "src_partition = {p:Int32} AND src_offset < {next:Int64}"
         wm_rows = self._client.query(
             f"SELECT maxOrNull(toUnixTimestamp64Milli(ts)) AS wm FROM {self.table('_events')} WHERE {applied}",
