@@ -494,10 +494,8 @@ def _cmd_budgets(args: argparse.Namespace, settings: Settings) -> int:
 
 def format_table(rows: Sequence[dict[str, Any]], by: str) -> str:
     if not rows:
-        return "no data for that week (yet): run a worker, or pick another --week (last, YYYY-MM-DD)\n"
-    week = rows[0]["week_start"]
-    ranked = "value (effective tokens that led to outcomes)" if by == "value" else f"{by} tokens"
-    head = f"Leaderboard — week of {week} ({fmt.board_state(rows)}), ranked by {ranked}\n"
+        return fmt.NO_WEEK_DATA
+    head = fmt.board_heading("Leaderboard", rows, by)
     cols = [
         ("#", 4),
         ("user", 24),

@@ -28,10 +28,8 @@ def change(now: float, before: float | None) -> str:
 
 def team_table(rows: Sequence[Mapping[str, Any]], by: str) -> str:
     if not rows:
-        return "no data for that week (yet): run a worker, or pick another --week (last, YYYY-MM-DD)\n"
-    week = rows[0]["week_start"]
-    ranked = "value (effective tokens that led to outcomes)" if by == "value" else f"{by} tokens"
-    head = f"Teams — week of {week} ({fmt.board_state(rows)}), ranked by {ranked}\n"
+        return fmt.NO_WEEK_DATA
+    head = fmt.board_heading("Teams", rows, by)
     cols = [("#", 4), ("team", 20), ("members", 7), ("tokens", 14), ("effective", 14), ("waste", 7),
             ("wasted $", 10), ("cost $", 10), ("outcomes", 8), ("value tok.", 12)]  # fmt: skip
     lines = [head, "  ".join(n.ljust(w) if n == "team" else n.rjust(w) for n, w in cols)]

@@ -144,7 +144,8 @@ class Pipeline:
             key = after
             events, after = self._retry(
                 # No progress stored: no batch of the partition finished, none of its events counts.
-                "read state", partial(self.store.restore_chunk, partition, since, state.next_offset or 0, rows, key)
+                "read state",
+                partial(self.store.restore_chunk, partition, since, state.next_offset or 0, rows, key),
             )
             with self.core_lock:
                 self.core.restore_events(partition, events)

@@ -92,6 +92,15 @@ def board_state(rows: Sequence[Mapping[str, Any]]) -> str:
     return week_state(all(r["final"] for r in rows))
 
 
+NO_WEEK_DATA: Final = "no data for that week (yet): run a worker, or pick another --week (last, YYYY-MM-DD)\n"
+
+
+def board_heading(what: str, rows: Sequence[Mapping[str, Any]], by: str) -> str:
+    """``Leaderboard — week of 2026-11-16 (open), ranked by raw tokens`` (a line; ``rows`` not empty)."""
+    ranked = "value (effective tokens that led to outcomes)" if by == "value" else f"{by} tokens"
+    return f"{what} — week of {rows[0]['week_start']} ({board_state(rows)}), ranked by {ranked}\n"
+
+
 def position(row: Mapping[str, Any], by: str) -> int:
     """The row's place in a board ranked ``by`` raw or effective tokens or by value."""
     return int(row[{"raw": "rank", "effective": "effective_rank", "value": "value_rank"}[by]])

@@ -123,33 +123,25 @@ def trend(store: Reads, *, user: str | None = None, team: str | None = None, unt
     first = until - dt.timedelta(days=7 * (weeks - 1))
     params: dict[str, Any] = {"first": first, "until": until}
     span = "week_start >= {first:Date} AND week_start <= {until:Date}"
-    if user is not None:
-        params["user"] = user
-        sums = store.query_rows(
-            f"SELECT week_start, total_tokens, effective_tokens, wasted_tokens, cost_usd "
-            f"FROM {store.table('leaderboard_weekly')} WHERE {span} AND `user` = {{user:String}}",
-            params,
-        )
-        waste = store.query_rows(
-            f"SELECT week_start, reason, wasted_tokens, wasted_cost_usd FROM {store.table('waste_cost_weekly')} "
-            f"WHERE {span} AND `user` = {{user:String}}",
-            params,
-        )
-    else:
-        params["team"] = team
-        sums = store.query_rows(
-            f"SELECT week_start, total_tokens, effective_tokens, wasted_tokens, cost_usd "
-            f"FROM {store.table('team_weekly')} WHERE {span} AND team = {{team:String}}",
-            params,
-        )
-        waste = store.query_rows(
-            "SELECT w.week_start AS week_start, w.reason AS reason, sum(w.wasted_tokens) AS wasted_tokens, "
-            f"sum(w.wasted_cost_usd) AS wasted_cost_usd FROM {store.table('waste_cost_weekly')} AS w "
-            f"INNER JOIN (SELECT week_start, `user` FROM {store.table('leaderboard_weekly')} "
-            f"WHERE {span} AND team = {{team:String}}) AS m ON m.week_start = w.week_start AND m.`user` = w.`user` "
-            "GROUP BY week_start, reason",
-            params,
-        )
+    view, key, name = ("leaderboard_weekly", "user", user) if user is not None else ("team_weekly", "team", team)
+    params["name"] = name
+    sums = store.query_rows(
+        f"SELECT week_start, total_tokens, effective_tokens, wasted_tokens, cost_usd "
+        f"FROM {store.table(view)} WHERE {span} AND {quote_ident(key)} = {{name:String}}",
+        params,
+    )
+    # A team's waste: its members' as on the team board (their latest team of each week).
+    members = (
+        f"SELECT week_start, `user` FROM {store.table('leaderboard_weekly')} "
+        f"WHERE {span} AND {quote_ident(key)} = {{name:String}}"
+    )
+    waste = store.query_rows(
+        "SELECT w.week_start AS week_start, w.reason AS reason, sum(w.wasted_tokens) AS wasted_tokens, "
+        f"sum(w.wasted_cost_usd) AS wasted_cost_usd FROM {store.table('waste_cost_weekly')} AS w "
+        f"INNER JOIN ({members}) AS m ON m.week_start = w.week_start AND m.`user` = w.`user` "
+        "GROUP BY week_start, reason",
+        params,
+    )
     by_week = {r["week_start"]: r for r in sums}
     out = []
     for i in range(weeks):
