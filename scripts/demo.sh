@@ -55,6 +55,12 @@ if [ -n "$WHO" ]; then
     $TL explain "$WHO" --week last
 fi
 
+step "Last week's teams, ranked by effective tokens (a team = the sum of its members)"
+$TL leaderboard --group team --week last --by effective
+
+step "The organisation's last week against the week before"
+$TL org --week last --weeks 2
+
 step "This week so far"
 $TL leaderboard --week current --top 5
 

@@ -51,3 +51,6 @@ def test_demo_script_prints_a_leaderboard(
     board = out.split("ranked by raw tokens", 1)[1].split("==>", 1)[0]
     ranks = [line.split()[0] for line in board.strip().splitlines()[1:] if line.strip()]
     assert ranks[:3] == ["1", "2", "3"]
+    teams = out.split("Teams — week of", 1)[1].split("==>", 1)[0]
+    assert "ranked by effective tokens" in teams and len(teams.strip().splitlines()) >= 4
+    assert "Organisation — week of" in out and "Waste by reason" in out
