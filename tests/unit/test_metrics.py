@@ -50,7 +50,10 @@ def test_exposition_of_stats_and_lag() -> None:
     s.flush_seconds.observe(0.02)
     lags = [m.PartitionLag("tokenlord.events", 1, 0, 7), m.PartitionLag("tokenlord.events", 0, 42, 1000),
             m.PartitionLag("tokenlord.outcomes", 0, 5)]  # fmt: skip
-    registry = m.make_registry(m.WorkerCollector(s.snapshot, lambda: lags, version="9.9.9"))
+    from tokenlord.budgets import Budget, BudgetUse
+
+    uses = [BudgetUse(Budget("team", "core", 1e6, "tokens"), 850_000.0)]
+    registry = m.make_registry(m.WorkerCollector(s.snapshot, lambda: lags, version="9.9.9", budgets=lambda: uses))
     got = samples(m.render(registry))
     assert got[("tokenlord_messages_total", ())] == 10
     assert got[("tokenlord_events_accepted_total", ())] == 7
@@ -77,6 +80,8 @@ def test_exposition_of_stats_and_lag() -> None:
     assert got[("tokenlord_store_failing", ())] == 1
     assert got[("tokenlord_last_flush_timestamp_seconds", ())] == 1234.5
     assert got[("tokenlord_build_info", (("version", "9.9.9"),))] == 1
+    budget = (("kind", "team"), ("name", "core"), ("unit", "tokens"))
+    assert got[("tokenlord_budget_used_ratio", budget)] == 0.85 and got[("tokenlord_budget_limit", budget)] == 1e6
     # Every family is declared in METRICS (and so documented, see below).
     names = {f.name for f in text_string_to_metric_families(m.render(registry).decode())}
     assert names == (set(m.METRICS) - {"tokenlord_build"}) | {"tokenlord_build_info"}
@@ -87,6 +92,7 @@ def test_no_lag_series_before_the_consumer_knows() -> None:
     text = m.render(registry).decode()
     assert "tokenlord_consumer_lag" not in text and "tokenlord_messages_total 0.0" in text
     assert "tokenlord_store_failing 0.0" in text
+    assert "tokenlord_budget" not in text  # no budgets set: no budget series
 
 
 def test_each_app_has_its_own_registry() -> None:
