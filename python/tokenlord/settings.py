@@ -3,8 +3,10 @@
 Each field comes from a ``TOKENLORD_*`` environment variable or the matching
 command-line flag (``--kafka-brokers`` for ``TOKENLORD_KAFKA_BROKERS``); a
 flag wins over the environment. ``tokenlord config`` prints the effective
-values with secrets masked. docs/configuration.md is generated from
-:data:`FIELDS` (``tokenlord config --markdown``) and a test keeps it in sync.
+values with secrets masked. Each setting is declared once, as a
+:class:`Settings` attribute made by :func:`setting` (text default, doc,
+parser); :data:`FIELDS` is read back from them, and docs/configuration.md is
+generated from it (``tokenlord config --markdown``; a test keeps it in sync).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, TypeVar, overload
 from urllib.parse import urlsplit
 
 from tokenlord import _core
@@ -233,6 +235,10 @@ def _str(text: str) -> str:
     return text
 
 
+_SPEC: Final = "tokenlord.setting"
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -251,436 +257,19 @@ class Field:
         return "--" + self.name.replace("_", "-")
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("kafka_brokers", "localhost:9092", "Kafka bootstrap servers, comma-separated.", _brokers),
-    Field(
-        "kafka_security_protocol",
-        "PLAINTEXT",
-        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client (worker, produce, admin).",
-        _security_protocol,
-    ),
-    Field(
-        "kafka_sasl_mechanism", "PLAIN", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).", _sasl_mechanism
-    ),
-    Field("kafka_username", "", "SASL user name."),
-    Field(
-        "kafka_password",
-        "",
-        "SASL password: environment only (no flag), masked; or use TOKENLORD_KAFKA_PASSWORD_FILE.",
-        secret=True,
-        has_flag=False,
-    ),
-    Field("kafka_password_file", "", "File holding the SASL password (e.g. a mounted secret).", _readable_file),
-    Field(
-        "kafka_ca_file", "", "PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL).", _readable_file
-    ),
-    Field("kafka_cert_file", "", "PEM client certificate, for brokers that require mutual TLS.", _readable_file),
-    Field("kafka_key_file", "", "PEM private key of the client certificate.", _readable_file),
-    Field(
-        "clickhouse_url",
-        "chdb://./var/tokenlord",
-        "Where results go: `chdb://DIR` (embedded ClickHouse, one process per DIR) or "
-        "`http(s)://user:pass@host:8123[/db]` (a ClickHouse server; https takes "
-        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked; "
-        "a URL with a password is refused as a flag (environment only).",
-        _clickhouse_url,
-        secret=True,
-    ),
-    Field("database", "tokenlord", "ClickHouse database of the tables and views.", _identifier),
-    Field(
-        "bi_user",
-        "",
-        "`init-db` also creates (or resets) this ClickHouse user for BI tools: SELECT on the public views "
-        "only, readonly. Needs a ClickHouse server (not chdb://). Empty: no BI user.",
-        _optional_identifier,
-    ),
-    Field(
-        "bi_password",
-        "",
-        "The BI user's password: environment only (no flag), masked; or use TOKENLORD_BI_PASSWORD_FILE.",
-        secret=True,
-        has_flag=False,
-    ),
-    Field("bi_password_file", "", "File holding the BI user's password (e.g. a mounted secret).", _readable_file),
-    Field(
-        "worker_user",
-        "",
-        "`init-db` also creates (or resets) this ClickHouse user for workers: INSERT and SELECT on the tables a "
-        "worker writes and reads, SELECT on the public views, nothing else (no DDL). Run the worker with it and "
-        "TOKENLORD_WORKER_INIT_DB=false. Needs a ClickHouse server (not chdb://). Empty: no worker user.",
-        _optional_identifier,
-    ),
-    Field(
-        "worker_password",
-        "",
-        "The worker user's password (for `init-db`): environment only (no flag), masked; or use "
-        "TOKENLORD_WORKER_PASSWORD_FILE.",
-        secret=True,
-        has_flag=False,
-    ),
-    Field(
-        "worker_password_file", "", "File holding the worker user's password (e.g. a mounted secret).", _readable_file
-    ),
-    Field(
-        "worker_init_db",
-        "true",
-        "true: the worker runs `init-db` at start (creates what is missing, refreshes views and titles). "
-        "false: the schema must already exist (a separate `tokenlord init-db` with an admin user, as in "
-        "docker-compose.yml), so the worker needs no DDL rights; it checks its tables are there and says so.",
-        _bool,
-    ),
-    Field(
-        "fingerprint_key",
-        "",
-        "The organisation's secret that keys text fingerprints (`tokenlord.fingerprint`): the same on every "
-        "gateway and worker. Environment only (no flag), masked; or use TOKENLORD_FINGERPRINT_KEY_FILE. "
-        "Empty: fingerprints are unkeyed and a stored hash of a short prompt can be matched by guessing.",
-        secret=True,
-        has_flag=False,
-    ),
-    Field("fingerprint_key_file", "", "File holding the fingerprint secret (e.g. a mounted secret).", _readable_file),
-    Field("events_topic", "tokenlord.events", "Topic of usage events.", _topic),
-    Field("dlq_topic", "tokenlord.events.dlq", "Dead-letter topic for rejected input.", _topic),
-    Field("outcomes_topic", "tokenlord.outcomes", "Topic of outcome events.", _topic),
-    Field(
-        "otlp_topic",
-        "",
-        "Topic of OpenTelemetry trace records (the Collector's kafka exporter, e.g. `otlp_spans`): GenAI spans "
-        "become usage events (docs/gateways.md). Empty: off.",
-        _optional_topic,
-    ),
-    Field("group_id", "tokenlord", "Kafka consumer group (and Faust app id) of the workers.", _topic),
-    Field("partitions", "3", "Partitions of the topics tokenlord creates.", _positive_int),
-    Field("grace", "1h", "How long after its end a week still takes late events.", parse_duration_ms),
-    Field(
-        "dedupe_horizon",
-        "24h",
-        "Event-time horizon within which a repeated event_id is counted once.",
-        parse_duration_ms,
-    ),
-    Field(
-        "future_tolerance",
-        "10m",
-        "Events further ahead of the worker's clock are rejected (future_timestamp).",
-        parse_duration_ms,
-    ),
-    Field("batch_size", "20000", "Max Kafka messages per core call and store write.", _positive_int),
-    Field(
-        "batch_bytes",
-        "8388608",
-        "Max bytes of message values per core call and store write (a batch ends at whichever comes first).",
-        _positive_int,
-    ),
-    Field("flush_interval", "1s", "Max time a message waits for its batch to fill.", parse_duration_ms),
-    Field(
-        "restore_chunk",
-        "20000",
-        "Stored events read per step when a worker rebuilds a partition's state (its memory for that is one step).",
-        _positive_int,
-    ),
-    Field("max_message_bytes", "1048576", "Larger message values are rejected (too_large).", _positive_int),
-    # Fan-out limits (docs/semantics.md, "Fan-out limits"): what one message may cost.
-    Field(
-        "max_elements_per_message",
-        "10000",
-        "Events (array items, NDJSON lines) read from one message; the rest of it is one rejection "
-        "(too_many_elements).",
-        _positive_int,
-    ),
-    Field(
-        "max_rejections_per_message",
-        "100",
-        "Rejections of one message; past it the rest of the message is one rejection (too_many_rejections).",
-        _positive_int,
-    ),
-    Field(
-        "max_rejections_per_batch",
-        "10000",
-        "Rejections of one batch; past it each further message gives at most one rejection.",
-        _positive_int,
-    ),
-    Field(
-        "dlq_max_key_bytes",
-        "256",
-        "Dead letters carry at most this many bytes of the source message's key (header tokenlord.key_truncated).",
-        _positive_int,
-    ),
-    # Waste signals (docs/semantics.md, "Waste")
-    Field(
-        "waste_min_prompt_tokens",
-        "32",
-        "Prompts with fewer input tokens never count as repeats (a legitimately repeated 'continue').",
-        _non_negative_int,
-    ),
-    Field(
-        "waste_duplicate_window",
-        "1h",
-        "The same prompt from a user again within this span is a repeat (duplicate_prompt).",
-        parse_duration_ms,
-    ),
-    Field(
-        "waste_free_repeats",
-        "1",
-        "Repeats of a prompt that are not waste (a regeneration); later ones are.",
-        _non_negative_int,
-    ),
-    Field(
-        "waste_storm_window",
-        "10s",
-        "Identical requests this close together form a burst (retry_storm)...",
-        parse_duration_ms,
-    ),
-    Field("waste_storm_min", "3", "...from this many requests on (the first is never waste).", _positive_int),
-    Field(
-        "waste_loop_window",
-        "10m",
-        "Near-identical prompt and answer repeated within this span is a loop (agent_loop)...",
-        parse_duration_ms,
-    ),
-    Field("waste_loop_min", "1", "...once this many earlier near-identical requests are seen.", _positive_int),
-    Field("waste_loop_bits", "3", "SimHash bits (of 64) two near-identical texts may differ in.", _non_negative_int),
-    Field(
-        "waste_repeat_pct",
-        "50",
-        "A prompt (padded_prompt) or output (repetitive_output) counts its repeated share as waste "
-        "once at least this percentage of it repeats (10-word windows seen before).",
-        _positive_int,
-    ),
-    Field(
-        "waste_resend_window",
-        "24h",
-        "The same prompt (by its text or fingerprint) sent again within this span, however the re-sends "
-        "are paced, is a repeat (duplicate_prompt)...",
-        parse_duration_ms,
-    ),
-    Field(
-        "waste_resend_free",
-        "2",
-        "...after this many free re-sends; likewise a loop step (agent_loop) repeated more often than this "
-        "within the span, however slowly paced.",
-        _non_negative_int,
-    ),
-    Field(
-        "waste_loop_answer_pct",
-        "50",
-        "Answers of 50+ words are the same answer (agent_loop) only when their MinHash sketches also "
-        "agree in at least this percentage of buckets (two different tables can share a SimHash).",
-        _positive_int,
-    ),
-    Field(
-        "waste_reask_free",
-        "3",
-        "Re-asks of one question (reworded or reordered, answered alike) within the resend window that "
-        "are not waste (an edit and two retries); later ones are (near_duplicate)...",
-        _non_negative_int,
-    ),
-    Field(
-        "waste_reask_prompt_pct",
-        "10",
-        "...where a prompt is a re-ask when its MinHash sketch agrees with an earlier prompt's in at least "
-        "this percentage of its 64 buckets...",
-        _positive_int,
-    ),
-    Field(
-        "waste_reask_output_pct",
-        "20",
-        "...and the answers' sketches agree in at least this percentage.",
-        _positive_int,
-    ),
-    Field(
-        "waste_short_repeat_pct",
-        "40",
-        "A prompt also counts as padded_prompt once at least this percentage of it repeats in 3-word "
-        "windows (filler with every few words changed).",
-        _positive_int,
-    ),
-    Field(
-        "titles",
-        "Token Lord,AI Grandmaster,Token Overlord",
-        "Titles by effective rank, comma-separated (rank 1 first).",
-    ),
-    Field(
-        "value_tokens_per_credit",
-        "500000",
-        "The value ranking (`leaderboard --by value`) counts at most this many effective attributed tokens per "
-        "credit of a user's outcomes (docs/semantics.md, section Value ranking). Part of the value_weekly view: "
-        "after a change, rerun `tokenlord init-db`.",
-        _tokens_per_credit,
-    ),
-    Field("prices_file", "", "JSON price table (USD per 1M tokens per model prefix); empty = the bundled table."),
-    Field(
-        "model_encodings",
-        DEFAULT_MODEL_ENCODINGS,
-        "Model-name prefix → encoding rules (longest prefix wins).",
-        _encoding_rules,
-    ),
-    Field(
-        "fallback_encoding",
-        "o200k_base",
-        "Encoding for models no rule matches; such counts are marked tokens_estimated.",
-    ),
-    Field(
-        "tokenizer_dir",
-        "",
-        "Directory of tiktoken-format vocabularies (NAME.tiktoken or NAME/tokenizer.model, e.g. "
-        "llama_models' llama3/ and llama4/); each becomes encoding NAME. Empty: llama models "
-        "count with the fallback encoding, marked tokens_estimated.",
-        _directory,
-    ),
-    # Gateway integrations (tokenlord.integrations.litellm; docs/gateways.md): read where the gateway runs
-    Field(
-        "gateway_send_text",
-        "false",
-        "true: a gateway integration sends the prompt and output text in its events instead of their "
-        "fingerprint (the worker tokenizes and fingerprints them; never stored either way).",
-        _bool,
-        has_flag=False,
-    ),
-    Field(
-        "gateway_queue_size",
-        "10000",
-        "Events a gateway integration holds for its Kafka producer thread; when full, new events are "
-        "dropped and counted (the request path never waits on Kafka).",
-        _positive_int,
-        has_flag=False,
-    ),
-    # The weekly digest (tokenlord.digest; docs/operations.md, "The weekly digest")
-    Field(
-        "digest_webhooks",
-        "",
-        "Where the worker posts the weekly digest when a week becomes final: NAME=KIND:URL entries, comma-separated "
-        "(KIND json or slack; NAME keys the once-per-week record). Environment only (no flag), masked; or use "
-        "TOKENLORD_DIGEST_WEBHOOKS_FILE. Empty: no digest.",
-        _webhooks,
-        secret=True,
-        has_flag=False,
-    ),
-    Field(
-        "digest_webhooks_file", "", "File holding TOKENLORD_DIGEST_WEBHOOKS (e.g. a mounted secret).", _readable_file
-    ),
-    Field("digest_interval", "1m", "How often the worker looks for weeks whose digest is due.", parse_duration_ms),
-    Field(
-        "digest_lookback",
-        "14d",
-        "Digests are posted for weeks that ended at most this long ago (enabling a webhook does not post history).",
-        parse_duration_ms,
-    ),
-    Field(
-        "web_public_url",
-        "",
-        "The pages' address as readers reach it (e.g. https://tokens.example.com), for links in the digest.",
-        _public_url,
-    ),
-    # Budgets (tokenlord.budgets; docs/operations.md, "Budgets")
-    Field(
-        "budgets",
-        "",
-        "Weekly budgets: KIND:NAME=AMOUNT entries, comma-separated (KIND user or team; AMOUNT tokens like 50M or "
-        "dollars like $200). Exported as tokenlord_budget_* metrics; the pages mark who is near or over.",
-        _budgets,
-    ),
-    Field("budgets_file", "", "File of budgets (as TOKENLORD_BUDGETS, one per line; # comments).", _readable_file),
-    Field("budget_warn_pct", "80", "A budget used to this percentage or more is 'near' on the pages.", _percent),
-    Field("budget_interval", "1m", "How often a worker refreshes the budget metrics.", parse_duration_ms),
-    Field("kafka_home", "./var/kafka", "Data, logs and pid of `tokenlord kafka-local`."),
-    Field("kafka_port", "9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port),
-    Field(
-        "web_port",
-        "6066",
-        "Port of the worker's web server (Faust): leaderboard page, /metrics, /healthz, /readyz.",
-        _port,
-    ),
-    Field(
-        "web_bind",
-        "127.0.0.1",
-        "Address the worker's web server listens on; 0.0.0.0 for all interfaces (containers).",
-        _bind,
-    ),
-    # Access to the pages (tokenlord.web_access; docs/operations.md, "Access to the pages")
-    Field(
-        "web_auth",
-        "none",
-        "Who may see the leaderboard pages (/, /user/...): `none` (everyone; the local demo), `token` (a shared "
-        "TOKENLORD_WEB_TOKEN), `basic` (users of TOKENLORD_WEB_USERS_FILE) or `proxy` (the user an authenticating "
-        "proxy names in TOKENLORD_WEB_USER_HEADER). /metrics, /healthz and /readyz are never checked.",
-        _web_auth,
-    ),
-    Field(
-        "web_token",
-        "",
-        "The pages' access token (web_auth=token, at least 16 characters): environment only (no flag), masked; "
-        "or use TOKENLORD_WEB_TOKEN_FILE.",
-        secret=True,
-        has_flag=False,
-    ),
-    Field("web_token_file", "", "File holding the pages' access token (e.g. a mounted secret).", _readable_file),
-    Field(
-        "web_users_file",
-        "",
-        "web_auth=basic: lines `user:HASH` (scrypt or pbkdf2-sha256; `tokenlord web-user NAME` prints one).",
-        _readable_file,
-    ),
-    Field(
-        "web_user_header",
-        "X-Forwarded-User",
-        "web_auth=proxy: the header naming the user (oauth2-proxy: X-Forwarded-User; behind nginx auth_request: "
-        "X-Auth-Request-User).",
-        _header_name,
-    ),
-    Field(
-        "web_trusted_proxies",
-        "",
-        "web_auth=proxy: addresses or networks (comma-separated, e.g. 10.0.0.5,10.1.0.0/16) whose user header is "
-        "believed; requests from anywhere else are refused.",
-        _proxies,
-    ),
-    Field(
-        "web_admins",
-        "",
-        "Users (comma-separated) who see everyone's usage; any other signed-in user sees only their own.",
-    ),
-    Field(
-        "web_cache",
-        "5s",
-        "How long a rendered page is reused (per page, query and viewer scope); 0: no cache.",
-        parse_duration_ms,
-    ),
-    Field(
-        "web_max_requests",
-        "8",
-        "Page requests served at once; more are answered 503 with Retry-After (/metrics and health not counted).",
-        _positive_int,
-    ),
-    Field(
-        "session_timeout",
-        "15s",
-        "Kafka consumer-group session timeout: how soon the group moves a crashed worker's partitions "
-        "(heartbeats every third of it, at most 3 s).",
-        _session_timeout,
-    ),
-    Field("store_retry_max", "60s", "Longest backoff between retries of a failed store write.", parse_duration_ms),
-    Field("log_level", "info", "debug, info, warning or error.", _level),
-    Field("log_format", "text", "text (one line per record) or json (one JSON object per line).", _log_format),
-    Field(
-        "fault_crash_at",
-        "",
-        "Testing only: POINT[:N] kills the worker (SIGKILL) the N-th time it reaches POINT "
-        "(start, dlq, _rejected, _outcomes, _events, _hourly, _weekly, _waste, _progress).",
-        parse_crash_at,
-    ),
-    Field(
-        "fault_fail_writes",
-        "",
-        "Testing only: N[@POINT] makes the first N store writes reaching POINT (default start) fail.",
-        parse_fail_writes,
-    ),
-    Field(
-        "fault_poison",
-        "",
-        "Testing only: the core fails (panics) on any message whose value contains this text; "
-        "the message becomes one poison rejection.",
-    ),
-)
+@overload
+def setting(default: str, doc: str, *, secret: bool = ..., has_flag: bool = ...) -> str: ...
+@overload
+def setting(default: str, doc: str, parse: Callable[[str], T], *, secret: bool = ..., has_flag: bool = ...) -> T: ...
+def setting(
+    default: str, doc: str, parse: Callable[[str], Any] = _str, *, secret: bool = False, has_flag: bool = True
+) -> Any:
+    """A :class:`Settings` attribute declared once: its text ``default`` (as a user
+    would write it; parsed for the attribute's default), its ``doc`` (the
+    configuration reference), its parser, whether it is a secret (masked) and
+    whether it has a flag. :data:`FIELDS` is read back from these."""
+    spec = {"default": default, "doc": doc, "parse": parse, "secret": secret, "has_flag": has_flag}
+    return dataclasses.field(default=parse(default), metadata={_SPEC: spec})
 
 
 def _user_secret(kind: str, flag: str, user: str, password: str, password_file: str) -> str:
@@ -705,97 +294,394 @@ def _user_secret(kind: str, flag: str, user: str, password: str, password_file: 
 
 @dataclass(frozen=True)
 class Settings:
-    kafka_brokers: str = "localhost:9092"
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str = "PLAIN"
-    kafka_username: str = ""
-    kafka_password: str = ""
-    kafka_password_file: str = ""
-    kafka_ca_file: str = ""
-    kafka_cert_file: str = ""
-    kafka_key_file: str = ""
-    clickhouse_url: str = "chdb://./var/tokenlord"
-    database: str = "tokenlord"
-    bi_user: str = ""
-    bi_password: str = ""
-    bi_password_file: str = ""
-    worker_user: str = ""
-    worker_password: str = ""
-    worker_password_file: str = ""
-    worker_init_db: bool = True
-    fingerprint_key: str = ""
-    fingerprint_key_file: str = ""
-    events_topic: str = "tokenlord.events"
-    dlq_topic: str = "tokenlord.events.dlq"
-    outcomes_topic: str = "tokenlord.outcomes"
-    otlp_topic: str = ""
-    group_id: str = "tokenlord"
-    partitions: int = 3
-    grace: int = 3_600_000
-    dedupe_horizon: int = 86_400_000
-    future_tolerance: int = 600_000
-    batch_size: int = 20_000
-    batch_bytes: int = 8_388_608
-    flush_interval: int = 1000
-    restore_chunk: int = 20_000
-    max_message_bytes: int = 1_048_576
-    max_elements_per_message: int = 10_000
-    max_rejections_per_message: int = 100
-    max_rejections_per_batch: int = 10_000
-    dlq_max_key_bytes: int = 256
-    waste_min_prompt_tokens: int = 32
-    waste_duplicate_window: int = 3_600_000
-    waste_free_repeats: int = 1
-    waste_storm_window: int = 10_000
-    waste_storm_min: int = 3
-    waste_loop_window: int = 600_000
-    waste_loop_min: int = 1
-    waste_loop_bits: int = 3
-    waste_repeat_pct: int = 50
-    waste_resend_window: int = 86_400_000
-    waste_resend_free: int = 2
-    waste_loop_answer_pct: int = 50
-    waste_reask_free: int = 3
-    waste_reask_prompt_pct: int = 10
-    waste_reask_output_pct: int = 20
-    waste_short_repeat_pct: int = 40
-    titles: str = "Token Lord,AI Grandmaster,Token Overlord"
-    value_tokens_per_credit: int = 500_000
-    prices_file: str = ""
-    model_encodings: str = DEFAULT_MODEL_ENCODINGS
-    fallback_encoding: str = "o200k_base"
-    tokenizer_dir: str = ""
-    gateway_send_text: bool = False
-    gateway_queue_size: int = 10_000
-    digest_webhooks: str = ""
-    digest_webhooks_file: str = ""
-    digest_interval: int = 60_000
-    digest_lookback: int = 1_209_600_000
-    web_public_url: str = ""
-    budgets: str = ""
-    budgets_file: str = ""
-    budget_warn_pct: int = 80
-    budget_interval: int = 60_000
-    kafka_home: str = "./var/kafka"
-    kafka_port: int = 9092
-    web_port: int = 6066
-    web_bind: str = "127.0.0.1"
-    web_auth: str = "none"
-    web_token: str = ""
-    web_token_file: str = ""
-    web_users_file: str = ""
-    web_user_header: str = "X-Forwarded-User"
-    web_trusted_proxies: str = ""
-    web_admins: str = ""
-    web_cache: int = 5000
-    web_max_requests: int = 8
-    session_timeout: int = 15_000
-    store_retry_max: int = 60_000
-    log_level: str = "info"
-    log_format: str = "text"
-    fault_crash_at: str = ""
-    fault_fail_writes: str = ""
-    fault_poison: str = ""
+    kafka_brokers: str = setting("localhost:9092", "Kafka bootstrap servers, comma-separated.", _brokers)
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT",
+        "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client (worker, produce, admin).",
+        _security_protocol,
+    )
+    kafka_sasl_mechanism: str = setting(
+        "PLAIN",
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols).",
+        _sasl_mechanism,
+    )
+    kafka_username: str = setting("", "SASL user name.")
+    kafka_password: str = setting(
+        "",
+        "SASL password: environment only (no flag), masked; or use TOKENLORD_KAFKA_PASSWORD_FILE.",
+        secret=True,
+        has_flag=False,
+    )
+    kafka_password_file: str = setting("", "File holding the SASL password (e.g. a mounted secret).", _readable_file)
+    kafka_ca_file: str = setting(
+        "",
+        "PEM file of the CA that signed the brokers' certificates (SSL, SASL_SSL).",
+        _readable_file,
+    )
+    kafka_cert_file: str = setting("", "PEM client certificate, for brokers that require mutual TLS.", _readable_file)
+    kafka_key_file: str = setting("", "PEM private key of the client certificate.", _readable_file)
+    clickhouse_url: str = setting(
+        "chdb://./var/tokenlord",
+        "Where results go: `chdb://DIR` (embedded ClickHouse, one process per DIR) or "
+        "`http(s)://user:pass@host:8123[/db]` (a ClickHouse server; https takes "
+        "`?ca_cert=PEM&client_cert=PEM&client_cert_key=PEM&verify=true|false`). The password is masked; "
+        "a URL with a password is refused as a flag (environment only).",
+        _clickhouse_url,
+        secret=True,
+    )
+    database: str = setting("tokenlord", "ClickHouse database of the tables and views.", _identifier)
+    bi_user: str = setting(
+        "",
+        "`init-db` also creates (or resets) this ClickHouse user for BI tools: SELECT on the public views "
+        "only, readonly. Needs a ClickHouse server (not chdb://). Empty: no BI user.",
+        _optional_identifier,
+    )
+    bi_password: str = setting(
+        "",
+        "The BI user's password: environment only (no flag), masked; or use TOKENLORD_BI_PASSWORD_FILE.",
+        secret=True,
+        has_flag=False,
+    )
+    bi_password_file: str = setting("", "File holding the BI user's password (e.g. a mounted secret).", _readable_file)
+    worker_user: str = setting(
+        "",
+        "`init-db` also creates (or resets) this ClickHouse user for workers: INSERT and SELECT on the tables a "
+        "worker writes and reads, SELECT on the public views, nothing else (no DDL). Run the worker with it and "
+        "TOKENLORD_WORKER_INIT_DB=false. Needs a ClickHouse server (not chdb://). Empty: no worker user.",
+        _optional_identifier,
+    )
+    worker_password: str = setting(
+        "",
+        "The worker user's password (for `init-db`): environment only (no flag), masked; or use "
+        "TOKENLORD_WORKER_PASSWORD_FILE.",
+        secret=True,
+        has_flag=False,
+    )
+    worker_password_file: str = setting(
+        "",
+        "File holding the worker user's password (e.g. a mounted secret).",
+        _readable_file,
+    )
+    worker_init_db: bool = setting(
+        "true",
+        "true: the worker runs `init-db` at start (creates what is missing, refreshes views and titles). "
+        "false: the schema must already exist (a separate `tokenlord init-db` with an admin user, as in "
+        "docker-compose.yml), so the worker needs no DDL rights; it checks its tables are there and says so.",
+        _bool,
+    )
+    fingerprint_key: str = setting(
+        "",
+        "The organisation's secret that keys text fingerprints (`tokenlord.fingerprint`): the same on every "
+        "gateway and worker. Environment only (no flag), masked; or use TOKENLORD_FINGERPRINT_KEY_FILE. "
+        "Empty: fingerprints are unkeyed and a stored hash of a short prompt can be matched by guessing.",
+        secret=True,
+        has_flag=False,
+    )
+    fingerprint_key_file: str = setting(
+        "",
+        "File holding the fingerprint secret (e.g. a mounted secret).",
+        _readable_file,
+    )
+    events_topic: str = setting("tokenlord.events", "Topic of usage events.", _topic)
+    dlq_topic: str = setting("tokenlord.events.dlq", "Dead-letter topic for rejected input.", _topic)
+    outcomes_topic: str = setting("tokenlord.outcomes", "Topic of outcome events.", _topic)
+    otlp_topic: str = setting(
+        "",
+        "Topic of OpenTelemetry trace records (the Collector's kafka exporter, e.g. `otlp_spans`): GenAI spans "
+        "become usage events (docs/gateways.md). Empty: off.",
+        _optional_topic,
+    )
+    group_id: str = setting("tokenlord", "Kafka consumer group (and Faust app id) of the workers.", _topic)
+    partitions: int = setting("3", "Partitions of the topics tokenlord creates.", _positive_int)
+    grace: int = setting("1h", "How long after its end a week still takes late events.", parse_duration_ms)
+    dedupe_horizon: int = setting(
+        "24h",
+        "Event-time horizon within which a repeated event_id is counted once.",
+        parse_duration_ms,
+    )
+    future_tolerance: int = setting(
+        "10m",
+        "Events further ahead of the worker's clock are rejected (future_timestamp).",
+        parse_duration_ms,
+    )
+    batch_size: int = setting("20000", "Max Kafka messages per core call and store write.", _positive_int)
+    batch_bytes: int = setting(
+        "8388608",
+        "Max bytes of message values per core call and store write (a batch ends at whichever comes first).",
+        _positive_int,
+    )
+    flush_interval: int = setting("1s", "Max time a message waits for its batch to fill.", parse_duration_ms)
+    restore_chunk: int = setting(
+        "20000",
+        "Stored events read per step when a worker rebuilds a partition's state (its memory for that is one step).",
+        _positive_int,
+    )
+    max_message_bytes: int = setting("1048576", "Larger message values are rejected (too_large).", _positive_int)
+    # Fan-out limits (docs/semantics.md, "Fan-out limits"): what one message may cost.
+    max_elements_per_message: int = setting(
+        "10000",
+        "Events (array items, NDJSON lines) read from one message; the rest of it is one rejection "
+        "(too_many_elements).",
+        _positive_int,
+    )
+    max_rejections_per_message: int = setting(
+        "100",
+        "Rejections of one message; past it the rest of the message is one rejection (too_many_rejections).",
+        _positive_int,
+    )
+    max_rejections_per_batch: int = setting(
+        "10000",
+        "Rejections of one batch; past it each further message gives at most one rejection.",
+        _positive_int,
+    )
+    dlq_max_key_bytes: int = setting(
+        "256",
+        "Dead letters carry at most this many bytes of the source message's key (header tokenlord.key_truncated).",
+        _positive_int,
+    )
+    # Waste signals (docs/semantics.md, "Waste")
+    waste_min_prompt_tokens: int = setting(
+        "32",
+        "Prompts with fewer input tokens never count as repeats (a legitimately repeated 'continue').",
+        _non_negative_int,
+    )
+    waste_duplicate_window: int = setting(
+        "1h",
+        "The same prompt from a user again within this span is a repeat (duplicate_prompt).",
+        parse_duration_ms,
+    )
+    waste_free_repeats: int = setting(
+        "1",
+        "Repeats of a prompt that are not waste (a regeneration); later ones are.",
+        _non_negative_int,
+    )
+    waste_storm_window: int = setting(
+        "10s",
+        "Identical requests this close together form a burst (retry_storm)...",
+        parse_duration_ms,
+    )
+    waste_storm_min: int = setting("3", "...from this many requests on (the first is never waste).", _positive_int)
+    waste_loop_window: int = setting(
+        "10m",
+        "Near-identical prompt and answer repeated within this span is a loop (agent_loop)...",
+        parse_duration_ms,
+    )
+    waste_loop_min: int = setting("1", "...once this many earlier near-identical requests are seen.", _positive_int)
+    waste_loop_bits: int = setting(
+        "3",
+        "SimHash bits (of 64) two near-identical texts may differ in.",
+        _non_negative_int,
+    )
+    waste_repeat_pct: int = setting(
+        "50",
+        "A prompt (padded_prompt) or output (repetitive_output) counts its repeated share as waste "
+        "once at least this percentage of it repeats (10-word windows seen before).",
+        _positive_int,
+    )
+    waste_resend_window: int = setting(
+        "24h",
+        "The same prompt (by its text or fingerprint) sent again within this span, however the re-sends "
+        "are paced, is a repeat (duplicate_prompt)...",
+        parse_duration_ms,
+    )
+    waste_resend_free: int = setting(
+        "2",
+        "...after this many free re-sends; likewise a loop step (agent_loop) repeated more often than this "
+        "within the span, however slowly paced.",
+        _non_negative_int,
+    )
+    waste_loop_answer_pct: int = setting(
+        "50",
+        "Answers of 50+ words are the same answer (agent_loop) only when their MinHash sketches also "
+        "agree in at least this percentage of buckets (two different tables can share a SimHash).",
+        _positive_int,
+    )
+    waste_reask_free: int = setting(
+        "3",
+        "Re-asks of one question (reworded or reordered, answered alike) within the resend window that "
+        "are not waste (an edit and two retries); later ones are (near_duplicate)...",
+        _non_negative_int,
+    )
+    waste_reask_prompt_pct: int = setting(
+        "10",
+        "...where a prompt is a re-ask when its MinHash sketch agrees with an earlier prompt's in at least "
+        "this percentage of its 64 buckets...",
+        _positive_int,
+    )
+    waste_reask_output_pct: int = setting(
+        "20",
+        "...and the answers' sketches agree in at least this percentage.",
+        _positive_int,
+    )
+    waste_short_repeat_pct: int = setting(
+        "40",
+        "A prompt also counts as padded_prompt once at least this percentage of it repeats in 3-word "
+        "windows (filler with every few words changed).",
+        _positive_int,
+    )
+    titles: str = setting(
+        "Token Lord,AI Grandmaster,Token Overlord",
+        "Titles by effective rank, comma-separated (rank 1 first).",
+    )
+    value_tokens_per_credit: int = setting(
+        "500000",
+        "The value ranking (`leaderboard --by value`) counts at most this many effective attributed tokens per "
+        "credit of a user's outcomes (docs/semantics.md, section Value ranking). Part of the value_weekly view: "
+        "after a change, rerun `tokenlord init-db`.",
+        _tokens_per_credit,
+    )
+    prices_file: str = setting("", "JSON price table (USD per 1M tokens per model prefix); empty = the bundled table.")
+    model_encodings: str = setting(
+        DEFAULT_MODEL_ENCODINGS,
+        "Model-name prefix → encoding rules (longest prefix wins).",
+        _encoding_rules,
+    )
+    fallback_encoding: str = setting(
+        "o200k_base",
+        "Encoding for models no rule matches; such counts are marked tokens_estimated.",
+    )
+    tokenizer_dir: str = setting(
+        "",
+        "Directory of tiktoken-format vocabularies (NAME.tiktoken or NAME/tokenizer.model, e.g. "
+        "llama_models' llama3/ and llama4/); each becomes encoding NAME. Empty: llama models "
+        "count with the fallback encoding, marked tokens_estimated.",
+        _directory,
+    )
+    # Gateway integrations (tokenlord.integrations.litellm; docs/gateways.md): read where the gateway runs
+    gateway_send_text: bool = setting(
+        "false",
+        "true: a gateway integration sends the prompt and output text in its events instead of their "
+        "fingerprint (the worker tokenizes and fingerprints them; never stored either way).",
+        _bool,
+        has_flag=False,
+    )
+    gateway_queue_size: int = setting(
+        "10000",
+        "Events a gateway integration holds for its Kafka producer thread; when full, new events are "
+        "dropped and counted (the request path never waits on Kafka).",
+        _positive_int,
+        has_flag=False,
+    )
+    # The weekly digest (tokenlord.digest; docs/operations.md, "The weekly digest")
+    digest_webhooks: str = setting(
+        "",
+        "Where the worker posts the weekly digest when a week becomes final: NAME=KIND:URL entries, comma-separated "
+        "(KIND json or slack; NAME keys the once-per-week record). Environment only (no flag), masked; or use "
+        "TOKENLORD_DIGEST_WEBHOOKS_FILE. Empty: no digest.",
+        _webhooks,
+        secret=True,
+        has_flag=False,
+    )
+    digest_webhooks_file: str = setting(
+        "",
+        "File holding TOKENLORD_DIGEST_WEBHOOKS (e.g. a mounted secret).",
+        _readable_file,
+    )
+    digest_interval: int = setting("1m", "How often the worker looks for weeks whose digest is due.", parse_duration_ms)
+    digest_lookback: int = setting(
+        "14d",
+        "Digests are posted for weeks that ended at most this long ago (enabling a webhook does not post history).",
+        parse_duration_ms,
+    )
+    web_public_url: str = setting(
+        "",
+        "The pages' address as readers reach it (e.g. https://tokens.example.com), for links in the digest.",
+        _public_url,
+    )
+    # Budgets (tokenlord.budgets; docs/operations.md, "Budgets")
+    budgets: str = setting(
+        "",
+        "Weekly budgets: KIND:NAME=AMOUNT entries, comma-separated (KIND user or team; AMOUNT tokens like 50M or "
+        "dollars like $200). Exported as tokenlord_budget_* metrics; the pages mark who is near or over.",
+        _budgets,
+    )
+    budgets_file: str = setting("", "File of budgets (as TOKENLORD_BUDGETS, one per line; # comments).", _readable_file)
+    budget_warn_pct: int = setting("80", "A budget used to this percentage or more is 'near' on the pages.", _percent)
+    budget_interval: int = setting("1m", "How often a worker refreshes the budget metrics.", parse_duration_ms)
+    kafka_home: str = setting("./var/kafka", "Data, logs and pid of `tokenlord kafka-local`.")
+    kafka_port: int = setting("9092", "PLAINTEXT port of `tokenlord kafka-local`.", _port)
+    web_port: int = setting(
+        "6066",
+        "Port of the worker's web server (Faust): leaderboard page, /metrics, /healthz, /readyz.",
+        _port,
+    )
+    web_bind: str = setting(
+        "127.0.0.1",
+        "Address the worker's web server listens on; 0.0.0.0 for all interfaces (containers).",
+        _bind,
+    )
+    # Access to the pages (tokenlord.web_access; docs/operations.md, "Access to the pages")
+    web_auth: str = setting(
+        "none",
+        "Who may see the leaderboard pages (/, /user/...): `none` (everyone; the local demo), `token` (a shared "
+        "TOKENLORD_WEB_TOKEN), `basic` (users of TOKENLORD_WEB_USERS_FILE) or `proxy` (the user an authenticating "
+        "proxy names in TOKENLORD_WEB_USER_HEADER). /metrics, /healthz and /readyz are never checked.",
+        _web_auth,
+    )
+    web_token: str = setting(
+        "",
+        "The pages' access token (web_auth=token, at least 16 characters): environment only (no flag), masked; "
+        "or use TOKENLORD_WEB_TOKEN_FILE.",
+        secret=True,
+        has_flag=False,
+    )
+    web_token_file: str = setting("", "File holding the pages' access token (e.g. a mounted secret).", _readable_file)
+    web_users_file: str = setting(
+        "",
+        "web_auth=basic: lines `user:HASH` (scrypt or pbkdf2-sha256; `tokenlord web-user NAME` prints one).",
+        _readable_file,
+    )
+    web_user_header: str = setting(
+        "X-Forwarded-User",
+        "web_auth=proxy: the header naming the user (oauth2-proxy: X-Forwarded-User; behind nginx auth_request: "
+        "X-Auth-Request-User).",
+        _header_name,
+    )
+    web_trusted_proxies: str = setting(
+        "",
+        "web_auth=proxy: addresses or networks (comma-separated, e.g. 10.0.0.5,10.1.0.0/16) whose user header is "
+        "believed; requests from anywhere else are refused.",
+        _proxies,
+    )
+    web_admins: str = setting(
+        "",
+        "Users (comma-separated) who see everyone's usage; any other signed-in user sees only their own.",
+    )
+    web_cache: int = setting(
+        "5s",
+        "How long a rendered page is reused (per page, query and viewer scope); 0: no cache.",
+        parse_duration_ms,
+    )
+    web_max_requests: int = setting(
+        "8",
+        "Page requests served at once; more are answered 503 with Retry-After (/metrics and health not counted).",
+        _positive_int,
+    )
+    session_timeout: int = setting(
+        "15s",
+        "Kafka consumer-group session timeout: how soon the group moves a crashed worker's partitions "
+        "(heartbeats every third of it, at most 3 s).",
+        _session_timeout,
+    )
+    store_retry_max: int = setting("60s", "Longest backoff between retries of a failed store write.", parse_duration_ms)
+    log_level: str = setting("info", "debug, info, warning or error.", _level)
+    log_format: str = setting("text", "text (one line per record) or json (one JSON object per line).", _log_format)
+    fault_crash_at: str = setting(
+        "",
+        "Testing only: POINT[:N] kills the worker (SIGKILL) the N-th time it reaches POINT "
+        "(start, dlq, _rejected, _outcomes, _events, _hourly, _weekly, _waste, _progress).",
+        parse_crash_at,
+    )
+    fault_fail_writes: str = setting(
+        "",
+        "Testing only: N[@POINT] makes the first N store writes reaching POINT (default start) fail.",
+        parse_fail_writes,
+    )
+    fault_poison: str = setting(
+        "",
+        "Testing only: the core fails (panics) on any message whose value contains this text; "
+        "the message becomes one poison rejection.",
+    )
     raw: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -1075,6 +961,12 @@ def mask(value: str) -> str:
         user = userinfo.split(":", 1)[0]
         rest = (f"{user}:***@" if ":" in userinfo else f"{user}@") + rest
     return f"{scheme}://" + re.sub(r"(?i)(password|secret|token)=[^&#]*", r"\1=***", rest)
+
+
+# Every setting, in the order of docs/configuration.md: read back from the Settings attributes.
+FIELDS: Final[tuple[Field, ...]] = tuple(
+    Field(f.name, **f.metadata[_SPEC]) for f in dataclasses.fields(Settings) if _SPEC in f.metadata
+)
 
 
 def configuration_markdown() -> str:

@@ -288,7 +288,8 @@ def test_one_error_hierarchy_catches_the_cores_config_errors() -> None:
 
 
 def test_every_settings_default_is_the_parsed_default_of_its_field() -> None:
-    """Each setting is written twice in settings.py (the Field's text, the dataclass default): they must agree."""
+    """Each setting is declared once (``settings.setting``): the attribute's default is its text default parsed
+    (what the environment gives when unset), and every attribute but ``raw`` is a setting."""
     import dataclasses
 
     from tokenlord.settings import FIELDS, Settings
