@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from tokenlord.time_utils import DAY_MS, HOUR_MS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
 #: The generated week: Thursday 2025-01-09 00:00 UTC + 7 days, so it crosses the
 #: Monday 2025-01-13 boundary (the first week closes during the run).
 SPAN_START_MS = int(dt.datetime(2025, 1, 9, tzinfo=dt.UTC).timestamp() * 1000)

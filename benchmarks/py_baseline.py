@@ -32,11 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from tokenlord.time_utils import DAY_MS, HOUR_MS, WEEK_MS
 from xxhash import xxh3_64_intdigest
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
-WEEK_MS = 7 * DAY_MS
 WASTE_WINDOW_MS = 3_600_000  # the longest waste window (duplicate_window)
 MAX_TS_MS = 253_402_300_799_999
 MAX_COUNT = 1_000_000_000

@@ -48,10 +48,10 @@ from _common import machine_info, table, write_json  # noqa: E402
 from tokenlord import _core  # noqa: E402
 from tokenlord.kafka import local  # noqa: E402
 from tokenlord.kafka.admin import delete_topics, ensure_topics  # noqa: E402
+from tokenlord.time_utils import HOUR_MS, WEEK_MS  # noqa: E402
 
 KAFKA_HOME = REPO / "var" / "kafka-reliability"
-HOUR_MS = 3_600_000
-WEEK_MS = 7 * 24 * HOUR_MS
+
 SOAK_START_MS = 1_735_516_800_000  # Monday 2024-12-30
 
 

@@ -51,10 +51,11 @@ from _common import machine_info, table, write_json
 from tokenlord import _core
 from tokenlord.settings import Settings
 from tokenlord.simulate import HONEST, fingerprinted, generate
+from tokenlord.time_utils import DAY_MS
 
 PARTITIONS = 3
 START_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z, a Monday
-DAY_MS = 86_400_000
+
 BATCH = 5000
 TOP = 10
 

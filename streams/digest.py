@@ -20,6 +20,7 @@ from tokenlord.kafka.admin import end_offsets
 from tokenlord.kafka.security import client_config
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
+from tokenlord.time_utils import DAY_MS
 
 log = logging.getLogger("tokenlord.digest")
 
@@ -49,7 +50,7 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
                 topic=settings.events_topic,
                 end_offsets=lambda: end_offsets(kafka, settings.events_topic, timeout=20),
                 grace_ms=settings.grace,
-                lookback_days=settings.digest_lookback // 86_400_000,
+                lookback_days=settings.digest_lookback // DAY_MS,
                 page_url=settings.web_public_url,
                 after_post=lambda: pipeline.faults.reached("digest"),
             )

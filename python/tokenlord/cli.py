@@ -23,26 +23,7 @@ from tokenlord.errors import ConfigError, StoreError, TokenlordError
 from tokenlord.report import RANKINGS, WASTE_RULES
 from tokenlord.settings import FIELDS, Settings, configuration_markdown
 
-__all__ = ["LEADERBOARD_COLUMNS", "WASTE_RULES", "format_explain", "format_table", "main", "resolve_week"]
-
-LEADERBOARD_COLUMNS = (
-    "week_start",
-    "user",
-    "team",
-    "requests",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "wasted_tokens",
-    "effective_tokens",
-    "waste_ratio",
-    "cost_usd",
-    "outcomes",
-    "rank",
-    "effective_rank",
-    "title",
-    "final",
-)
+__all__ = ["WASTE_RULES", "format_explain", "format_table", "main", "resolve_week"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -410,11 +391,11 @@ def resolve_week(text: str, today: dt.date | None = None) -> dt.date:
 
 def _cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
     from tokenlord.store import open_store
-    from tokenlord.store.schema import VALUE_RANK_COLUMNS
+    from tokenlord.store.schema import LEADERBOARD_VIEW_COLUMNS, VALUE_RANK_COLUMNS
 
     store = open_store(settings)
     rows = store.leaderboard(resolve_week(args.week), args.top, args.by)
-    names = [*LEADERBOARD_COLUMNS, *(VALUE_RANK_COLUMNS if args.by == "value" else ())]
+    names = [*LEADERBOARD_VIEW_COLUMNS, *(VALUE_RANK_COLUMNS if args.by == "value" else ())]
     return _print_rows(rows, args.format, names, lambda: format_table(rows, args.by))
 
 

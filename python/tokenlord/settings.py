@@ -26,10 +26,11 @@ from tokenlord import _core
 from tokenlord.budgets import Budget, parse_budgets
 from tokenlord.errors import ConfigError
 from tokenlord.faults import parse_crash_at, parse_fail_writes
+from tokenlord.time_utils import DAY_MS, HOUR_MS, WEEK_MS
 from tokenlord.webhooks import Webhook, parse_webhooks
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": HOUR_MS, "d": DAY_MS, "w": WEEK_MS}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 

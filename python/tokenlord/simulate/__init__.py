@@ -77,9 +77,7 @@ from tokenlord.simulate._base import (
     _ZONE_CUM,
     _ZONES,
     AGENT_LOOP,
-    DAY_MS,
     HONEST,
-    HOUR_MS,
     LABELS,
     LONG_OUTPUT,
     MODELS,
@@ -109,6 +107,7 @@ from tokenlord.simulate.profiles import (
     RULE_BLIND,
     is_gamer_label,
 )
+from tokenlord.time_utils import DAY_MS, HOUR_MS
 
 RED_TEAM_LABELS = (HONEST, *ADAPTIVE_PROFILES, LOOP_DILUTION, *LOOKALIKE_PROFILES)
 ALL_LABELS = (*LABELS, *ADAPTIVE_PROFILES, LOOP_DILUTION, *LOOKALIKE_PROFILES)

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
+from tokenlord.time_utils import DAY_MS
 
 HONEST = "honest"
 AGENT_LOOP = "agent_loop"

@@ -41,13 +41,14 @@ from tokenlord.simulate._base import (
     _TextPool,
     _User,
 )
+from tokenlord.time_utils import HOUR_MS
 
 if TYPE_CHECKING:
     from tokenlord.simulate import _Sim
 
 # ------------------------------------------------------------------ labels
 
-HOUR = 3_600_000
+HOUR = HOUR_MS
 MINUTE = 60_000
 
 # Adaptive gamers (red team).

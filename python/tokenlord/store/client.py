@@ -33,6 +33,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
 from tokenlord import _core
 from tokenlord.errors import StoreError
 from tokenlord.report import RANKINGS, Ranking
+from tokenlord.time_utils import DAY_MS
 
 from . import schema
 from .schema import check_ident, quote_ident
@@ -51,7 +52,6 @@ __all__ = [
 Columns = Mapping[str, Sequence[Any]]
 
 RAW_MAX_BYTES: Final = 4096
-_MS_PER_DAY: Final = 86_400_000
 # Acknowledged writes: 26.x enables async_insert by default, which would
 # acknowledge an insert before it is in a part.
 _INSERT_SETTINGS: Final[dict[str, Any]] = {"async_insert": 0, "optimize_on_insert": 0}
@@ -265,7 +265,7 @@ def _rows(section: Columns, name: str, wanted: Sequence[str]) -> int:
 def _ms_to_days(values: Sequence[int]) -> list[int]:
     # Date is days since 1970-01-01 as UInt16; the Monday before 1970-01-05 is
     # 1969-12-29, which Date cannot hold: clamp it to day 0 instead of failing.
-    return [d if d > 0 else 0 for d in (v // _MS_PER_DAY for v in values)]
+    return [d if d > 0 else 0 for d in (v // DAY_MS for v in values)]
 
 
 def _ms_to_seconds(values: Sequence[int]) -> list[int]:
