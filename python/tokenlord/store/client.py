@@ -1,16 +1,7 @@
-"""The ClickHouse store: one code path (clickhouse-connect) for embedded chDB and a server.
-
-URLs (``TOKENLORD_CLICKHOUSE_URL``):
-
-- ``chdb://./var/tokenlord`` — embedded chDB, data directory relative to the
-  current directory; ``chdb:///abs/path`` for an absolute one; ``chdb://memory``
-  (or ``chdb://:memory:``) for a throw-away in-memory engine.
-- ``http://user:pass@host:8123[/db]`` or ``https://...:8443[/db]`` — a
-  ClickHouse server over HTTP(S); user and password are percent-decoded.
-
-chDB hosts one engine (one data directory) per process, so the embedded clients
-are cached per directory inside this module and shared by every ``Store`` on
-it (reference counted; the last ``close()`` closes the client).
+"""The ClickHouse store: one code path (clickhouse-connect) for embedded chDB and a
+server (``TOKENLORD_CLICKHOUSE_URL``, store/urls.py; chDB's one engine per process,
+store/chdb.py): the schema's creation and check, a core batch's writes (rows as
+the core encodes them, store/rows.py), the restore reads, and the pages' reads.
 
 Every insert is an acknowledged, synchronous write (``async_insert=0``), sent
 column-oriented with explicit column types (no DESCRIBE round trip).
@@ -18,40 +9,34 @@ column-oriented with explicit column types (no DESCRIBE round trip).
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final, NamedTuple, Protocol
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError, DatabaseError
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from tokenlord import _core
 from tokenlord.errors import StoreError
 from tokenlord.report import RANKINGS, Ranking
-from tokenlord.time_utils import DAY_MS
 
-from . import schema
+from . import chdb, schema
+from .rows import (
+    BatchLike,
+    Columns,
+    _ms_to_days,
+    _ms_to_seconds,
+    _none_to_zero,
+    _rows,
+    _section,
+    stored_raw,
+)
 from .schema import check_ident, quote_ident
+from .urls import ChdbTarget, parse_url
 
-__all__ = [
-    "BatchLike",
-    "Columns",
-    "Store",
-    "StoreError",
-    "StoreSettings",
-    "open_store",
-    "parse_url",
-    "stored_raw",
-]
+__all__ = ["RESTORE_COLUMNS", "Restored", "Store", "StoreError", "StoreSettings", "open_store"]
 
-Columns = Mapping[str, Sequence[Any]]
 
-RAW_MAX_BYTES: Final = 4096
 # Acknowledged writes: 26.x enables async_insert by default, which would
 # acknowledge an insert before it is in a part.
 _INSERT_SETTINGS: Final[dict[str, Any]] = {"async_insert": 0, "optimize_on_insert": 0}
@@ -76,21 +61,6 @@ class Restored(NamedTuple):
     next_offset: int | None
 
 
-class BatchLike(Protocol):
-    """What ``write_batch`` reads: ``tokenlord._core.Batch`` or any look-alike."""
-
-    @property
-    def events(self) -> Columns: ...
-    @property
-    def hourly(self) -> Columns: ...
-    @property
-    def weekly(self) -> Columns: ...
-    @property
-    def waste(self) -> Columns: ...
-    @property
-    def rejected(self) -> Columns: ...
-
-
 class StoreSettings(Protocol):
     """The fields of ``tokenlord.settings.Settings`` the store reads."""
 
@@ -103,193 +73,6 @@ class StoreSettings(Protocol):
 def open_store(settings: StoreSettings) -> Store:
     """``Store.connect(settings.clickhouse_url, settings.database)``."""
     return Store.connect(settings.clickhouse_url, settings.database)
-
-
-# ---- URL parsing -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChdbTarget:
-    path: str  # absolute, symlinks resolved; or ":memory:"
-
-
-@dataclass(frozen=True)
-class HttpTarget:
-    host: str
-    port: int
-    secure: bool
-    username: str | None
-    password: str
-    database: str | None
-    # TLS (https only), from the URL's query: ?ca_cert=PATH&client_cert=PATH&client_cert_key=PATH&verify=false
-    tls: tuple[tuple[str, str | bool], ...] = ()
-
-
-def parse_url(url: str) -> ChdbTarget | HttpTarget:
-    """Parse a ``chdb://`` or ``http(s)://`` URL (see the module docstring)."""
-    if url.startswith("chdb:"):
-        rest = url[len("chdb:") :]
-        if rest.startswith("//"):
-            rest = rest[2:]
-        if "?" in rest or "#" in rest:
-            raise StoreError(f"chdb URL takes no query or fragment: {url!r}")
-        if rest in ("", "memory", ":memory:"):
-            return ChdbTarget(":memory:")
-        return ChdbTarget(os.path.realpath(os.path.abspath(unquote(rest))))
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise StoreError(f"unsupported ClickHouse URL scheme {parts.scheme!r} (chdb, http, https)")
-    if parts.fragment:
-        raise StoreError("ClickHouse URL takes no fragment")
-    tls = _tls_options(parts.query, parts.scheme == "https")
-    if not parts.hostname:
-        raise StoreError("ClickHouse URL has no host")
-    secure = parts.scheme == "https"
-    try:
-        port = parts.port or (8443 if secure else 8123)
-    except ValueError as exc:
-        raise StoreError(f"bad port in ClickHouse URL: {exc}") from None
-    path = parts.path.strip("/")
-    database = unquote(path) if path else None
-    if database is not None:
-        check_ident(database)
-    return HttpTarget(
-        host=parts.hostname,
-        port=port,
-        secure=secure,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else "",
-        database=database,
-        tls=tls,
-    )
-
-
-_TLS_FILES = ("ca_cert", "client_cert", "client_cert_key")
-
-
-def _tls_options(query: str, secure: bool) -> tuple[tuple[str, str | bool], ...]:
-    """TLS options of an https URL's query; files must exist, verify is true/false."""
-    if not query:
-        return ()
-    if not secure:
-        raise StoreError("ClickHouse URL: TLS options (?ca_cert=..., ?verify=...) need https://")
-    out: list[tuple[str, str | bool]] = []
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if key in _TLS_FILES:
-            if not os.path.isfile(value):
-                raise StoreError(f"ClickHouse URL: {key}={value!r}: no such file")
-            out.append((key, value))
-        elif key == "verify" and value.lower() in ("true", "false", "1", "0"):
-            out.append((key, value.lower() in ("true", "1")))
-        else:
-            raise StoreError(
-                f"ClickHouse URL: unknown option {key!r} (ca_cert, client_cert, client_cert_key, verify=true|false)"
-            )
-    return tuple(out)
-
-
-# ---- chDB client cache ---------------------------------------------------------
-
-
-@dataclass
-class _Shared:
-    client: Client
-    refs: int
-
-
-_CHDB_LOCK = threading.Lock()
-_CHDB_CLIENTS: dict[str, _Shared] = {}
-
-
-def _acquire_chdb(path: str) -> Client:
-    with _CHDB_LOCK:
-        shared = _CHDB_CLIENTS.get(path)
-        if shared is not None:
-            shared.refs += 1
-            return shared.client
-        others = [p for p in _CHDB_CLIENTS if p != path]
-        if others:
-            raise StoreError(
-                f"chDB allows one data directory per process: {others[0]!r} is open, cannot also open {path!r}"
-            )
-        if path != ":memory:":
-            os.makedirs(path, exist_ok=True)
-        try:
-            client = clickhouse_connect.get_client(interface="chdb", path=path)
-        except DatabaseError as exc:
-            raise StoreError(
-                f"cannot open the chDB data directory {path!r}: {exc}. chDB allows one "
-                "process per directory: is a worker (or another tokenlord command) using "
-                "it? Stop it, or point TOKENLORD_CLICKHOUSE_URL at a ClickHouse server."
-            ) from exc
-        _CHDB_CLIENTS[path] = _Shared(client, 1)
-        return client
-
-
-def _release_chdb(path: str) -> None:
-    with _CHDB_LOCK:
-        shared = _CHDB_CLIENTS.get(path)
-        if shared is None:
-            return
-        shared.refs -= 1
-        if shared.refs <= 0:
-            del _CHDB_CLIENTS[path]
-            shared.client.close()
-
-
-# ---- batch helpers ---------------------------------------------------------------
-
-
-def _section(batch: BatchLike | Mapping[str, Columns], name: str) -> Columns:
-    if isinstance(batch, Mapping):
-        section = batch.get(name)
-        return section if section is not None else {}
-    cols: Columns | None = getattr(batch, name, None)
-    return cols if cols is not None else {}
-
-
-def _rows(section: Columns, name: str, wanted: Sequence[str]) -> int:
-    """Row count of a section; checks every wanted column is there with that length."""
-    if not section:
-        return 0
-    missing = [c for c in wanted if c not in section]
-    if missing:
-        raise StoreError(f"batch.{name} lacks columns {missing}")
-    n = len(section[wanted[0]])
-    bad = [c for c in wanted if len(section[c]) != n]
-    if bad:
-        raise StoreError(f"batch.{name}: columns {bad} do not have {n} rows")
-    return n
-
-
-def _ms_to_days(values: Sequence[int]) -> list[int]:
-    # Date is days since 1970-01-01 as UInt16; the Monday before 1970-01-05 is
-    # 1969-12-29, which Date cannot hold: clamp it to day 0 instead of failing.
-    return [d if d > 0 else 0 for d in (v // DAY_MS for v in values)]
-
-
-def _ms_to_seconds(values: Sequence[int]) -> list[int]:
-    return [v // 1000 for v in values]
-
-
-def _none_to_zero(values: Sequence[int | None]) -> list[int]:
-    return [v if v is not None else 0 for v in values]
-
-
-def _raw_bytes(value: bytes | bytearray | memoryview | str) -> bytes:
-    if isinstance(value, str):
-        value = value.encode("utf-8", "surrogateescape")
-    return bytes(value)
-
-
-def stored_raw(values: Sequence[bytes | bytearray | memoryview | str]) -> list[bytes]:
-    """What ``rejected.raw`` keeps of rejected input: its structure, never its text.
-
-    Every rejection of every topic passes here (one call into the core per
-    batch): prompt/output text and anything else that is not a short name or
-    id is redacted, and the result cut to :data:`RAW_MAX_BYTES`.
-    """
-    return _core.redact([_raw_bytes(v) for v in values], RAW_MAX_BYTES)
 
 
 # ---- the store ---------------------------------------------------------------------
@@ -321,7 +104,7 @@ class Store:
         target = parse_url(url)
         if isinstance(target, ChdbTarget):
             db = check_ident(database or schema.DEFAULT_DATABASE)
-            return cls(_acquire_chdb(target.path), db, chdb_path=target.path)
+            return cls(chdb.acquire(target.path), db, chdb_path=target.path)
         db = check_ident(database or target.database or schema.DEFAULT_DATABASE)
         params: dict[str, Any] = {
             "host": target.host,
@@ -384,7 +167,7 @@ class Store:
             return
         self._closed = True
         if self._chdb_path is not None:
-            _release_chdb(self._chdb_path)
+            chdb.release(self._chdb_path)
         else:
             self._client.close()
 
