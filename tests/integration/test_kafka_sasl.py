@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 from e2e import REPO, free_port
+from kafka_certs import make_test_certs
 from tokenlord.kafka import local
 from tokenlord.kafka.admin import KafkaAdminError, ensure_topics
 from tokenlord.kafka.security import client_config
@@ -42,7 +43,7 @@ def secured_broker(kafka_ports: tuple[int, int]) -> Iterator[Broker]:
     """Ports after the suite broker's: PLAINTEXT, controller, SASL_PLAINTEXT, SASL_SSL."""
     port = kafka_ports[0] + 10
     user, password = "tokenlord", secrets.token_urlsafe(12)
-    certs = local.make_test_certs(HOME / "tls", secrets.token_urlsafe(12))
+    certs = make_test_certs(HOME / "tls", secrets.token_urlsafe(12))
     local.start(
         HOME, port=port, controller_port=port + 1, timeout=180,
         sasl=(port + 2, {user: password}), sasl_ssl=(port + 3, certs),
