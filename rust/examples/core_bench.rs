@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use tokenlord_core::core::{Config, Core, Message};
+use tokenlord_core::batch::{Config, Core, Message};
 
 fn main() {
     let n: usize = std::env::args()

@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::core::Rejection;
+use crate::batch::Rejection;
 use crate::error::{CoreError, Reason};
 use crate::event::Element;
 

@@ -1,7 +1,7 @@
 //! tokenlord's native core. Pure-Rust domain modules, one concept each; the
 //! Python binding is `py.rs`, compiled with the `python` feature.
 
-pub mod core;
+pub mod batch;
 pub mod dedupe;
 pub mod error;
 pub mod event;

@@ -5,7 +5,7 @@
 //! told apart by content. Every resource → scope → span is walked; a GenAI
 //! span (OTel GenAI `gen_ai.*` names, current and deprecated, or OpenInference
 //! `llm.*`) becomes one [`Event`] that then takes the events topic's path
-//! (counts, bounds, dedupe, windows, waste) in `core.rs`; other spans are
+//! (counts, bounds, dedupe, windows, waste) in `batch/`; other spans are
 //! [`Item::Skipped`]. A record that does not decode is one rejection.
 //!
 //! Bounded work on hostile input: records above the size limit are rejected

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::core::{Message, Rejection};
+use crate::batch::{Message, Rejection};
 use crate::error::{Field, Reason};
 use crate::event::{split_message, Element};
 use crate::guard::{cap_elements, push_rejection, Limits};

@@ -13,8 +13,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList};
 use rayon::prelude::*;
 
-use crate::core::{
-    BatchOut, Config, Core as RustCore, Format, HourlyRow, Message, Rejection, StoredEvent,
+use crate::batch::{
+    BatchOut, Config, Core as RustCore, Format, HourlyRow, Message, Price, Rejection, StoredEvent,
     WasteRow, WeeklyRow,
 };
 use crate::error::CoreError;
@@ -407,8 +407,11 @@ impl Core {
         max_rejections_per_batch: usize,
         fault_poison: Option<Vec<u8>>,
     ) -> PyResult<Self> {
-        let mut prices: Vec<(String, (f64, f64, f64))> =
-            prices.unwrap_or_default().into_iter().collect();
+        let mut prices: Vec<(String, Price)> = prices
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(model, p)| (model, Price::from(p)))
+            .collect();
         prices.sort_by(|a, b| a.0.cmp(&b.0));
         let cfg = Config {
             grace_ms,

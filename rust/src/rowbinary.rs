@@ -7,7 +7,7 @@
 //! [`decode`] turns a block back into columns (for the Python `Batch`'s
 //! column views): the bytes are the single source of what a batch wrote.
 
-use crate::core::{EventRow, HourlyRow, WasteRow, WeeklyRow};
+use crate::batch::{EventRow, HourlyRow, WasteRow, WeeklyRow};
 
 const MS_PER_DAY: i64 = 86_400_000;
 

@@ -6,7 +6,7 @@
 //! special-token text, SQL-looking strings).
 
 use proptest::prelude::*;
-use tokenlord_core::core::{BatchOut, Config, Core, Format, Message};
+use tokenlord_core::batch::{BatchOut, Config, Core, Format, Message};
 use tokenlord_core::guard::Limits;
 use tokenlord_core::outcome::parse_outcomes;
 

@@ -3,7 +3,7 @@
 //! encoder and checks the whole path through Kafka).
 
 use super::*;
-use crate::core::{Config, Core, Format, Message};
+use crate::batch::{Config, Core, Format, Message};
 
 // -- a protobuf writer for the test records -------------------------------------------------
 
