@@ -697,7 +697,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fingerprint_key_id, m)?)?;
     m.add_function(wrap_pyfunction!(redact, m)?)?;
     m.add("FINGERPRINT_VERSION", crate::fingerprint::VERSION)?;
-    m.add("WASTE_REASONS", crate::waste::REASONS.to_vec())?;
+    m.add(
+        "WASTE_REASONS",
+        crate::waste::WasteReason::ALL
+            .map(crate::waste::WasteReason::as_str)
+            .to_vec(),
+    )?;
     let defaults: StdHashMap<&str, i64> = WasteConfig::default().named().into_iter().collect();
     m.add("WASTE_DEFAULTS", defaults)?;
     Ok(())

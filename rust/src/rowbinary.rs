@@ -8,6 +8,7 @@
 //! column views): the bytes are the single source of what a batch wrote.
 
 use crate::batch::{EventRow, HourlyRow, WasteRow, WeeklyRow};
+use crate::waste::WasteReason;
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -210,7 +211,7 @@ pub fn events(rows: &[EventRow<'_>]) -> Block {
         w.nullable_u32(e.latency_ms);
         w.f64(r.cost_usd);
         w.u64(r.wasted_tokens);
-        w.str(r.waste_reason);
+        w.str(WasteReason::name(r.waste_reason));
         w.i32(r.partition);
         w.i64(r.offset);
         let (prompt, prompt_sim, output_sim, flags) = r.fingerprint.stored();

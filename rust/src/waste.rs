@@ -15,23 +15,57 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::error::CoreError;
 use crate::fingerprint::{sketch_matches, Fingerprint, Sketch, SKETCH_BYTES};
 
-pub const FAILED_REQUEST: &str = "failed_request";
-pub const RETRY_STORM: &str = "retry_storm";
-pub const AGENT_LOOP: &str = "agent_loop";
-pub const DUPLICATE_PROMPT: &str = "duplicate_prompt";
-pub const PADDED_PROMPT: &str = "padded_prompt";
-pub const REPETITIVE_OUTPUT: &str = "repetitive_output";
-pub const NEAR_DUPLICATE: &str = "near_duplicate";
-/// Every reason a verdict can give (in rule order).
-pub const REASONS: [&str; 7] = [
-    FAILED_REQUEST,
-    RETRY_STORM,
-    AGENT_LOOP,
-    DUPLICATE_PROMPT,
-    NEAR_DUPLICATE,
-    PADDED_PROMPT,
-    REPETITIVE_OUTPUT,
-];
+/// Why a request's tokens were judged wasted (docs/semantics.md, "Waste"); the
+/// one declaration of the names: `_core.WASTE_REASONS`, the stored
+/// `waste_reason` and the Python side's explanations come from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WasteReason {
+    FailedRequest,
+    RetryStorm,
+    AgentLoop,
+    DuplicatePrompt,
+    NearDuplicate,
+    PaddedPrompt,
+    RepetitiveOutput,
+}
+
+impl WasteReason {
+    /// Every reason, in rule order.
+    pub const ALL: [WasteReason; 7] = [
+        WasteReason::FailedRequest,
+        WasteReason::RetryStorm,
+        WasteReason::AgentLoop,
+        WasteReason::DuplicatePrompt,
+        WasteReason::NearDuplicate,
+        WasteReason::PaddedPrompt,
+        WasteReason::RepetitiveOutput,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WasteReason::FailedRequest => "failed_request",
+            WasteReason::RetryStorm => "retry_storm",
+            WasteReason::AgentLoop => "agent_loop",
+            WasteReason::DuplicatePrompt => "duplicate_prompt",
+            WasteReason::NearDuplicate => "near_duplicate",
+            WasteReason::PaddedPrompt => "padded_prompt",
+            WasteReason::RepetitiveOutput => "repetitive_output",
+        }
+    }
+
+    /// The stored name of an optional verdict (`""`: nothing wasted).
+    pub fn name(reason: Option<WasteReason>) -> &'static str {
+        reason.map_or("", WasteReason::as_str)
+    }
+}
+
+pub const FAILED_REQUEST: &str = WasteReason::FailedRequest.as_str();
+pub const RETRY_STORM: &str = WasteReason::RetryStorm.as_str();
+pub const AGENT_LOOP: &str = WasteReason::AgentLoop.as_str();
+pub const DUPLICATE_PROMPT: &str = WasteReason::DuplicatePrompt.as_str();
+pub const PADDED_PROMPT: &str = WasteReason::PaddedPrompt.as_str();
+pub const REPETITIVE_OUTPUT: &str = WasteReason::RepetitiveOutput.as_str();
+pub const NEAR_DUPLICATE: &str = WasteReason::NearDuplicate.as_str();
 
 /// Thresholds (settings `TOKENLORD_WASTE_*`).
 #[derive(Debug, Clone, PartialEq)]
@@ -282,8 +316,8 @@ fn share(tokens: u64, (repeated, total): (u64, u64), pct: u64) -> u64 {
 
 impl UserWaste {
     /// Judges `r` against this user's recent requests, then remembers it.
-    /// Returns (wasted tokens, reason); reason "" when nothing is wasted.
-    pub fn judge(&mut self, r: &Request<'_>, cfg: &WasteConfig) -> (u64, &'static str) {
+    /// Returns (wasted tokens, reason); no reason when nothing is wasted.
+    pub fn judge(&mut self, r: &Request<'_>, cfg: &WasteConfig) -> (u64, Option<WasteReason>) {
         let total = r.input_tokens + r.output_tokens;
         let prompt = if let Some(p) = &r.fp.prompt {
             p.hash
@@ -295,7 +329,7 @@ impl UserWaste {
         let repeatable = prompt != 0 && r.input_tokens >= cfg.min_prompt_tokens;
         let within = |t: i64, span: i64| t >= r.since && (r.ts - t).abs() <= span;
         let verdict = if r.is_error {
-            (total, FAILED_REQUEST)
+            (total, Some(WasteReason::FailedRequest))
         } else {
             let times: &[i64] = if repeatable {
                 self.prompts.get(&prompt).map_or(&[], Vec::as_slice)
@@ -354,13 +388,13 @@ impl UserWaste {
                 }
             }
             if storm + 1 >= cfg.storm_min {
-                (total, RETRY_STORM)
+                (total, Some(WasteReason::RetryStorm))
             } else if looped >= cfg.loop_min || looped_slowly > cfg.resend_free {
-                (total, AGENT_LOOP)
+                (total, Some(WasteReason::AgentLoop))
             } else if dups > cfg.free_repeats || resent > cfg.resend_free {
-                (total, DUPLICATE_PROMPT)
+                (total, Some(WasteReason::DuplicatePrompt))
             } else if reasked > cfg.reask_free {
-                (total, NEAR_DUPLICATE)
+                (total, Some(WasteReason::NearDuplicate))
             } else {
                 let padded = share(
                     r.input_tokens,
@@ -378,10 +412,10 @@ impl UserWaste {
                     cfg.repeat_pct,
                 );
                 match (padded, repetitive) {
-                    (0, 0) => (0, ""),
-                    (p, o) if p >= o => (p + o, PADDED_PROMPT),
+                    (0, 0) => (0, None),
+                    (p, o) if p >= o => (p + o, Some(WasteReason::PaddedPrompt)),
                     // The request bought mostly repetition: its prompt is spent too.
-                    (_, o) => (r.input_tokens + o, REPETITIVE_OUTPUT),
+                    (_, o) => (r.input_tokens + o, Some(WasteReason::RepetitiveOutput)),
                 }
             }
         };
@@ -446,6 +480,15 @@ fn same_answer(x: &Recent, r: &Request<'_>, cfg: &WasteConfig) -> bool {
             a.abs_diff(b) * 10 <= a.max(b)
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+impl UserWaste {
+    /// [`UserWaste::judge`] with the reason by its stored name (`""`: none), for the tests.
+    fn verdict(&mut self, r: &Request<'_>, cfg: &WasteConfig) -> (u64, &'static str) {
+        let (wasted, reason) = self.judge(r, cfg);
+        (wasted, WasteReason::name(reason))
     }
 }
 
@@ -517,20 +560,23 @@ mod tests {
             .map(|i| fingerprint(Some(&p), Some(&prose(100 + i, 300))))
             .collect();
         let minute = 60_000;
-        assert_eq!(u.judge(&req(T0, &fps[0], 300, 400), &cfg), (0, ""));
-        assert_eq!(u.judge(&req(T0 + minute, &fps[1], 300, 400), &cfg), (0, ""));
+        assert_eq!(u.verdict(&req(T0, &fps[0], 300, 400), &cfg), (0, ""));
         assert_eq!(
-            u.judge(&req(T0 + 2 * minute, &fps[2], 300, 400), &cfg),
+            u.verdict(&req(T0 + minute, &fps[1], 300, 400), &cfg),
+            (0, "")
+        );
+        assert_eq!(
+            u.verdict(&req(T0 + 2 * minute, &fps[2], 300, 400), &cfg),
             (700, DUPLICATE_PROMPT)
         );
         // Outside the hour, the fourth send of the day is still a repeat
         // (however re-sends are paced); a day later it is a new prompt again.
         assert_eq!(
-            u.judge(&req(T0 + 5 * 3_600_000, &fps[2], 300, 400), &cfg),
+            u.verdict(&req(T0 + 5 * 3_600_000, &fps[2], 300, 400), &cfg),
             (700, DUPLICATE_PROMPT)
         );
         assert_eq!(
-            u.judge(&req(T0 + 30 * 3_600_000, &fps[2], 300, 400), &cfg),
+            u.verdict(&req(T0 + 30 * 3_600_000, &fps[2], 300, 400), &cfg),
             (0, "")
         );
     }
@@ -542,7 +588,7 @@ mod tests {
         for i in 0..10 {
             let fp = fingerprint(Some("continue"), Some(&prose(i, 100)));
             assert_eq!(
-                u.judge(&req(T0 + i as i64 * 1000, &fp, 1, 150), &cfg),
+                u.verdict(&req(T0 + i as i64 * 1000, &fp, 1, 150), &cfg),
                 (0, "")
             );
         }
@@ -554,7 +600,7 @@ mod tests {
         let mut u = UserWaste::default();
         let fp = Fingerprint::default(); // counts only
         let verdicts: Vec<_> = (0..4)
-            .map(|i| u.judge(&req(T0 + i * 2000, &fp, 5000, 10), &cfg).1)
+            .map(|i| u.verdict(&req(T0 + i * 2000, &fp, 5000, 10), &cfg).1)
             .collect();
         assert_eq!(verdicts, ["", "", RETRY_STORM, RETRY_STORM]);
     }
@@ -568,7 +614,7 @@ mod tests {
         let reasons: Vec<_> = (0..5)
             .map(|i| {
                 let fp = fingerprint(Some(&format!("{base} step {i}")), Some(&answer));
-                u.judge(&req(T0 + i * 30_000, &fp, 600, 300), &cfg).1
+                u.verdict(&req(T0 + i * 30_000, &fp, 600, 300), &cfg).1
             })
             .collect();
         assert_eq!(
@@ -581,7 +627,7 @@ mod tests {
         for i in 0..8 {
             let fp = fingerprint(Some(&context), Some(&prose(50 + i, 150)));
             assert_eq!(
-                chat.judge(&req(T0 + i as i64 * 30_000, &fp, 500, 200), &cfg),
+                chat.verdict(&req(T0 + i as i64 * 30_000, &fp, 500, 200), &cfg),
                 (0, "")
             );
             context = format!("{context} {}", prose(80 + i, 40));
@@ -594,25 +640,25 @@ mod tests {
         let filler = prose(3, 40);
         let padded = format!("{} {}", prose(4, 60), vec![filler.as_str(); 20].join(" "));
         let fp = fingerprint(Some(&padded), Some(&prose(5, 200)));
-        let (wasted, reason) = UserWaste::default().judge(&req(T0, &fp, 1000, 250), &cfg);
+        let (wasted, reason) = UserWaste::default().verdict(&req(T0, &fp, 1000, 250), &cfg);
         assert_eq!(reason, PADDED_PROMPT);
         assert!((850..=960).contains(&wasted), "{wasted}");
         // A long but diverse output is not repetitive.
         let fp = fingerprint(Some(&prose(6, 100)), Some(&prose(7, 5000)));
         assert_eq!(
-            UserWaste::default().judge(&req(T0, &fp, 150, 7000), &cfg),
+            UserWaste::default().verdict(&req(T0, &fp, 150, 7000), &cfg),
             (0, "")
         );
         // One phrase over and over is; so is one huge "word".
         let looped = vec!["the same phrase again"; 500].join(" ");
         let fp = fingerprint(Some(&prose(6, 100)), Some(&looped));
-        let (w, r) = UserWaste::default().judge(&req(T0, &fp, 150, 2000), &cfg);
+        let (w, r) = UserWaste::default().verdict(&req(T0, &fp, 150, 2000), &cfg);
         assert_eq!(r, REPETITIVE_OUTPUT);
         assert!(w > 150 + 1900, "{w}"); // the prompt too
         let fp = fingerprint(Some(&prose(6, 100)), Some(&"a".repeat(100_000)));
         assert_eq!(
             UserWaste::default()
-                .judge(&req(T0, &fp, 150, 12_500), &cfg)
+                .verdict(&req(T0, &fp, 150, 12_500), &cfg)
                 .1,
             REPETITIVE_OUTPUT
         );
@@ -638,11 +684,11 @@ mod tests {
                     Some(&sentences(100 + round * 100 + j, 8)),
                     Some(&sentences(7000 + round * 100 + j, 5)),
                 );
-                assert_eq!(u.judge(&req(t, &junk, 200, 100), &cfg), (0, ""));
+                assert_eq!(u.verdict(&req(t, &junk, 200, 100), &cfg), (0, ""));
                 t += 5_000; // 60 requests between two steps, all within the loop window
             }
             let fp = fingerprint(Some(&format!("{prompt} step {round}")), Some(&answer));
-            reasons.push(u.judge(&req(t, &fp, 500, 300), &cfg).1);
+            reasons.push(u.verdict(&req(t, &fp, 500, 300), &cfg).1);
         }
         assert_eq!(
             reasons,
@@ -691,7 +737,7 @@ mod tests {
                 let o = reword(&answer, 10, (i % 10) as usize, i % 3);
                 let fp = fingerprint(Some(&p), Some(&o));
                 // Hours apart: no window of the exact-match rules sees them.
-                u.judge(&req(T0 + i as i64 * 1_500_000, &fp, 600, 250), &cfg)
+                u.verdict(&req(T0 + i as i64 * 1_500_000, &fp, 600, 250), &cfg)
                     .1
             })
             .collect();
@@ -715,7 +761,7 @@ mod tests {
         for v in 0..4u64 {
             let fp = fingerprint(Some(&prompt), Some(&answer));
             assert_eq!(
-                u.judge(&req(T0 + v as i64 * 60_000, &fp, 500, 200), &cfg),
+                u.verdict(&req(T0 + v as i64 * 60_000, &fp, 500, 200), &cfg),
                 (0, "")
             );
             prompt = reword(&prompt, 40, v as usize, 0);
@@ -734,7 +780,7 @@ mod tests {
                 Some(&sentences(500 + i, 10)),
             );
             assert_eq!(
-                b.judge(&req(T0 + i as i64 * 5_000, &fp, 3000, 300), &cfg),
+                b.verdict(&req(T0 + i as i64 * 5_000, &fp, 3000, 300), &cfg),
                 (0, "")
             );
         }
@@ -746,7 +792,7 @@ mod tests {
             let inp = 400 + 500 * i;
             let fp = fingerprint(Some(&format!("{talk} {file}")), Some(&file));
             assert_eq!(
-                r.judge(&req(T0 + i as i64 * 90_000, &fp, inp, 480), &cfg),
+                r.verdict(&req(T0 + i as i64 * 90_000, &fp, inp, 480), &cfg),
                 (0, "")
             );
             talk = format!("{talk} {}", sentences(800 + i, 1));
@@ -758,7 +804,7 @@ mod tests {
         for i in 0..12u64 {
             let fp = fingerprint(Some(&context), Some(&format!("Done, {i} tests pass now.")));
             assert_eq!(
-                c.judge(&req(T0 + i as i64 * 20_000, &fp, 800, 8), &cfg),
+                c.verdict(&req(T0 + i as i64 * 20_000, &fp, 800, 8), &cfg),
                 (0, "")
             );
             context = format!("{context} {}", sentences(600 + i, 3));
@@ -802,7 +848,7 @@ mod tests {
         // ...their sketches are not.
         for (i, fp) in fps.iter().enumerate() {
             assert_eq!(
-                u.judge(&req(T0 + i as i64 * 60_000, fp, 900, 1500), &cfg),
+                u.verdict(&req(T0 + i as i64 * 60_000, fp, 900, 1500), &cfg),
                 (0, "")
             );
         }
@@ -816,7 +862,7 @@ mod tests {
         let reasons: Vec<_> = (0..6i64)
             .map(|i| {
                 let fp = fingerprint(Some(&format!("{prompt} step {i}")), Some(&answer));
-                u.judge(&req(T0 + i * 13 * 60_000, &fp, 600, 250), &cfg).1
+                u.verdict(&req(T0 + i * 13 * 60_000, &fp, 600, 250), &cfg).1
             })
             .collect();
         assert_eq!(reasons, ["", "", "", AGENT_LOOP, AGENT_LOOP, AGENT_LOOP]);
@@ -843,13 +889,13 @@ mod tests {
             "10-word windows miss it: {:?}",
             p.repeat
         );
-        let (wasted, reason) = UserWaste::default().judge(&req(T0, &fp, 4000, 100), &cfg);
+        let (wasted, reason) = UserWaste::default().verdict(&req(T0, &fp, 4000, 100), &cfg);
         assert_eq!(reason, PADDED_PROMPT);
         assert!(wasted > 2000, "{wasted}");
         // Honest prose of the same length is not.
         let fp = fingerprint(Some(&sentences(62, 120)), Some(&sentences(63, 5)));
         assert_eq!(
-            UserWaste::default().judge(&req(T0, &fp, 4000, 100), &cfg),
+            UserWaste::default().verdict(&req(T0, &fp, 4000, 100), &cfg),
             (0, "")
         );
     }
@@ -870,7 +916,7 @@ mod tests {
         let fp = fingerprint(Some(&prose(1, 100)), None);
         let mut r = req(T0, &fp, 200, 0);
         r.is_error = true;
-        assert_eq!(u.judge(&r, &cfg), (200, FAILED_REQUEST));
+        assert_eq!(u.verdict(&r, &cfg), (200, FAILED_REQUEST));
         assert!(u.size() > 0);
         assert!(!u.evict(T0));
         assert!(u.evict(T0 + 1));

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use crate::dedupe::Dedupe;
 use crate::error::{CoreError, Reason};
 use crate::guard::{isolate, push_rejection};
-use crate::waste::{Request, UserWaste};
+use crate::waste::{Request, UserWaste, WasteReason};
 use crate::window::{Contribution, Touched, Week, WeeklyCell, Windows};
 
 use parse::{parse_message, Parsed, Resolved};
@@ -276,7 +276,7 @@ impl Core {
                 output_tokens: res.output,
                 cached_input_tokens: cached,
                 wasted_tokens: wasted,
-                waste_reason,
+                waste_reason: WasteReason::name(waste_reason),
                 cost_usd: cost,
             },
             stamp,

@@ -4,6 +4,7 @@
 use crate::error::Reason;
 use crate::event::Event;
 use crate::fingerprint::Fingerprint;
+use crate::waste::WasteReason;
 use crate::window::{HourlyCell, WasteCell, WeeklyCell};
 
 /// One Kafka message handed to the core.
@@ -25,7 +26,7 @@ pub struct EventRow<'a> {
     pub tokens_estimated: bool,
     pub cost_usd: f64,
     pub wasted_tokens: u64,
-    pub waste_reason: &'static str,
+    pub waste_reason: Option<WasteReason>,
     pub fingerprint: Fingerprint,
     pub partition: i32,
     pub offset: i64,

@@ -287,7 +287,10 @@ fn restore_rebuilds_the_waste_memory() {
         value: msg.as_bytes(),
     }];
     let out = core.process(&m, MON + 3000);
-    assert_eq!(out.events[0].waste_reason, crate::waste::RETRY_STORM);
+    assert_eq!(
+        out.events[0].waste_reason,
+        Some(crate::waste::WasteReason::RetryStorm)
+    );
     assert_eq!(out.events[0].wasted_tokens, 5010);
     assert!(core.state_size().waste_entries > 0);
 }
@@ -409,7 +412,7 @@ fn errors_are_waste_and_cost_uses_longest_prefix() {
     assert!((e.cost_usd - (5.0 + 2.5 + 20.0)).abs() < 1e-9);
     assert_eq!(
         (e.wasted_tokens, e.waste_reason),
-        (2_000_000, "failed_request")
+        (2_000_000, Some(crate::waste::WasteReason::FailedRequest))
     );
     assert_eq!(out.waste.len(), 1);
 }

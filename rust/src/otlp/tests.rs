@@ -621,7 +621,8 @@ fn the_core_counts_a_resent_record_once_and_skips_other_spans() {
         (1200, 300, 200)
     );
     assert_eq!(
-        e.waste_reason, "failed_request",
+        e.waste_reason,
+        Some(crate::waste::WasteReason::FailedRequest),
         "an ERROR span is a failed request"
     );
     assert_eq!(out.weekly[0].cell.input_tokens, 1200);
