@@ -242,8 +242,24 @@ impl<'de> DeserializeSeed<'de> for ValSeed {
     }
 }
 
-/// Keys tokenlord reads; the order of `SLOT_KEYS` is the slot index.
-const SLOT_KEYS: [&str; 28] = [
+/// The keys tokenlord reads, declared once: their order is the slot index,
+/// and [`slot_of`] is generated from the same list (a `match` on the string,
+/// dispatched on length by the compiler, instead of a scan of 28 keys).
+macro_rules! slot_keys {
+    ($($key:literal),* $(,)?) => {
+        const SLOT_KEYS: [&str; [$($key),*].len()] = [$($key),*];
+
+        /// The slot of a key (its index in `SLOT_KEYS`).
+        fn slot_of(key: &str) -> Option<usize> {
+            Some(match key {
+                $($key => const { slot($key) },)*
+                _ => return None,
+            })
+        }
+    };
+}
+
+slot_keys![
     "event_id",
     "ts",
     "user",
@@ -274,63 +290,71 @@ const SLOT_KEYS: [&str; 28] = [
     "fingerprint",
 ];
 
-/// Field → its slots (canonical first, then aliases in order).
-const F_EVENT_ID: &[usize] = &[0];
-const F_TS: &[usize] = &[1];
-const F_USER: &[usize] = &[2, 3, 4];
-const F_MODEL: &[usize] = &[5, 6, 7];
-const F_TEAM: &[usize] = &[8];
-const F_APP: &[usize] = &[9];
-const F_PROVIDER: &[usize] = &[10, 11];
-const F_SESSION: &[usize] = &[12, 13];
-const F_INPUT: &[usize] = &[14, 15];
-const F_OUTPUT_TOKENS: &[usize] = &[16, 17];
-const F_CACHED: &[usize] = &[18, 19];
-const F_REASONING: &[usize] = &[20];
-const F_PROMPT: &[usize] = &[21];
-const F_OUTPUT: &[usize] = &[22];
-const F_STATUS: &[usize] = &[23];
-const F_FINISH: &[usize] = &[24, 25];
-const F_LATENCY: &[usize] = &[26];
-const F_FINGERPRINT: &[usize] = &[27];
-/// The slot whose value is kept as raw JSON (decoded by `fingerprint::Wire`).
-const RAW_SLOT: usize = 27;
-
-/// The slot of a key (its index in `SLOT_KEYS`). A `match` on the string
-/// (dispatched on length by the compiler) instead of a scan of 27 keys.
-fn slot_of(key: &str) -> Option<usize> {
-    Some(match key {
-        "event_id" => 0,
-        "ts" => 1,
-        "user" => 2,
-        "user_id" => 3,
-        "enduser.id" => 4,
-        "model" => 5,
-        "gen_ai.request.model" => 6,
-        "gen_ai.response.model" => 7,
-        "team" => 8,
-        "app" => 9,
-        "provider" => 10,
-        "gen_ai.provider.name" => 11,
-        "session_id" => 12,
-        "gen_ai.conversation.id" => 13,
-        "input_tokens" => 14,
-        "gen_ai.usage.input_tokens" => 15,
-        "output_tokens" => 16,
-        "gen_ai.usage.output_tokens" => 17,
-        "cached_input_tokens" => 18,
-        "gen_ai.usage.cache_read.input_tokens" => 19,
-        "reasoning_tokens" => 20,
-        "prompt" => 21,
-        "output" => 22,
-        "status" => 23,
-        "finish_reason" => 24,
-        "gen_ai.response.finish_reasons" => 25,
-        "latency_ms" => 26,
-        "fingerprint" => 27,
-        _ => return None,
-    })
+/// The slot of a key of `SLOT_KEYS`, at compile time (a typo does not compile).
+const fn slot(key: &str) -> usize {
+    let mut i = 0;
+    while i < SLOT_KEYS.len() {
+        let (a, b) = (SLOT_KEYS[i].as_bytes(), key.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a key of SLOT_KEYS")
 }
+
+/// The keys of a user (canonical first, then aliases in order); outcomes read the same.
+pub(crate) const USER_KEYS: [&str; 3] = ["user", "user_id", "enduser.id"];
+/// The keys of a session id; outcomes read the same.
+pub(crate) const SESSION_KEYS: [&str; 2] = ["session_id", "gen_ai.conversation.id"];
+
+const fn slots<const N: usize>(keys: [&str; N]) -> [usize; N] {
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = slot(keys[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Field → its slots (canonical first, then aliases in order).
+const F_EVENT_ID: &[usize] = &[slot("event_id")];
+const F_TS: &[usize] = &[slot("ts")];
+const F_USER: &[usize] = &slots(USER_KEYS);
+const F_MODEL: &[usize] = &[
+    slot("model"),
+    slot("gen_ai.request.model"),
+    slot("gen_ai.response.model"),
+];
+const F_TEAM: &[usize] = &[slot("team")];
+const F_APP: &[usize] = &[slot("app")];
+const F_PROVIDER: &[usize] = &[slot("provider"), slot("gen_ai.provider.name")];
+const F_SESSION: &[usize] = &slots(SESSION_KEYS);
+const F_INPUT: &[usize] = &[slot("input_tokens"), slot("gen_ai.usage.input_tokens")];
+const F_OUTPUT_TOKENS: &[usize] = &[slot("output_tokens"), slot("gen_ai.usage.output_tokens")];
+const F_CACHED: &[usize] = &[
+    slot("cached_input_tokens"),
+    slot("gen_ai.usage.cache_read.input_tokens"),
+];
+const F_REASONING: &[usize] = &[slot("reasoning_tokens")];
+const F_PROMPT: &[usize] = &[slot("prompt")];
+const F_OUTPUT: &[usize] = &[slot("output")];
+const F_STATUS: &[usize] = &[slot("status")];
+const F_FINISH: &[usize] = &[
+    slot("finish_reason"),
+    slot("gen_ai.response.finish_reasons"),
+];
+const F_LATENCY: &[usize] = &[slot("latency_ms")];
+const F_FINGERPRINT: &[usize] = &[slot("fingerprint")];
+/// The slot whose value is kept as raw JSON (decoded by `fingerprint::Wire`).
+const RAW_SLOT: usize = slot("fingerprint");
 
 struct KeySlot(Option<usize>);
 

@@ -9,9 +9,14 @@ use serde_json::{Map, Value};
 
 use crate::batch::{Message, Rejection};
 use crate::error::{Field, Reason};
-use crate::event::{split_message, Element};
+use crate::event::{
+    split_message, Element, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_USER_CHARS, SESSION_KEYS, USER_KEYS,
+};
 use crate::guard::{cap_elements, push_rejection, Limits};
 use crate::time::{parse_rfc3339, MAX_TS_MS};
+
+/// Longest outcome name (`"merged"`, `"resolved"`, or a gateway's own word).
+const MAX_OUTCOME_CHARS: usize = 64;
 
 /// One valid outcome event.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,20 +85,15 @@ fn parse(json: &[u8], now_ms: i64, future_ms: i64) -> Result<OutcomeRow, Reason>
         Ok(_) => return Err(Reason::NotAnObject),
         Err(_) => return Err(Reason::InvalidJson),
     };
-    let event_id = string(&obj, &["event_id"], Field::EventId, 128)?;
-    let session_id = string(
-        &obj,
-        &["session_id", "gen_ai.conversation.id"],
-        Field::SessionId,
-        256,
-    )?;
+    let event_id = string(&obj, &["event_id"], Field::EventId, MAX_ID_CHARS)?;
+    let session_id = string(&obj, &SESSION_KEYS, Field::SessionId, MAX_NAME_CHARS)?;
     if event_id.is_none() && session_id.is_none() {
         return Err(Reason::MissingField(Field::EventId));
     }
     let ts = timestamp(&obj)?;
-    let user = string(&obj, &["user", "user_id", "enduser.id"], Field::User, 256)?
+    let user = string(&obj, &USER_KEYS, Field::User, MAX_USER_CHARS)?
         .ok_or(Reason::MissingField(Field::User))?;
-    let outcome = string(&obj, &["outcome"], Field::Outcome, 64)?
+    let outcome = string(&obj, &["outcome"], Field::Outcome, MAX_OUTCOME_CHARS)?
         .ok_or(Reason::MissingField(Field::Outcome))?;
     let value = match lookup(&obj, &["value"]) {
         None => None,
