@@ -6,7 +6,7 @@ use std::collections::HashMap as StdHashMap;
 use std::path::PathBuf;
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyKeyError};
 use pyo3::prelude::*;
 use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::sync::PyOnceLock;
@@ -14,18 +14,17 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use rayon::prelude::*;
 
 use crate::batch::{
-    BatchOut, Config, Core as RustCore, Format, HourlyRow, Message, Price, Rejection, StoredEvent,
-    WasteRow, WeeklyRow,
+    BatchOut, Config, Core as RustCore, Format, HourlyRow, Message, Price, Rejection,
+    StoredColumns, WasteRow, WeeklyRow,
 };
 use crate::error::CoreError;
 use crate::fingerprint::{Fingerprint, FingerprintKey};
 use crate::guard::Limits;
 use crate::outcome::parse_outcomes;
 use crate::redact::redact as redact_text;
-use crate::rowbinary::{self, Block, Values};
+use crate::rowbinary::{self, Block, Blocks, Table, Values};
 use crate::tokenize::{load_dir, Encoding, EncodingMap, DEFAULT_RULES};
 use crate::waste::WasteConfig;
-use crate::window::Contribution;
 
 create_exception!(
     _core,
@@ -61,7 +60,7 @@ impl From<CoreError> for PyErr {
 /// block; the others from the rows, whose times the Date/DateTime types round).
 #[pyclass(module = "tokenlord._core", frozen)]
 struct Batch {
-    blocks: [Block; 4],
+    blocks: Blocks,
     views: [PyOnceLock<Py<PyDict>>; 4],
     hourly: Vec<HourlyRow>,
     weekly: Vec<WeeklyRow>,
@@ -84,26 +83,23 @@ struct Batch {
     skipped_spans: u64,
 }
 
-fn table_index(name: &str) -> PyResult<usize> {
-    rowbinary::TABLES
-        .iter()
-        .position(|(t, _)| *t == name)
-        .ok_or_else(|| {
-            InputError::new_err(format!(
-                "no RowBinary table {name:?} (events, hourly, weekly, waste)"
-            ))
-        })
+fn table_named(name: &str) -> PyResult<Table> {
+    Table::named(name).ok_or_else(|| {
+        InputError::new_err(format!(
+            "no RowBinary table {name:?} (events, hourly, weekly, waste)"
+        ))
+    })
 }
 
 impl Batch {
-    fn view(&self, py: Python<'_>, i: usize) -> PyResult<Py<PyDict>> {
-        let d = self.views[i].get_or_try_init(py, || -> PyResult<Py<PyDict>> {
+    fn view(&self, py: Python<'_>, t: Table) -> PyResult<Py<PyDict>> {
+        let d = self.views[t as usize].get_or_try_init(py, || -> PyResult<Py<PyDict>> {
             let d = PyDict::new(py);
-            match i {
-                0 => events_view(&d, &self.blocks[0])?,
-                1 => hourly_view(&d, &self.hourly, self.version)?,
-                2 => weekly_view(&d, &self.weekly, self.version)?,
-                _ => waste_view(&d, &self.waste, self.version)?,
+            match t {
+                Table::Events => events_view(&d, self.blocks.get(Table::Events))?,
+                Table::Hourly => hourly_view(&d, &self.hourly, self.version)?,
+                Table::Weekly => weekly_view(&d, &self.weekly, self.version)?,
+                Table::Waste => waste_view(&d, &self.waste, self.version)?,
             }
             Ok(d.unbind())
         })?;
@@ -183,22 +179,22 @@ fn waste_view(ws: &Bound<'_, PyDict>, x: &[WasteRow], version: u64) -> PyResult<
 impl Batch {
     #[getter]
     fn events(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.view(py, 0)
+        self.view(py, Table::Events)
     }
 
     #[getter]
     fn hourly(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.view(py, 1)
+        self.view(py, Table::Hourly)
     }
 
     #[getter]
     fn weekly(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.view(py, 2)
+        self.view(py, Table::Weekly)
     }
 
     #[getter]
     fn waste(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.view(py, 3)
+        self.view(py, Table::Waste)
     }
 
     /// `(rows, RowBinary bytes)` of one table, in `ROW_BINARY_COLUMNS[table]` order.
@@ -207,17 +203,16 @@ impl Batch {
         py: Python<'py>,
         table: &str,
     ) -> PyResult<(usize, Bound<'py, PyBytes>)> {
-        let b = &self.blocks[table_index(table)?];
+        let b = self.blocks.get(table_named(table)?);
         Ok((b.rows, PyBytes::new(py, &b.bytes)))
     }
 
     /// Rows per table (`events`, `hourly`, `weekly`, `waste`).
     #[getter]
     fn rows(&self) -> StdHashMap<&'static str, usize> {
-        rowbinary::TABLES
-            .iter()
-            .zip(&self.blocks)
-            .map(|((t, _), b)| (*t, b.rows))
+        Table::ALL
+            .into_iter()
+            .map(|t| (t.name(), self.blocks.get(t).rows))
             .collect()
     }
 
@@ -232,8 +227,8 @@ impl Batch {
                 .flatten()
                 .map_or(0, |l| l.len().unwrap_or(0)),
             self.duplicates,
-            self.blocks[1].rows,
-            self.blocks[2].rows,
+            self.blocks.get(Table::Hourly).rows,
+            self.blocks.get(Table::Weekly).rows,
             self.version,
         )
     }
@@ -248,17 +243,7 @@ where
     d.set_item(name, PyList::new(d.py(), items)?)
 }
 
-/// The RowBinary blocks of a batch (no GIL needed).
-fn blocks(out: &BatchOut<'_>) -> [Block; 4] {
-    [
-        rowbinary::events(&out.events),
-        rowbinary::hourly(&out.hourly, out.version),
-        rowbinary::weekly(&out.weekly, out.version),
-        rowbinary::waste(&out.waste, out.version),
-    ]
-}
-
-fn to_batch(py: Python<'_>, out: BatchOut<'_>, blocks: [Block; 4]) -> PyResult<Batch> {
+fn to_batch(py: Python<'_>, out: BatchOut<'_>, blocks: Blocks) -> PyResult<Batch> {
     let rj = rejected_columns(py, &out.rejected)?;
     let wm = PyDict::new(py);
     for (p, t) in &out.watermarks {
@@ -323,33 +308,19 @@ fn messages<'a>(
 }
 
 /// Waste thresholds from `{name: int}` (missing names keep their defaults).
-fn waste_config(values: StdHashMap<String, i64>) -> Result<WasteConfig, CoreError> {
-    let mut cfg = WasteConfig::default();
-    for (name, v) in values {
-        let unsigned = || {
-            u64::try_from(v).map_err(|_| CoreError::Config(format!("waste {name} must be >= 0")))
-        };
-        match name.as_str() {
-            "min_prompt_tokens" => cfg.min_prompt_tokens = unsigned()?,
-            "duplicate_window_ms" => cfg.duplicate_window_ms = v,
-            "free_repeats" => cfg.free_repeats = unsigned()?,
-            "storm_window_ms" => cfg.storm_window_ms = v,
-            "storm_min" => cfg.storm_min = unsigned()?,
-            "loop_window_ms" => cfg.loop_window_ms = v,
-            "loop_min" => cfg.loop_min = unsigned()?,
-            "loop_bits" => cfg.loop_bits = u32::try_from(unsigned()?).unwrap_or(u32::MAX),
-            "repeat_pct" => cfg.repeat_pct = unsigned()?,
-            "resend_window_ms" => cfg.resend_window_ms = v,
-            "resend_free" => cfg.resend_free = unsigned()?,
-            "reask_free" => cfg.reask_free = unsigned()?,
-            "reask_prompt_pct" => cfg.reask_prompt_pct = unsigned()?,
-            "reask_output_pct" => cfg.reask_output_pct = unsigned()?,
-            "short_repeat_pct" => cfg.short_repeat_pct = unsigned()?,
-            "loop_answer_pct" => cfg.loop_answer_pct = unsigned()?,
-            _ => return Err(CoreError::Config(format!("unknown waste setting {name:?}"))),
+/// A restore's events: a dict of columns (`StoredColumns`; a missing column is an `InputError`).
+fn stored_columns(events: &Bound<'_, PyDict>) -> PyResult<StoredColumns> {
+    let cols: StoredColumns = events.extract().map_err(|e: PyErr| {
+        if e.is_instance_of::<PyKeyError>(events.py()) {
+            InputError::new_err(format!(
+                "restore: events column {} is missing",
+                e.value(events.py())
+            ))
+        } else {
+            e
         }
-    }
-    Ok(cfg)
+    })?;
+    Ok(cols.checked()?)
 }
 
 /// The stream state of the partitions one worker owns.
@@ -420,7 +391,7 @@ impl Core {
             max_message_bytes,
             prices,
             encodings: encoding_map(model_encodings, fallback_encoding, tokenizer_dir)?,
-            waste: waste_config(waste.unwrap_or_default())?,
+            waste: WasteConfig::from_named(waste.unwrap_or_default())?,
             fingerprint_key: FingerprintKey::derive(fingerprint_secret.as_deref().unwrap_or(b"")),
             limits: Limits {
                 max_elements: max_elements_per_message,
@@ -451,7 +422,7 @@ impl Core {
         let format = if otlp { Format::Otlp } else { Format::Events };
         let (out, blocks) = py.detach(|| {
             let out = inner.process_as(format, &msgs, now_ms);
-            let b = blocks(&out);
+            let b = Blocks::of(&out);
             (out, b)
         });
         to_batch(py, out, blocks)
@@ -497,7 +468,7 @@ impl Core {
         events: &Bound<'_, PyDict>,
         next_offset: Option<i64>,
     ) -> PyResult<Batch> {
-        let cols = RestoreColumns::from_dict(events)?;
+        let cols = stored_columns(events)?;
         let inner = &mut self.inner;
         let (out, blocks) = py.detach(|| {
             let out = inner.restore(
@@ -507,7 +478,7 @@ impl Core {
                 &cols.events(),
                 next_offset,
             );
-            let b = blocks(&out);
+            let b = Blocks::of(&out);
             (out, b)
         });
         to_batch(py, out, blocks)
@@ -533,7 +504,7 @@ impl Core {
         partition: i32,
         events: &Bound<'_, PyDict>,
     ) -> PyResult<()> {
-        let cols = RestoreColumns::from_dict(events)?;
+        let cols = stored_columns(events)?;
         let inner = &mut self.inner;
         py.detach(|| inner.restore_events(partition, &cols.events()));
         Ok(())
@@ -543,7 +514,7 @@ impl Core {
         let inner = &mut self.inner;
         let (out, blocks) = py.detach(|| {
             let out = inner.restore_end(partition);
-            let b = blocks(&out);
+            let b = Blocks::of(&out);
             (out, b)
         });
         to_batch(py, out, blocks)
@@ -706,113 +677,4 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let defaults: StdHashMap<&str, i64> = WasteConfig::default().named().into_iter().collect();
     m.add("WASTE_DEFAULTS", defaults)?;
     Ok(())
-}
-
-/// The columns of stored events a restore reads (`RESTORE_COLUMNS` in store/client.py).
-struct RestoreColumns {
-    ids: Vec<String>,
-    ts: Vec<i64>,
-    users: Vec<String>,
-    teams: Vec<String>,
-    models: Vec<String>,
-    input: Vec<u64>,
-    output: Vec<u64>,
-    cached: Vec<u64>,
-    wasted: Vec<u64>,
-    reasons: Vec<String>,
-    cost: Vec<f64>,
-    fp_prompt: Vec<u64>,
-    fp_prompt_sim: Vec<u64>,
-    fp_output_sim: Vec<u64>,
-    fp_flags: Vec<u8>,
-    fp_prompt_mh: Vec<String>,
-    fp_output_mh: Vec<String>,
-}
-
-impl RestoreColumns {
-    fn from_dict(events: &Bound<'_, PyDict>) -> PyResult<RestoreColumns> {
-        fn get<'py, T: for<'a> FromPyObject<'a, 'py>>(
-            d: &Bound<'py, PyDict>,
-            k: &str,
-        ) -> PyResult<T> {
-            match d.get_item(k)? {
-                Some(v) => v.extract().map_err(Into::into),
-                None => Err(InputError::new_err(format!(
-                    "restore: events column {k:?} is missing"
-                ))),
-            }
-        }
-        let c = RestoreColumns {
-            ids: get(events, "event_id")?,
-            ts: get(events, "ts")?,
-            users: get(events, "user")?,
-            teams: get(events, "team")?,
-            models: get(events, "model")?,
-            input: get(events, "input_tokens")?,
-            output: get(events, "output_tokens")?,
-            cached: get(events, "cached_input_tokens")?,
-            wasted: get(events, "wasted_tokens")?,
-            reasons: get(events, "waste_reason")?,
-            cost: get(events, "cost_usd")?,
-            fp_prompt: get(events, "fp_prompt")?,
-            fp_prompt_sim: get(events, "fp_prompt_sim")?,
-            fp_output_sim: get(events, "fp_output_sim")?,
-            fp_flags: get(events, "fp_flags")?,
-            fp_prompt_mh: get(events, "fp_prompt_mh")?,
-            fp_output_mh: get(events, "fp_output_mh")?,
-        };
-        let n = c.ids.len();
-        let lens = [
-            c.ts.len(),
-            c.users.len(),
-            c.teams.len(),
-            c.models.len(),
-            c.input.len(),
-            c.output.len(),
-            c.cached.len(),
-            c.wasted.len(),
-            c.reasons.len(),
-            c.cost.len(),
-            c.fp_prompt.len(),
-            c.fp_prompt_sim.len(),
-            c.fp_output_sim.len(),
-            c.fp_flags.len(),
-            c.fp_prompt_mh.len(),
-            c.fp_output_mh.len(),
-        ];
-        if lens.iter().any(|l| *l != n) {
-            return Err(CoreError::Input("restore: events columns differ in length".into()).into());
-        }
-        Ok(c)
-    }
-
-    fn events(&self) -> Vec<StoredEvent<'_>> {
-        (0..self.ids.len())
-            .map(|i| StoredEvent {
-                event_id: &self.ids[i],
-                contribution: Contribution {
-                    ts: self.ts[i],
-                    user: &self.users[i],
-                    team: &self.teams[i],
-                    model: &self.models[i],
-                    input_tokens: self.input[i],
-                    output_tokens: self.output[i],
-                    cached_input_tokens: self.cached[i],
-                    wasted_tokens: self.wasted[i],
-                    waste_reason: &self.reasons[i],
-                    cost_usd: self.cost[i],
-                },
-                fingerprint: Fingerprint::from_stored(
-                    (
-                        self.fp_prompt[i],
-                        self.fp_prompt_sim[i],
-                        self.fp_output_sim[i],
-                        self.fp_flags[i],
-                    ),
-                    &self.fp_prompt_mh[i],
-                    &self.fp_output_mh[i],
-                ),
-            })
-            .collect()
-    }
 }

@@ -7,7 +7,7 @@
 //! [`decode`] turns a block back into columns (for the Python `Batch`'s
 //! column views): the bytes are the single source of what a batch wrote.
 
-use crate::batch::{EventRow, HourlyRow, WasteRow, WeeklyRow};
+use crate::batch::{BatchOut, EventRow, HourlyRow, WasteRow, WeeklyRow};
 use crate::waste::WasteReason;
 
 const MS_PER_DAY: i64 = 86_400_000;
@@ -108,13 +108,68 @@ pub const WASTE: &[Column] = &[
     ("version", "UInt64", Ty::U64),
 ];
 
+/// A table a batch writes in RowBinary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Events,
+    Hourly,
+    Weekly,
+    Waste,
+}
+
+impl Table {
+    pub const ALL: [Table; 4] = [Table::Events, Table::Hourly, Table::Weekly, Table::Waste];
+
+    /// The name the Python `Batch` uses (its attribute and `row_binary` argument).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Table::Events => "events",
+            Table::Hourly => "hourly",
+            Table::Weekly => "weekly",
+            Table::Waste => "waste",
+        }
+    }
+
+    pub const fn columns(self) -> &'static [Column] {
+        match self {
+            Table::Events => EVENTS,
+            Table::Hourly => HOURLY,
+            Table::Weekly => WEEKLY,
+            Table::Waste => WASTE,
+        }
+    }
+
+    pub fn named(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 /// The tables a batch writes in RowBinary, by the names the Python `Batch` uses.
-pub const TABLES: &[(&str, &[Column])] = &[
-    ("events", EVENTS),
-    ("hourly", HOURLY),
-    ("weekly", WEEKLY),
-    ("waste", WASTE),
+pub const TABLES: [(&str, &[Column]); 4] = [
+    (Table::Events.name(), EVENTS),
+    (Table::Hourly.name(), HOURLY),
+    (Table::Weekly.name(), WEEKLY),
+    (Table::Waste.name(), WASTE),
 ];
+
+/// A batch's rows as RowBinary, one block per [`Table`] (in `Table::ALL` order).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Blocks([Block; 4]);
+
+impl Blocks {
+    pub fn of(out: &BatchOut<'_>) -> Blocks {
+        Blocks([
+            events(&out.events),
+            hourly(&out.hourly, out.version),
+            weekly(&out.weekly, out.version),
+            waste(&out.waste, out.version),
+        ])
+    }
+
+    pub fn get(&self, table: Table) -> &Block {
+        &self.0[table as usize]
+    }
+}
 
 /// One table's rows.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

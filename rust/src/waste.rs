@@ -172,6 +172,40 @@ impl WasteConfig {
         Ok(())
     }
 
+    /// The defaults with the thresholds given by name (the names of [`WasteConfig::named`];
+    /// the Python settings pass them so); an unknown name or a negative count is an error.
+    pub fn from_named(
+        values: impl IntoIterator<Item = (String, i64)>,
+    ) -> Result<WasteConfig, CoreError> {
+        let mut cfg = WasteConfig::default();
+        for (name, v) in values {
+            let unsigned = || {
+                u64::try_from(v)
+                    .map_err(|_| CoreError::Config(format!("waste {name} must be >= 0")))
+            };
+            match name.as_str() {
+                "min_prompt_tokens" => cfg.min_prompt_tokens = unsigned()?,
+                "duplicate_window_ms" => cfg.duplicate_window_ms = v,
+                "free_repeats" => cfg.free_repeats = unsigned()?,
+                "storm_window_ms" => cfg.storm_window_ms = v,
+                "storm_min" => cfg.storm_min = unsigned()?,
+                "loop_window_ms" => cfg.loop_window_ms = v,
+                "loop_min" => cfg.loop_min = unsigned()?,
+                "loop_bits" => cfg.loop_bits = u32::try_from(unsigned()?).unwrap_or(u32::MAX),
+                "repeat_pct" => cfg.repeat_pct = unsigned()?,
+                "resend_window_ms" => cfg.resend_window_ms = v,
+                "resend_free" => cfg.resend_free = unsigned()?,
+                "reask_free" => cfg.reask_free = unsigned()?,
+                "reask_prompt_pct" => cfg.reask_prompt_pct = unsigned()?,
+                "reask_output_pct" => cfg.reask_output_pct = unsigned()?,
+                "short_repeat_pct" => cfg.short_repeat_pct = unsigned()?,
+                "loop_answer_pct" => cfg.loop_answer_pct = unsigned()?,
+                _ => return Err(CoreError::Config(format!("unknown waste setting {name:?}"))),
+            }
+        }
+        Ok(cfg)
+    }
+
     /// Every threshold by its setting's name (`TOKENLORD_WASTE_*` without the
     /// prefix; windows in ms), as `tokenlord._core.WASTE_DEFAULTS` shows the
     /// defaults so that the Python settings can be checked against them.
@@ -921,5 +955,18 @@ mod tests {
         assert!(!u.evict(T0));
         assert!(u.evict(T0 + 1));
         assert_eq!(u.size(), 0);
+    }
+
+    #[test]
+    fn thresholds_by_name_round_trip_and_refuse_unknown_names() {
+        let cfg = WasteConfig {
+            reask_free: 9,
+            loop_bits: 5,
+            ..WasteConfig::default()
+        };
+        let named = cfg.named().map(|(n, v)| (n.to_owned(), v));
+        assert_eq!(WasteConfig::from_named(named).unwrap(), cfg);
+        assert!(WasteConfig::from_named([("nope".to_owned(), 1)]).is_err());
+        assert!(WasteConfig::from_named([("storm_min".to_owned(), -1)]).is_err());
     }
 }

@@ -11,7 +11,7 @@ mod tests;
 
 pub use config::{Config, Price};
 pub use parse::Format;
-pub use restore::StoredEvent;
+pub use restore::{StoredColumns, StoredEvent};
 pub use rows::{BatchOut, EventRow, HourlyRow, Message, Rejection, StateSize, WasteRow, WeeklyRow};
 
 use hashbrown::HashMap;

@@ -102,3 +102,106 @@ impl Core {
         out
     }
 }
+
+/// Stored events as columns (`RESTORE_COLUMNS` in store/client.py; from Python a
+/// dict of lists, each key the column's name), for [`Core::restore`].
+#[derive(Debug, Default)]
+#[cfg_attr(feature = "python", derive(pyo3::FromPyObject))]
+pub struct StoredColumns {
+    #[cfg_attr(feature = "python", pyo3(item("event_id")))]
+    pub ids: Vec<String>,
+    #[cfg_attr(feature = "python", pyo3(item("ts")))]
+    pub ts: Vec<i64>,
+    #[cfg_attr(feature = "python", pyo3(item("user")))]
+    pub users: Vec<String>,
+    #[cfg_attr(feature = "python", pyo3(item("team")))]
+    pub teams: Vec<String>,
+    #[cfg_attr(feature = "python", pyo3(item("model")))]
+    pub models: Vec<String>,
+    #[cfg_attr(feature = "python", pyo3(item("input_tokens")))]
+    pub input: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("output_tokens")))]
+    pub output: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("cached_input_tokens")))]
+    pub cached: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("wasted_tokens")))]
+    pub wasted: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("waste_reason")))]
+    pub reasons: Vec<String>,
+    #[cfg_attr(feature = "python", pyo3(item("cost_usd")))]
+    pub cost: Vec<f64>,
+    #[cfg_attr(feature = "python", pyo3(item("fp_prompt")))]
+    pub fp_prompt: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("fp_prompt_sim")))]
+    pub fp_prompt_sim: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("fp_output_sim")))]
+    pub fp_output_sim: Vec<u64>,
+    #[cfg_attr(feature = "python", pyo3(item("fp_flags")))]
+    pub fp_flags: Vec<u8>,
+    #[cfg_attr(feature = "python", pyo3(item("fp_prompt_mh")))]
+    pub fp_prompt_mh: Vec<String>,
+    #[cfg_attr(feature = "python", pyo3(item("fp_output_mh")))]
+    pub fp_output_mh: Vec<String>,
+}
+
+impl StoredColumns {
+    /// Itself, once every column has as many rows as `event_id`.
+    pub fn checked(self) -> Result<StoredColumns, CoreError> {
+        let n = self.ids.len();
+        let lens = [
+            self.ts.len(),
+            self.users.len(),
+            self.teams.len(),
+            self.models.len(),
+            self.input.len(),
+            self.output.len(),
+            self.cached.len(),
+            self.wasted.len(),
+            self.reasons.len(),
+            self.cost.len(),
+            self.fp_prompt.len(),
+            self.fp_prompt_sim.len(),
+            self.fp_output_sim.len(),
+            self.fp_flags.len(),
+            self.fp_prompt_mh.len(),
+            self.fp_output_mh.len(),
+        ];
+        if lens.iter().any(|l| *l != n) {
+            return Err(CoreError::Input(
+                "restore: events columns differ in length".into(),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The rows as events (borrowing the columns).
+    pub fn events(&self) -> Vec<StoredEvent<'_>> {
+        (0..self.ids.len())
+            .map(|i| StoredEvent {
+                event_id: &self.ids[i],
+                contribution: Contribution {
+                    ts: self.ts[i],
+                    user: &self.users[i],
+                    team: &self.teams[i],
+                    model: &self.models[i],
+                    input_tokens: self.input[i],
+                    output_tokens: self.output[i],
+                    cached_input_tokens: self.cached[i],
+                    wasted_tokens: self.wasted[i],
+                    waste_reason: &self.reasons[i],
+                    cost_usd: self.cost[i],
+                },
+                fingerprint: Fingerprint::from_stored(
+                    (
+                        self.fp_prompt[i],
+                        self.fp_prompt_sim[i],
+                        self.fp_output_sim[i],
+                        self.fp_flags[i],
+                    ),
+                    &self.fp_prompt_mh[i],
+                    &self.fp_output_mh[i],
+                ),
+            })
+            .collect()
+    }
+}
