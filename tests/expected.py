@@ -1,5 +1,5 @@
 """Turns the reference implementation's per-partition state into the rows the
-public views must show (CONTRACT §3): sums over partitions, ranks, titles."""
+public views must show (docs/schema.md): sums over partitions, ranks, titles."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``tokenlord`` command line (CONTRACT §4). ``tokenlord --help`` lists commands.
+"""``tokenlord`` command line (README, "Command line"). ``tokenlord --help`` lists commands.
 
 Every command accepts every setting as a flag (``--kafka-brokers``...) on top
 of the ``TOKENLORD_*`` environment. Errors print one line saying what is wrong

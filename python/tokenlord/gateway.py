@@ -1,6 +1,6 @@
 """The gateway API: what a gateway needs to send waste signals without text.
 
-A gateway computes the ``fingerprint`` field of an event (CONTRACT §1) from
+A gateway computes an event's ``fingerprint`` field (docs/semantics.md, "Fingerprints") from
 the prompt and output it will not send, with the same Rust code the worker
 runs on text events, so both get the same waste verdicts. Fingerprints are
 keyed with the organisation's secret (``TOKENLORD_FINGERPRINT_KEY`` or

@@ -4,7 +4,7 @@ One record per event: an ``ExportTraceServiceRequest`` holding one trace, a
 server span (not a GenAI span: the worker skips it) and its GenAI ``chat``
 child span with the event's counts under the OTel GenAI names — what an
 instrumented gateway exports through the Collector's kafka exporter
-(``otlp_proto`` or ``otlp_json``, CONTRACT §1b). Dependency-free: the protobuf
+(``otlp_proto`` or ``otlp_json``, docs/gateways.md, "OpenTelemetry"). Dependency-free: the protobuf
 wire format is written here (the tests check it against the OpenTelemetry
 SDK's own classes). Spans carry counts, never text.
 """

@@ -15,7 +15,7 @@ Write order per batch, and why a crash anywhere is safe:
 4. restated ``_hourly`` / ``_weekly`` / ``_waste`` rows (versioned),
 5. ``_progress``: per partition, the offset after the batch — the commit point.
 
-The OTLP traces topic (``TOKENLORD_OTLP_TOPIC``, CONTRACT §1b) takes the same
+The OTLP traces topic (``TOKENLORD_OTLP_TOPIC``, docs/gateways.md) takes the same
 path through the same core: its records' GenAI spans are usage events. The
 core's state and the store's per-partition rows are keyed by partition, so a
 :class:`Source` maps a topic's Kafka partitions to core partitions: the events

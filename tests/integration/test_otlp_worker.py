@@ -1,4 +1,4 @@
-"""OpenTelemetry GenAI spans (CONTRACT §1b) through real Kafka and
+"""OpenTelemetry GenAI spans (docs/gateways.md) through real Kafka and
 ``tokenlord worker --stop-at-end``: records built with the OpenTelemetry SDK
 and its own encoder, as the Collector's kafka exporter writes them (protobuf
 and OTLP/JSON), mixed with non-GenAI spans, error spans, OpenInference spans,

@@ -1,4 +1,4 @@
-"""OTLP trace records (CONTRACT §1b) through the native core, without services:
+"""OTLP trace records (docs/gateways.md) through the native core, without services:
 records built by the OpenTelemetry SDK's own encoder, and the simulator's."""
 
 from __future__ import annotations

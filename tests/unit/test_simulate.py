@@ -236,7 +236,7 @@ def test_outcomes(week: list[dict[str, Any]]) -> None:
     for o in outcomes:  # naming real work
         assert o.get("session_id") in sessions or o.get("event_id") in ids
         assert ("value" in o) == (o["outcome"] != "rejected")
-    values = [json.dumps(o).encode() for o in outcomes]  # and valid CONTRACT §2 events
+    values = [json.dumps(o).encode() for o in outcomes]  # and valid outcome events (docs/semantics.md)
     accepted, rejected = _core.Core().outcomes([0] * len(values), list(range(len(values))), values, MON + 8 * DAY)
     assert len(accepted["outcome"]) == len(outcomes) and not rejected["reason"]
     assert simulate.summary(both)["outcomes"] == dict(kinds.most_common())

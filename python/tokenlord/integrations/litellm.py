@@ -76,7 +76,7 @@ class ProducerLike(Protocol):
 
 @dataclass(frozen=True)
 class Call:
-    """One LiteLLM call as tokenlord sees it: the event (CONTRACT §1) without
+    """One LiteLLM call as tokenlord sees it: the event (docs/semantics.md) without
     its ``fingerprint``, and the text the fingerprint is made of."""
 
     event: dict[str, Any]

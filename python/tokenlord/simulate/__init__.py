@@ -1,6 +1,6 @@
 """Realistic LLM usage traffic: honest users and token-maxxers.
 
-:func:`generate` yields usage events (CONTRACT §1) in time order over a period:
+:func:`generate` yields usage events (docs/semantics.md) in time order over a period:
 
 - users with a heavy-tailed (lognormal) activity level, a home team (8 teams,
   uneven sizes; a few users change team, a few events carry none), a time zone
@@ -36,7 +36,7 @@ red-team profile that produced it (the pipeline ignores unknown fields;
 :func:`is_gamer_label` tells gaming from honest work). Output is deterministic for a seed
 and ``start_ms``; without ``start_ms`` the period ends now.
 
-With ``outcomes=True`` the stream also holds outcome events (CONTRACT §2, they
+With ``outcomes=True`` the stream also holds outcome events (docs/semantics.md, "Outcomes"; they
 have an ``outcome`` key; :func:`is_outcome`): about a third of honest sessions
 end in a diff merged, a ticket resolved, an answer accepted (or, one in ten, a
 rejected diff) minutes to days later, by ``session_id`` (by the last request's

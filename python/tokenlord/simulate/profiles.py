@@ -94,7 +94,7 @@ LOOKALIKE_SHARE = {
 }
 HEAVY_AGENT_SESSIONS_PER_DAY = 4.0  # at least, for a heavy agent user
 
-# Chance that a session of a kind ends in an outcome (CONTRACT §2).
+# Chance that a session of a kind ends in an outcome (docs/semantics.md, "Outcomes").
 OUTCOME_RATE: dict[str, float] = {
     "honest": 0.35,
     **dict.fromkeys(PATTERNS, 0.03),

@@ -156,7 +156,7 @@ TITLES_COLUMNS: Final[Columns] = (
     ("title", "String"),
 )
 
-# Public column lists, in the order of CONTRACT.md section 3.
+# Public column lists, in the order of docs/schema.md, "Public views".
 EVENTS_VIEW_COLUMNS: Final = tuple(name for name, _ in EVENTS_COLUMNS if (name, _) not in FINGERPRINT_COLUMNS)
 USAGE_HOURLY_VIEW_COLUMNS: Final = (
     "hour", "user", "model", "requests", "input_tokens", "output_tokens",
