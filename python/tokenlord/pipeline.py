@@ -181,11 +181,12 @@ class Pipeline:
         values: Sequence[bytes],
         keys: Sequence[bytes | None],
     ) -> Batch:
-        """Process and durably write one batch (restoring partitions first
-        seen); returns the core's result. The worker runs the same steps on
-        two threads (:meth:`restore_new` and :meth:`write` on the store's,
-        :meth:`prepare` on the core's) so that a batch's core work overlaps the
-        previous batch's store write."""
+        """Tests only: process and durably write one batch on this thread
+        (restoring partitions first seen); returns the core's result. The
+        worker never calls it: it runs these steps on two threads
+        (:meth:`restore_new` and :meth:`write` on the store's, :meth:`prepare`
+        on the core's) so that a batch's core work overlaps the previous
+        batch's store write."""
         self.restore_new(partitions)
         prepared = self.prepare(partitions, offsets, values, keys)
         self.write(prepared)
@@ -268,8 +269,10 @@ class Pipeline:
         values: Sequence[bytes],
         keys: Sequence[bytes | None],
     ) -> int:
-        """Validate (in the core) and durably write one batch of outcome messages;
-        bad ones go to the dead-letter topic and ``rejected``. Returns the outcomes kept."""
+        """Tests only (the worker runs :meth:`prepare_outcomes` and :meth:`write`
+        on two threads): validate (in the core) and durably write one batch of
+        outcome messages; bad ones go to the dead-letter topic and ``rejected``.
+        Returns the outcomes kept."""
         prepared = self.prepare_outcomes(partitions, offsets, values, keys)
         self.write(prepared)
         return len(prepared.batch["outcomes"]["user"])
