@@ -16,7 +16,12 @@ from typing import Any
 
 import orjson
 from tokenlord.store import Store
+from tokenlord.store.schema import EVENTS_VIEW_COLUMNS
 
+# The events view's columns but app, ts as epoch ms.
+_EVENTS = ", ".join(
+    "toUnixTimestamp64Milli(ts) AS ts_ms" if c == "ts" else c for c in EVENTS_VIEW_COLUMNS if c != "app"
+)
 QUERIES = {
     "leaderboard_weekly": "SELECT * FROM {db}.leaderboard_weekly ORDER BY week_start, `rank`",
     "usage_hourly": "SELECT * FROM {db}.usage_hourly ORDER BY hour, user, model",
@@ -27,10 +32,7 @@ QUERIES = {
     "waste_cost_weekly": "SELECT * FROM {db}.waste_cost_weekly ORDER BY week_start, user, reason",
     "rejected": "SELECT reason, src_topic, src_partition, src_offset, raw FROM {db}.rejected "
     "ORDER BY src_partition, src_offset",
-    "events": "SELECT event_id, toUnixTimestamp64Milli(ts) AS ts_ms, user, team, model, provider, session_id, "
-    "input_tokens, output_tokens, cached_input_tokens, reasoning_tokens, total_tokens, tokens_estimated, status, "
-    "finish_reason, latency_ms, cost_usd, wasted_tokens, waste_reason, src_partition, src_offset "
-    "FROM {db}.events ORDER BY event_id",
+    "events": f"SELECT {_EVENTS} FROM {{db}}.events ORDER BY event_id",
 }
 
 

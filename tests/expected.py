@@ -10,8 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reference import Reference, week_start_of
-
-TITLES = ("Token Lord", "AI Grandmaster", "Token Overlord")
+from tokenlord.store.schema import DEFAULT_TITLES as TITLES
 
 
 def _day(ms: int) -> str:

@@ -299,20 +299,3 @@ def test_every_settings_default_is_the_parsed_default_of_its_field() -> None:
               if getattr(parsed, f.name) != getattr(plain, f.name)}  # fmt: skip
     assert differ == {}
     assert {f.name for f in FIELDS} == {f.name for f in dataclasses.fields(Settings)} - {"raw"}
-
-
-def test_the_cores_keyword_defaults_are_the_settings_defaults() -> None:
-    """The PyO3 signature of ``_core.Core`` repeats the settings' defaults (stubtest keeps _core.pyi
-    equal to it): a change on one side only fails here."""
-    import inspect
-
-    from tokenlord import _core
-    from tokenlord.settings import Settings
-
-    defaults = {
-        name: p.default for name, p in inspect.signature(_core.Core).parameters.items() if p.default is not p.empty
-    }
-    wanted = {k: v for k, v in Settings().core_kwargs().items() if isinstance(v, int | str) and k in defaults}
-    assert {"grace_ms", "dedupe_horizon_ms", "future_tolerance_ms", "max_message_bytes"} <= set(wanted)
-    assert {k: defaults[k] for k in wanted} == wanted
-    assert defaults["fallback_encoding"] == Settings().fallback_encoding
