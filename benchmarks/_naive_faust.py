@@ -30,8 +30,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import faust
 from _contender import Progress, Rows, Tokenizer, new_stats, start_targets, write_result
 from py_baseline import PyCore

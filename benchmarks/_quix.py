@@ -63,10 +63,7 @@ import argparse
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
 from _contender import Prices, Progress, Rows, Tokenizer, new_stats, start_targets, write_result

@@ -69,8 +69,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import orjson
 from _common import (
     REPO,

@@ -25,10 +25,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, machine_info, table, write_json
 from tokenize_bench import corpus
 

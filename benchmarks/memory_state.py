@@ -68,7 +68,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import DAY_MS, HOUR_MS, machine_info, table, write_json
 
 START_MS = 1_736_726_400_000  # Monday 2025-01-13 00:00 UTC

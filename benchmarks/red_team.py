@@ -48,10 +48,8 @@ import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, table, write_json
 from tokenlord.simulate import (
     ADAPTIVE_PROFILES,

@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, fmt_rate, machine_info, table, write_json
 
 sys.path.insert(0, str(REPO / "tests"))

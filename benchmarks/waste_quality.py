@@ -41,12 +41,9 @@ import sys
 import time
 import zlib
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine_info, table, write_json
 from tokenlord import _core
 from tokenlord.settings import Settings

@@ -27,11 +27,11 @@ from tokenlord import _core
 from tokenlord.kafka.admin import consume_all
 from tokenlord.settings import Settings
 from tokenlord.store import stored_raw
+from tokenlord.time_utils import DAY_MS as DAY
+from tokenlord.time_utils import HOUR_MS as HOUR
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENLORD = str(REPO / ".venv/bin/tokenlord")
-HOUR = 3_600_000
-DAY = 24 * HOUR
 
 
 def free_port() -> int:

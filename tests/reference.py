@@ -60,9 +60,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
-WEEK_MS = 7 * DAY_MS
+from tokenlord.time_utils import DAY_MS, HOUR_MS, WEEK_MS
+
 TS_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 TOKENS_MAX = 10**9
 LATENCY_MAX = 2**31 - 1

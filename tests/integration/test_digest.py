@@ -15,10 +15,10 @@ from pathlib import Path
 import orjson
 import pytest
 from e2e import produce, start_worker, worker_env
+from tokenlord.time_utils import DAY_MS as DAY
 from webhook_server import Hooks
 
 pytestmark = pytest.mark.integration
-DAY = 86_400_000
 
 
 def monday_ms(ms: int) -> int:

@@ -16,10 +16,10 @@ import pytest
 from e2e import dump_views, produce, run_worker, user_of, worker_env
 from tokenlord import _core, simulate
 from tokenlord.settings import Settings
+from tokenlord.time_utils import DAY_MS as DAY
 
 pytestmark = pytest.mark.integration
 
-DAY = 86_400_000
 SECRET = "e2e-organisation-secret"
 MARK = "CONFIDENTIAL-PROMPT-7d1e"
 

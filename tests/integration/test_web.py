@@ -32,7 +32,6 @@ ARTIFACTS = REPO / "var" / "artifacts"
 CHROMIUM = os.environ.get("TOKENLORD_TEST_CHROMIUM", "/usr/bin/chromium")
 HOSTILE = '<script>alert("x")</script>'
 HOSTILE_TEAM = '"><img src=x onerror=alert(1)>'
-WEEK_MS = 7 * 86_400_000
 
 
 def stop_worker(proc: subprocess.Popen[bytes], brokers: str, topics: list[str]) -> None:

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import Reference
 from tokenlord import _core
+from tokenlord.time_utils import DAY_MS as DAY
+from tokenlord.time_utils import HOUR_MS as HOUR
 
 MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z
-HOUR = 3_600_000
-DAY = 24 * HOUR
 NOW = MON + 30 * DAY
 GRACE = HOUR
 HORIZON = DAY

@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import Reference, fingerprint, fingerprint_key, fingerprint_wire
 from tokenlord import _core
+from tokenlord.time_utils import DAY_MS as DAY
 
 SECRET = b"org-secret-for-tests"
 MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z
-DAY = 86_400_000
 T0 = MON + 21 * DAY
 NOW = MON + 30 * DAY
 

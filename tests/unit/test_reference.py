@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import reference
 from reference import Reference
+from tokenlord.time_utils import DAY_MS as DAY
+from tokenlord.time_utils import HOUR_MS as HOUR
+from tokenlord.time_utils import WEEK_MS as WEEK
 
 MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z, a Monday
-HOUR = 3_600_000
-DAY = 24 * HOUR
-WEEK = 7 * DAY
 NOW = MON + 60 * DAY
 PRICES = {"gpt-4o": (2.5, 1.25, 10.0), "gpt-4o-mini": (0.15, 0.075, 0.6), "gpt": (1.0, 1.0, 1.0)}
 

@@ -17,9 +17,9 @@ import pytest
 import reference
 from tokenlord import _core, fingerprint, simulate
 from tokenlord.simulate import profiles
+from tokenlord.time_utils import DAY_MS as DAY
 
 MON = 1_704_067_200_000  # 2024-01-01T00:00:00Z
-DAY = 86_400_000
 
 
 def gen(**kw: Any) -> list[dict[str, Any]]:

@@ -56,11 +56,10 @@ def _load_store() -> types.ModuleType:
 
 
 st = _load_store()
+HOUR, DAY = 3_600_000, 86_400_000  # tokenlord.time_utils (not imported before _load_store)
 Store = st.Store
 StoreError = st.StoreError
 
-HOUR = 3_600_000
-DAY = 86_400_000
 WEEK1 = dt.date(2026, 11, 16)  # a Monday
 WEEK2 = dt.date(2026, 11, 23)
 
