@@ -93,6 +93,7 @@ class Batcher:
         flush_interval: float,
         assignment: Callable[[], set[TP]],
         on_done: Callable[[dict[TP, int]], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.topic = topic
         self.stage = stage
@@ -103,6 +104,7 @@ class Batcher:
         self.flush_interval = flush_interval
         self.assignment = assignment
         self.on_done = on_done
+        self.clock = clock  # seconds, monotonic; the tests' clock is a fake they move
         self._chunks: list[tuple[TP, list[Any], int]] = []  # (tp, records, bytes of their values)
         self._waiting = 0  # records in _chunks
         self._waiting_bytes = 0
@@ -124,12 +126,16 @@ class Batcher:
             self._room.clear()
             await self._room.wait()
         if not self._chunks:
-            self._oldest = time.monotonic()
+            self._oldest = self.clock()
         nbytes = sum(len(r.value or b"") for r in records)
         self._chunks.append((tp, records, nbytes))
         self._waiting += len(records)
         self._waiting_bytes += nbytes
         self._behind[tp] = not caught_up
+        self._arrived.set()
+
+    def wake(self) -> None:
+        """Check the cut conditions again now (after the clock moved)."""
         self._arrived.set()
 
     # -- the batch loop -----------------------------------------------------------------
@@ -158,7 +164,7 @@ class Batcher:
                 deadline = self._oldest + self.flush_interval
                 if not any(self._behind.get(tp, True) for tp, _, _ in self._chunks):
                     deadline = min(deadline, self._last_cut + self.flush_interval / 5)
-                left = deadline - time.monotonic()
+                left = deadline - self.clock()
                 if left <= 0:
                     return
                 self._arrived.clear()
@@ -203,7 +209,7 @@ class Batcher:
             ends[tp] = recs[-1].offset + 1
         if not self._chunks:
             self._waiting_bytes = 0  # the byte split above is approximate
-        self._oldest = self._last_cut = time.monotonic()
+        self._oldest = self._last_cut = self.clock()
         self._room.set()
         return parts, offsets, values, RecordKeys(taken), ends
 

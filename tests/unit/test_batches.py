@@ -34,6 +34,7 @@ class Harness:
         max_bytes: int = 1 << 20,
         flush_interval: float = 0.05,
         assigned: set[TP] | None = None,
+        clock: Any = None,
     ):
         self.log: list[tuple[str, Any]] = []
         self.assigned = assigned if assigned is not None else {TP("t", 0), TP("t", 1)}
@@ -68,6 +69,7 @@ class Harness:
             flush_interval=flush_interval,
             assignment=lambda: self.assigned,
             on_done=lambda ends: self.log.append(("done", dict(ends))),
+            **({"clock": clock} if clock is not None else {}),
         )
 
     def entries(self, kind: str) -> list[Any]:
@@ -80,6 +82,22 @@ async def until(cond: Any, timeout: float = 2.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+class Clock:
+    """A monotonic clock the test moves (``Batcher(clock=...)``): no waiting on real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def settle() -> None:
+    """Let every ready task run until it waits (no timer is due: the clock is a fake)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
 
 
 @contextlib.asynccontextmanager
@@ -123,23 +141,25 @@ def test_batches_also_end_at_max_bytes() -> None:
 
 def test_caught_up_partitions_are_cut_without_waiting_the_flush_interval() -> None:
     async def go() -> None:
-        h = Harness(max_messages=100, flush_interval=10)
+        clock = Clock()
+        h = Harness(max_messages=100, flush_interval=10, clock=clock)
         async with running(h):
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
             await h.batcher.put(TP("t", 0), recs(0, 3), 1, caught_up=True)
-            await until(lambda: len(h.entries("done")) == 1)
-            assert loop.time() - t0 < 1  # not the 10 s flush interval
+            await until(lambda: len(h.entries("done")) == 1)  # the clock did not move: not the flush interval
             # one partition behind: wait (for more of it, up to the interval)
             await h.batcher.put(TP("t", 1), recs(0, 2, 1), 1, caught_up=False)
             await h.batcher.put(TP("t", 0), recs(3, 1), 1, caught_up=True)
-            await asyncio.sleep(0.3)
+            clock.now += 1.9
+            h.batcher.wake()
+            await settle()
             assert len(h.entries("done")) == 1
             # caught up again: cut, but not within flush_interval / 5 (2 s) of the last cut
             await h.batcher.put(TP("t", 1), recs(2, 1, 1), 1, caught_up=True)
-            await asyncio.sleep(0.3)
+            await settle()
             assert len(h.entries("done")) == 1
-            await until(lambda: len(h.entries("done")) == 2, timeout=3)
+            clock.now += 0.1  # 2 s after the last cut
+            h.batcher.wake()
+            await until(lambda: len(h.entries("done")) == 2)
         assert h.entries("write")[1] == [(1, 0), (1, 1), (0, 3), (1, 2)]
 
     asyncio.run(go())
@@ -185,7 +205,7 @@ def test_exclusive_waits_for_the_write_in_flight() -> None:
             await h.batcher.put(TP("t", 0), recs(0, 2), 1)
             await until(lambda: h.entries("prepare"))
             revoke = asyncio.ensure_future(h.batcher.exclusive(lambda: h.log.append(("revoke", None))))
-            await asyncio.sleep(0.02)
+            await settle()
             assert not revoke.done()
             h.write_gate.set()
             await revoke
@@ -200,7 +220,7 @@ def test_put_waits_when_two_batches_are_waiting() -> None:
         # not running: nothing drains
         await h.batcher.put(TP("t", 0), recs(0, 4), 1)
         blocked = asyncio.ensure_future(h.batcher.put(TP("t", 0), recs(4, 1), 1))
-        await asyncio.sleep(0.02)
+        await settle()
         assert not blocked.done()
         async with running(h):
             await asyncio.wait_for(blocked, 2)
@@ -244,7 +264,7 @@ def test_new_partitions_are_restored_once_after_the_write_in_flight() -> None:
             await until(lambda: h.entries("prepare"))
             await h.batcher.put(TP("t", 0), recs(2, 1), 1)
             await h.batcher.put(TP("t", 1), recs(0, 1, 1), 1)
-            await asyncio.sleep(0.02)
+            await settle()
             assert h.entries("restore") == [0]  # partition 1 waits for the write of the first batch
             h.write_gate.set()
             await until(lambda: len(h.entries("done")) == 2)
