@@ -1,9 +1,13 @@
 """Hand-written cases for the plain-Python reference (tests/reference.py):
-each rule of docs/semantics.md, checked directly, without the native core."""
+each rule of docs/semantics.md, checked directly. Those marked
+``both_implementations`` run on the native core too (behind the reference's
+interface, tests/core_adapter.py); the rest check what only the reference
+shows (its tokenizer stand-in, its cell shapes)."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import pytest
@@ -23,6 +27,20 @@ def fake_count(text: str, model: str) -> tuple[int, bool]:
     return len(text.split()), not model.startswith("gpt")
 
 
+#: The implementation ``make`` builds: the reference, or the native core behind its interface
+#: for the tests marked ``@pytest.mark.usefixtures("both_implementations")``.
+IMPL: Any = Reference
+
+
+@pytest.fixture(params=["reference", "core"])
+def both_implementations(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a hand-written rule test on the reference and on the core (their other
+    comparisons are property tests: test_core_vs_reference.py)."""
+    from core_adapter import CoreAsReference
+
+    monkeypatch.setattr(sys.modules[__name__], "IMPL", {"reference": Reference, "core": CoreAsReference}[request.param])
+
+
 def make(**kw: Any) -> Reference:
     args: dict[str, Any] = {
         "grace_ms": HOUR,
@@ -33,7 +51,8 @@ def make(**kw: Any) -> Reference:
         "count_tokens": fake_count,
     }
     args.update(kw)
-    return Reference(**args)
+    impl: type[Reference] = IMPL
+    return impl(**args)
 
 
 def ev(**kw: Any) -> dict[str, Any]:
@@ -77,6 +96,7 @@ def one_reason(obj: Any) -> str:
 # ------------------------------------------------------------------ splitting
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_single_object_is_accepted() -> None:
     ref = run(enc(ev()))
     (e,) = ref.events()
@@ -85,6 +105,7 @@ def test_single_object_is_accepted() -> None:
     assert ref.rejected() == []
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_too_large_whole_message() -> None:
     big = enc(ev(prompt="x" * 3000))
     ref = run(big)
@@ -94,6 +115,7 @@ def test_too_large_whole_message() -> None:
     assert reasons(run(exact, ref=make(max_message_bytes=len(exact) - 1))) == ["too_large"]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_array_items_and_raw_text() -> None:
     good = enc(ev(event_id="a"))
     value = b"[ " + good + b' ,  7 , {"x": 1} , [1,2]\n]'
@@ -106,12 +128,14 @@ def test_array_items_and_raw_text() -> None:
     ]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_empty_array_yields_nothing() -> None:
     ref = run(b"[]", b"  [ ]\n")
     assert ref.events() == [] and ref.rejected() == []
 
 
 @pytest.mark.parametrize("value", [b"7", b'"x"', b"null", b"true", b" 1.5 "])
+@pytest.mark.usefixtures("both_implementations")
 def test_top_level_scalar_is_not_an_object(value: bytes) -> None:
     assert run(value).rejected() == [(0, 0, 0, "not_an_object", value)]
 
@@ -131,10 +155,12 @@ def test_top_level_scalar_is_not_an_object(value: bytes) -> None:
         b"\xff",
     ],
 )
+@pytest.mark.usefixtures("both_implementations")
 def test_whole_message_invalid_json(value: bytes) -> None:
     assert run(value).rejected() == [(0, 0, 0, "invalid_json", value)]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_ndjson_elements_idx_and_raw() -> None:
     a, b = enc(ev(event_id="a")), enc(ev(event_id="b"))
     value = a + b"\r\n\n  \t\r\n{oops\n" + b"[1]\n" + b + b"\n"
@@ -147,11 +173,13 @@ def test_ndjson_elements_idx_and_raw() -> None:
     ]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_ndjson_all_lines_unparsable_is_one_rejection() -> None:
     value = b"{a\n{b\n\n"
     assert run(value).rejected() == [(0, 0, 0, "invalid_json", value)]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_ndjson_non_objects_only_are_rejected_per_line() -> None:
     assert run(b"7\n{x").rejected() == [
         (0, 0, 0, "not_an_object", b"7"),
@@ -159,12 +187,14 @@ def test_ndjson_non_objects_only_are_rejected_per_line() -> None:
     ]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_ndjson_invalid_utf8_only_spoils_its_line() -> None:
     ref = run(enc(ev(event_id="a")) + b'\n{"x": "\xff"}')
     assert [e["event_id"] for e in ref.events()] == ["a"]
     assert ref.rejected() == [(0, 0, 1, "invalid_json", b'{"x": "\xff"}')]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_bom_is_skipped() -> None:
     body = enc(ev())
     assert len(run(b"\xef\xbb\xbf" + body).events()) == 1
@@ -206,6 +236,7 @@ def test_bom_is_skipped() -> None:
         b'{"a": ' + b"[" * 128 + b"]" * 128 + b"}",
     ],
 )
+@pytest.mark.usefixtures("both_implementations")
 def test_strict_json(text: bytes) -> None:
     with pytest.raises(reference._Unparsable):
         reference.parse_json(text)
@@ -283,10 +314,12 @@ def test_lenient_bits_that_are_valid_json() -> None:
         (ev(ts=NOW + 600_001), "future_timestamp"),
     ],
 )
+@pytest.mark.usefixtures("both_implementations")
 def test_reason_codes(obj: dict[str, Any], reason: str) -> None:
     assert one_reason(obj) == reason
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_integer_literals_outside_64_bits_are_not_integers() -> None:
     body = enc(ev())[:-1]
     assert one_reason(body + b', "input_tokens": 18446744073709551616}') == "invalid_field:input_tokens"
@@ -297,6 +330,7 @@ def test_integer_literals_outside_64_bits_are_not_integers() -> None:
     assert one_reason(body + b', "latency_ms": -0}') == "invalid_field:latency_ms"
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_first_failing_check_wins() -> None:
     assert one_reason(ev(event_id=..., ts="bad", user="")) == "missing_field:event_id"
     assert one_reason(ev(ts="bad", user="", model="")) == "invalid_field:ts"
@@ -316,6 +350,7 @@ def test_first_failing_check_wins() -> None:
 # ------------------------------------------------------------------ aliases, defaults, token counts
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_aliases_and_null_fallthrough() -> None:
     obj = {
         "event_id": "x",
@@ -343,6 +378,7 @@ def test_aliases_and_null_fallthrough() -> None:
     assert e["finish_reason"] == "length"
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_canonical_name_wins_over_alias() -> None:
     (e,) = run(enc(ev(user="canon", user_id="alias", input_tokens=5, **{"gen_ai.usage.input_tokens": 9}))).events()
     assert (e["user"], e["input_tokens"]) == ("canon", 5)
@@ -350,12 +386,14 @@ def test_canonical_name_wins_over_alias() -> None:
     assert one_reason(ev(user="", user_id="alias")) == "invalid_field:user"
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_duplicate_keys_last_wins() -> None:
     body = enc(ev())[:-1] + b', "user": "first", "user": "last"}'
     (e,) = run(body).events()
     assert e["user"] == "last"
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_defaults_of_optional_fields() -> None:
     (e,) = run(enc(ev(status=None, finish_reason=[]))).events()
     assert (e["team"], e["app"], e["provider"], e["session_id"], e["finish_reason"]) == (
@@ -374,6 +412,7 @@ def test_defaults_of_optional_fields() -> None:
     assert e["tokens_estimated"] == 0 and e["wasted_tokens"] == 0 and e["waste_reason"] == ""
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_token_counts_from_text() -> None:
     ref = run(
         enc(
@@ -411,6 +450,7 @@ def test_token_counts_from_text() -> None:
     }
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_cached_and_reasoning_checked_against_resolved_counts() -> None:
     obj = ev(
         input_tokens=...,
@@ -489,6 +529,7 @@ def test_rfc3339_accepted(ts: str, ms: int) -> None:
         "1704067200000",
     ],
 )
+@pytest.mark.usefixtures("both_implementations")
 def test_rfc3339_rejected(ts: str) -> None:
     with pytest.raises(ValueError):
         reference.parse_rfc3339(ts)
@@ -505,16 +546,19 @@ def test_rfc3339_rejected(ts: str) -> None:
         "9999-12-31T23:59:59-00:01",
     ],
 )
+@pytest.mark.usefixtures("both_implementations")
 def test_rfc3339_out_of_range(ts: str) -> None:
     assert one_reason(ev(ts=ts)) == "out_of_range:ts"
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_epoch_ms_bounds() -> None:
     far = 253_402_300_799_999
     ref = run(enc(ev(event_id="a", ts=0)), enc(ev(event_id="b", ts=far)), now=far)
     assert [e["ts"] for e in ref.events()] == [0, far]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_week_boundaries() -> None:
     assert reference.week_start_of(MON) == MON
     assert reference.week_start_of(MON - 1) == MON - WEEK  # Sunday 23:59:59.999
@@ -536,6 +580,7 @@ def test_week_boundaries() -> None:
 # ------------------------------------------------------------------ stream checks
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_future_tolerance() -> None:
     ref = run(enc(ev(event_id="ok", ts=NOW + 600_000)), enc(ev(event_id="no", ts=NOW + 600_001)))
     assert [e["event_id"] for e in ref.events()] == ["ok"]
@@ -544,6 +589,7 @@ def test_future_tolerance() -> None:
     assert ref.watermarks == {0: NOW + 600_000}
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_duplicates_within_and_beyond_horizon() -> None:
     ref = make()
     t = MON + DAY
@@ -562,6 +608,7 @@ def test_duplicates_within_and_beyond_horizon() -> None:
     assert sum(c["input_tokens"] for c in ref.weekly().values()) == 400
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_duplicates_are_per_partition_and_within_a_batch() -> None:
     ref = make()
     v = enc(ev())
@@ -570,6 +617,7 @@ def test_duplicates_are_per_partition_and_within_a_batch() -> None:
     assert [(e["src_partition"], e["src_offset"]) for e in ref.events()] == [(0, 0), (1, 0)]
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_duplicate_checked_before_late_and_after_future() -> None:
     ref = make()
     run(
@@ -583,11 +631,13 @@ def test_duplicate_checked_before_late_and_after_future() -> None:
     assert reasons(ref) == ["future_timestamp"] and ref.duplicates == 1
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_rejected_copy_is_not_remembered() -> None:
     ref = run(enc(ev(event_id="a", user="")), enc(ev(event_id="a")))
     assert len(ref.events()) == 1 and ref.duplicates == 0
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_lateness_with_grace() -> None:
     ref = make()
     run(enc(ev(event_id="w1", ts=MON + DAY)), ref=ref)
@@ -662,6 +712,7 @@ def test_hourly_restated_cumulatively() -> None:
 # ------------------------------------------------------------------ windows: team, waste, cost
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_team_rule() -> None:
     ref = run(
         enc(ev(event_id="1", ts=MON + 5, team="red")),
@@ -697,6 +748,7 @@ def test_waste_failed_requests() -> None:
     assert ref.hourly()[(0, MON + HOUR, "ann", "gpt-4o")]["wasted_tokens"] == 110
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_cost_longest_prefix() -> None:
     ref = run(
         enc(
@@ -782,6 +834,7 @@ def test_output_columns() -> None:
     }
 
 
+@pytest.mark.usefixtures("both_implementations")
 def test_column_lengths_must_match() -> None:
     with pytest.raises(ValueError):
         make().process([0], [0, 1], [b"{}"], NOW)
