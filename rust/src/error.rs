@@ -1,4 +1,4 @@
-//! The core's one error type and the rejection reason codes of CONTRACT §1.
+//! The core's one error type and the rejection reason codes (docs/semantics.md).
 
 use std::fmt;
 
@@ -75,7 +75,7 @@ impl Field {
     }
 }
 
-/// Why an input was rejected (CONTRACT §1 reason codes).
+/// Why an input was rejected (docs/semantics.md reason codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
     InvalidJson,

@@ -1,4 +1,4 @@
-//! Parsing and validation of usage events (CONTRACT §1, docs/semantics.md).
+//! Parsing and validation of usage events (docs/semantics.md).
 //!
 //! A message value is split into elements (one object, an array, or NDJSON);
 //! each element is read in one pass by a serde visitor that borrows strings

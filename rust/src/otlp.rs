@@ -1,4 +1,4 @@
-//! OpenTelemetry traces as usage events (CONTRACT §1b, docs/gateways.md).
+//! OpenTelemetry traces as usage events (docs/gateways.md).
 //!
 //! A record is one `ExportTraceServiceRequest` as the Collector's kafka
 //! exporter writes it: protobuf (`otlp_proto`) or OTLP/JSON (`otlp_json`),

@@ -1,4 +1,4 @@
-//! Outcome events (CONTRACT §2): what the tokens achieved.
+//! Outcome events (docs/semantics.md, "Outcomes"): what the tokens achieved.
 //!
 //! `{"event_id"|"session_id": ..., "ts": ..., "user": ..., "outcome": ...,
 //! "value": <number, optional>}`, one object, an array or NDJSON per message,

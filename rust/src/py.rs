@@ -406,7 +406,7 @@ impl Core {
     }
 
     /// Processes one batch of Kafka messages (GIL released while working):
-    /// usage events, or with `otlp=True` OTLP trace records (CONTRACT §1b).
+    /// usage events, or with `otlp=True` OTLP trace records (docs/gateways.md).
     #[pyo3(signature = (partitions, offsets, values, now_ms, *, otlp=false))]
     fn process(
         &mut self,

@@ -1,5 +1,5 @@
 //! What `rejected.raw` keeps of a rejected input: its structure, never its
-//! text (CONTRACT §1: prompt and output text is never stored).
+//! text (docs/semantics.md: prompt and output text is never stored).
 //!
 //! A lexical pass that needs no valid JSON (most rejected input is not):
 //! keys, numbers, literals and punctuation are kept; a string value is kept

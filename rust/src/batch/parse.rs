@@ -20,7 +20,7 @@ pub(super) enum Parsed<'a> {
     Skipped,
 }
 
-/// What a batch's messages hold: usage events (CONTRACT §1) or OTLP trace
+/// What a batch's messages hold: usage events (docs/semantics.md) or OTLP trace
 /// records (§1b); both go through the same checks and windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -1,5 +1,5 @@
 //! What one call of the core takes and gives: the messages in, the rows out
-//! (CONTRACT §3 shapes; columnar in py.rs, RowBinary in rowbinary.rs).
+//! (docs/schema.md shapes; columnar in py.rs, RowBinary in rowbinary.rs).
 
 use crate::error::Reason;
 use crate::event::Event;
@@ -74,7 +74,7 @@ pub struct WasteRow {
     pub cell: WasteCell,
 }
 
-/// Everything one call produces (CONTRACT §3 row shapes, columnar in py.rs).
+/// Everything one call produces (docs/schema.md row shapes, columnar in py.rs).
 #[derive(Debug, Default)]
 pub struct BatchOut<'a> {
     pub events: Vec<EventRow<'a>>,
