@@ -199,6 +199,21 @@ def _proxies(text: str) -> str:
     return text
 
 
+def masked_webhooks(text: str) -> str:
+    """``NAME=KIND:https://host/***`` per entry: a webhook's path (Slack's token) is never shown."""
+    shown = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, rest = part.partition("=")
+        kind, _, url = rest.partition(":")
+        try:
+            parts = urlsplit(url)
+            where = f"{parts.scheme}://{parts.hostname}/***" if parts.hostname else ""
+        except ValueError:
+            where = ""
+        shown.append(f"{name}={kind}:{where}" if where else f"{name}=***")
+    return ",".join(shown)
+
+
 def _webhooks(text: str) -> str:
     parse_webhooks(text)
     return text.strip()
@@ -248,6 +263,7 @@ class Field:
     parse: Callable[[str], Any] = _str
     secret: bool = False
     has_flag: bool = True  # False: environment only (a password never goes on a command line)
+    shown: Callable[[str], str] | None = None  # a secret's masked form, when not the default
 
     @property
     def env(self) -> str:
@@ -259,17 +275,33 @@ class Field:
 
 
 @overload
-def setting(default: str, doc: str, *, secret: bool = ..., has_flag: bool = ...) -> str: ...
-@overload
-def setting(default: str, doc: str, parse: Callable[[str], T], *, secret: bool = ..., has_flag: bool = ...) -> T: ...
 def setting(
-    default: str, doc: str, parse: Callable[[str], Any] = _str, *, secret: bool = False, has_flag: bool = True
+    default: str, doc: str, *, secret: bool = ..., has_flag: bool = ..., shown: Callable[[str], str] | None = ...
+) -> str: ...
+@overload
+def setting(
+    default: str,
+    doc: str,
+    parse: Callable[[str], T],
+    *,
+    secret: bool = ...,
+    has_flag: bool = ...,
+    shown: Callable[[str], str] | None = ...,
+) -> T: ...
+def setting(
+    default: str,
+    doc: str,
+    parse: Callable[[str], Any] = _str,
+    *,
+    secret: bool = False,
+    has_flag: bool = True,
+    shown: Callable[[str], str] | None = None,
 ) -> Any:
     """A :class:`Settings` attribute declared once: its text ``default`` (as a user
     would write it; parsed for the attribute's default), its ``doc`` (the
     configuration reference), its parser, whether it is a secret (masked) and
     whether it has a flag. :data:`FIELDS` is read back from these."""
-    spec = {"default": default, "doc": doc, "parse": parse, "secret": secret, "has_flag": has_flag}
+    spec = {"default": default, "doc": doc, "parse": parse, "secret": secret, "has_flag": has_flag, "shown": shown}
     return dataclasses.field(default=parse(default), metadata={_SPEC: spec})
 
 
@@ -572,6 +604,7 @@ class Settings:
         _webhooks,
         secret=True,
         has_flag=False,
+        shown=masked_webhooks,
     )
     digest_webhooks_file: str = setting(
         "",
@@ -927,6 +960,8 @@ def mask_field(f: Field, value: str) -> str:
     """A field's value as it may be shown: a password as ``***``, a URL's password hidden."""
     if not f.secret or not value:
         return value
+    if f.shown is not None:
+        return f.shown(value)
     return mask(value) if "://" in value else "***"
 
 

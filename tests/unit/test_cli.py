@@ -299,3 +299,18 @@ def test_every_settings_default_is_the_parsed_default_of_its_field() -> None:
               if getattr(parsed, f.name) != getattr(plain, f.name)}  # fmt: skip
     assert differ == {}
     assert {f.name for f in FIELDS} == {f.name for f in dataclasses.fields(Settings)} - {"raw"}
+
+
+def test_webhook_urls_are_secrets_shown_by_host_only(capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    token = "T0AAA/B0BBB/s3cretT0ken"
+    monkeypatch.setenv(
+        "TOKENLORD_DIGEST_WEBHOOKS", f"chat=slack:https://hooks.slack.com/services/{token},bi=json:http://bi:8080/x"
+    )
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert token not in out and "chat=slack:https://hooks.slack.com/***,bi=json:http://bi/***" in out
+    monkeypatch.setenv("TOKENLORD_DIGEST_WEBHOOKS", f"chat=teams:https://hooks.slack.com/services/{token}")
+    assert main(["config"]) == 2
+    err = capsys.readouterr().err
+    assert token not in err and "kind 'teams' is not json or slack" in err
