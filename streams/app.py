@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.tables import TableManager
 from faust.types import ConsumerT
 from tokenlord.settings import Settings
 
@@ -27,6 +28,18 @@ class App(faust.App):
             beacon=self.beacon,
             loop=transport.loop,
         )
+
+
+class Tables(TableManager):
+    """Faust's table manager without the second it sleeps at start for tables to
+    register: tokenlord's windows live in the Rust core and ClickHouse, the app
+    has no Faust table, and the consumer group's join waited on that sleep
+    (benchmarks/startup.py: process start -> first batch, before and after)."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 def broker_urls(brokers: str) -> list[str]:
@@ -67,4 +80,5 @@ def create_app(settings: Settings, *, batch_consumer: bool = True) -> faust.App:
         producer_max_request_size=16 * 1024 * 1024,
         consumer_max_fetch_size=16 * 1024 * 1024,
         datadir=str(datadir),
+        TableManager=Tables,
     )

@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 import faust
-from tokenlord.kafka.admin import KafkaAdminError, committed_offsets, end_offsets, ensure_topics, topic_config
+from tokenlord.kafka.admin import KafkaAdminError, ensure_topics, topic_config, unfinished
 from tokenlord.kafka.dlq import DeadLetters, topic_max_message_bytes
 from tokenlord.kafka.security import client_config
 from tokenlord.logs import logging_config
@@ -82,13 +82,8 @@ def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     stop_at = None
     if stop_at_end:
         # Partitions the group has already committed up to the end have nothing to wait for.
-        stop_at = {
-            (topic, p): o
-            for topic in (settings.events_topic, settings.outcomes_topic, *filter(None, [settings.otlp_topic]))
-            for done in [committed_offsets(kafka, settings.group_id, topic)]
-            for p, o in end_offsets(kafka, topic).items()
-            if o > done.get(p, 0)
-        }
+        topics = (settings.events_topic, settings.outcomes_topic, *filter(None, [settings.otlp_topic]))
+        stop_at = unfinished(kafka, settings.group_id, topics)
         log.info("--stop-at-end: will stop at offsets %s", {f"{t}[{p}]": o for (t, p), o in sorted(stop_at.items())})
     app = create_app(settings)
     dlq = DeadLetters(kafka, settings.dlq_topic, max_key_bytes=settings.dlq_max_key_bytes)

@@ -34,6 +34,7 @@ __all__ = [
     "end_offsets",
     "ensure_topics",
     "topic_config",
+    "unfinished",
 ]
 
 _log = logging.getLogger(__name__)
@@ -194,6 +195,44 @@ def end_offsets(brokers: Brokers, topic: str, timeout: float = 30) -> dict[int, 
         consumer.close()
 
 
+def unfinished(
+    brokers: Brokers, group_id: str, topics: Iterable[str], timeout: float = 30
+) -> dict[tuple[str, int], int]:
+    """(topic, partition) → end offset, for every partition of ``topics`` whose end
+    lies past the group's committed offset (``worker --stop-at-end``). One admin
+    client and one consumer for all topics (the group is only read, never joined)."""
+    deadline = time.monotonic() + timeout
+    admin = _admin(brokers)
+    tps = [TopicPartition(t, p) for t in topics for p in _partitions(admin, brokers, t, deadline)]
+    consumer = Consumer({**_conf(brokers), "group.id": group_id, "enable.auto.commit": False, "logger": _log})
+    try:
+        done = {(tp.topic, tp.partition): tp.offset for tp in _committed(consumer, group_id, tps, deadline)}
+        ends: dict[tuple[str, int], int] = {}
+        for tp in tps:
+            for p, end in _end_offsets(consumer, tp.topic, [tp.partition], deadline).items():
+                if end > max(done.get((tp.topic, p), 0), 0):
+                    ends[(tp.topic, p)] = end
+        return ends
+    finally:
+        consumer.close()
+
+
+def _committed(consumer: Consumer, group_id: str, tps: list[TopicPartition], deadline: float) -> list[TopicPartition]:
+    while True:
+        try:
+            return list(consumer.committed(tps, timeout=_remaining(deadline)))
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            # e.g. NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS on a fresh broker: wait and retry
+            retry = isinstance(err, KafkaError) and (err.retriable() or err.code() in _COORDINATOR_NOT_READY)
+            if not retry or time.monotonic() >= deadline:
+                topics = sorted({tp.topic for tp in tps})
+                raise KafkaAdminError(
+                    f"cannot read the committed offsets of group {group_id!r} on {topics}: {exc}"
+                ) from exc
+            time.sleep(0.2)
+
+
 def committed_offsets(brokers: Brokers, group_id: str, topic: str, timeout: float = 30) -> dict[int, int]:
     """The consumer group's committed offset of every partition of ``topic`` that
     has one (the group is only read, never joined)."""
@@ -201,19 +240,7 @@ def committed_offsets(brokers: Brokers, group_id: str, topic: str, timeout: floa
     parts = _partitions(_admin(brokers), brokers, topic, deadline)
     consumer = Consumer({**_conf(brokers), "group.id": group_id, "enable.auto.commit": False, "logger": _log})
     try:
-        while True:
-            try:
-                got = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=_remaining(deadline))
-                break
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
-                # e.g. NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS on a fresh broker: wait and retry
-                retry = isinstance(err, KafkaError) and (err.retriable() or err.code() in _COORDINATOR_NOT_READY)
-                if not retry or time.monotonic() >= deadline:
-                    raise KafkaAdminError(
-                        f"cannot read the committed offsets of group {group_id!r} on {topic!r}: {exc}"
-                    ) from exc
-                time.sleep(0.2)
+        got = _committed(consumer, group_id, [TopicPartition(topic, p) for p in parts], deadline)
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in got if tp.offset >= 0}
