@@ -92,6 +92,7 @@ bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/red_team.py
 	$(PY) benchmarks/reliability.py
 	$(PY) benchmarks/memory_state.py
+	$(PY) benchmarks/startup.py
 
 clean: ## Stop local Kafka and remove build outputs (keeps cached jars)
 	-$(VENV)/bin/tokenlord kafka-local stop
