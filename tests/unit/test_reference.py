@@ -412,7 +412,6 @@ def test_defaults_of_optional_fields() -> None:
     assert e["tokens_estimated"] == 0 and e["wasted_tokens"] == 0 and e["waste_reason"] == ""
 
 
-@pytest.mark.usefixtures("both_implementations")
 def test_token_counts_from_text() -> None:
     ref = run(
         enc(

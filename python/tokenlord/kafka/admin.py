@@ -39,6 +39,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 Brokers = str | Mapping[str, Any]
+# A new topic's partition leader is still being elected or moving: retry.
+_LEADER_MOVING = frozenset(
+    {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
 # The group coordinator is still being elected or loading (a fresh broker, a new group): retry.
 _COORDINATOR_NOT_READY = frozenset(
     {
@@ -93,12 +97,19 @@ def _consumer(brokers: Brokers) -> Consumer:
 def _end_offsets(consumer: Consumer, topic: str, parts: list[int], deadline: float) -> dict[int, int]:
     out: dict[int, int] = {}
     for p in parts:
-        try:
-            _low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=_remaining(deadline), cached=False
-            )
-        except KafkaException as exc:
-            raise KafkaAdminError(f"cannot read the end offset of {topic!r} partition {p}: {exc}") from exc
+        while True:
+            try:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=_remaining(deadline), cached=False
+                )
+                break
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                # A new topic's leader may still be moving (NOT_LEADER_FOR_PARTITION): retry until the deadline.
+                moving = isinstance(err, KafkaError) and (err.retriable() or err.code() in _LEADER_MOVING)
+                if not moving or time.monotonic() >= deadline:
+                    raise KafkaAdminError(f"cannot read the end offset of {topic!r} partition {p}: {exc}") from exc
+                time.sleep(0.1)
         out[p] = high
     return out
 
