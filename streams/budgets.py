@@ -5,17 +5,18 @@ on ``max by (kind, name)``)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
 from tokenlord.budgets import BudgetUse, usage
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
+from tokenlord.time_utils import week_start
+
+from streams.background import every
 
 log = logging.getLogger("tokenlord.budgets")
 
@@ -26,20 +27,15 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> Callable
     latest: dict[str, Sequence[BudgetUse]] = {"uses": ()}
     if not budgets:
         return lambda: latest["uses"]
-    thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-budgets")
     state: dict[str, Any] = {}
 
     def refresh() -> Sequence[BudgetUse]:
         if "store" not in state:
             state["store"] = pipeline.store.reader()
-        today = dt.datetime.now(tz=dt.UTC).date()
-        return usage(state["store"], budgets, today - dt.timedelta(days=today.weekday()))
+        return usage(state["store"], budgets, week_start(dt.datetime.now(tz=dt.UTC).date()))
 
-    @app.timer(interval=settings.budget_interval / 1000)  # type: ignore[untyped-decorator]
-    async def budget_timer() -> None:
-        try:
-            latest["uses"] = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(thread, refresh), 60)
-        except Exception as exc:  # the store: the last figures stay until the next tick
-            log.warning("budget metrics: %s", str(exc)[:300])
+    def keep(uses: Sequence[BudgetUse]) -> None:  # the last figures stay until a tick succeeds
+        latest["uses"] = uses
 
+    every(app, settings.budget_interval / 1000, "budget metrics", refresh, keep, timeout=60, log=log)
     return lambda: latest["uses"]

@@ -8,9 +8,7 @@ own ClickHouse connection: a slow or failing webhook never delays a batch.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -21,6 +19,8 @@ from tokenlord.kafka.security import client_config
 from tokenlord.pipeline import Pipeline
 from tokenlord.settings import Settings
 from tokenlord.time_utils import DAY_MS
+
+from streams.background import every
 
 log = logging.getLogger("tokenlord.digest")
 
@@ -37,7 +37,6 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
     hooks = settings.digest_hooks()
     if not hooks:
         return
-    thread = ThreadPoolExecutor(1, thread_name_prefix="tokenlord-digest")
     kafka = client_config(settings)
     state: dict[str, Any] = {}
 
@@ -54,17 +53,16 @@ def register(app: faust.App, settings: Settings, pipeline: Pipeline) -> None:
                 page_url=settings.web_public_url,
                 after_post=lambda: pipeline.faults.reached("digest"),
             )
-        done = digester.run_once()
-        pipeline.stats.digest_checked([outcome for _, _, outcome in done])
-        return done
+        return digester.run_once()
 
-    @app.timer(interval=settings.digest_interval / 1000)  # type: ignore[untyped-decorator]
-    async def digest_timer() -> None:
-        if not holds_partition_0(app, settings.events_topic):
-            return
-        try:
-            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(thread, run_once), 120)
-        except Exception as exc:  # the store or a webhook: try again at the next tick
-            log.warning("weekly digest: %s", str(exc)[:300])
-
+    every(
+        app,
+        settings.digest_interval / 1000,
+        "weekly digest",
+        run_once,
+        lambda done: pipeline.stats.digest_checked([outcome for _, _, outcome in done]),
+        timeout=120,
+        log=log,
+        when=lambda: holds_partition_0(app, settings.events_topic),
+    )
     log.info("weekly digest to %s", ", ".join(str(h) for h in hooks))

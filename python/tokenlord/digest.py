@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +30,7 @@ import orjson
 from tokenlord import report as fmt
 from tokenlord.org_report import change, team_name
 from tokenlord.store import boards
+from tokenlord.time_utils import WEEK_MS
 from tokenlord.webhooks import Webhook, parse_webhooks
 
 __all__ = [
@@ -217,7 +219,8 @@ class Digester:
         ]
         if not weeks:
             return []
-        weeks = [w for w in weeks if self._settled(w)]
+        settled = self._settled_until()
+        weeks = [w for w in weeks if self._ms(w) + WEEK_MS + self.grace_ms <= settled]
         if not weeks:
             return []
         sent = {
@@ -229,14 +232,18 @@ class Digester:
         }
         return [(w, h) for w in weeks for h in self.webhooks if (w, h.name) not in sent]
 
-    def _settled(self, week: dt.date) -> bool:
-        """Every partition of the events topic is past ``week``: its stored watermark
-        passed the week's end + grace (no event can change the week there any more),
-        or it holds no event and was consumed to its end. ``final`` rows alone do not
-        say it: a partition not consumed yet (a backlog after downtime) has no rows."""
+    @staticmethod
+    def _ms(day: dt.date) -> int:
+        return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+
+    def _settled_until(self) -> float:
+        """Until when (epoch ms) every partition of the events topic is past: its
+        stored watermark (no event before it can change a week closed by then), or,
+        for a partition that holds no event, forever once it was consumed to its end
+        and never before. A week is due once its end + grace is not after this:
+        ``final`` rows alone do not say it, a partition not consumed yet (a backlog
+        after downtime) has no rows. Read once per look, for every week."""
         ends = self.end_offsets()
-        closes = dt.datetime.combine(week + dt.timedelta(days=7), dt.time(), dt.UTC).timestamp() * 1000
-        closes += self.grace_ms
         marks = {
             int(r["p"]): float(r["wm"])
             for r in self.store.query_rows(
@@ -253,9 +260,12 @@ class Digester:
             )
         }
         # An hourly cell says an event at or after its hour start: a week may wait up to an hour more.
-        return all(
-            marks[p] >= closes if p in marks else progress.get(p, 0) >= end for p, end in ends.items() if end > 0
-        )
+        past = [
+            marks[p] if p in marks else (math.inf if progress.get(p, 0) >= end else -math.inf)
+            for p, end in ends.items()
+            if end > 0
+        ]
+        return min(past, default=math.inf)
 
     def run_once(self) -> list[tuple[dt.date, str, str]]:
         """Posts every due digest whose backoff has passed; returns (week, webhook, outcome) per attempt."""
@@ -268,7 +278,9 @@ class Digester:
             when, backoff = self._retry_at.get((week, hook.name), (0.0, BACKOFF_FIRST_S))
             if now < when:
                 continue
-            digest = built.get(week) or built.setdefault(week, build(self.store, week, page_url=self.page_url))
+            if week not in built:  # once per week, for all its webhooks
+                built[week] = build(self.store, week, page_url=self.page_url)
+            digest = built[week]
             key = digest_id(week, hook)
             body = json_body(digest, key) if hook.kind == "json" else slack_body(digest, key)
             headers = {"Content-Type": "application/json", "Idempotency-Key": key, "User-Agent": "tokenlord-digest"}
