@@ -282,6 +282,47 @@ def with_text(events: list[tuple[str, dict[str, Any]]], share: float, seed: int)
     return out
 
 
+#: The text path of issue 18: every valid event carries a prompt of 2-16 KB and
+#: an output of 0.3-4 KB of real text (the tokenizer benchmark's corpus: Python
+#: sources, multilingual prose, chat).
+PROSE_PROMPT = (2_000, 16_000)
+PROSE_OUTPUT = (300, 4_000)
+
+
+def with_prose(events: list[tuple[str, dict[str, Any]]], counts: bool, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """The same events, every valid one carrying ``prompt`` and ``output`` text of
+    the sizes above; with ``counts`` its reported counts are kept (the worker
+    fingerprints the text), without them it has none (the worker also
+    tokenizes). A gateway retry stays the same event; invalid events are kept."""
+    from py_baseline import Reject, validate
+    from tokenize_bench import corpus
+
+    rng = random.Random(seed ^ 0x9205E)
+    pool = "\n".join(corpus(4, seed))
+    converted: dict[int, dict[str, Any]] = {}
+    out: list[tuple[str, dict[str, Any]]] = []
+
+    def piece(lo: int, hi: int) -> str:
+        n = rng.randrange(lo, hi)
+        at = rng.randrange(0, len(pool) - n)
+        return pool[at : at + n]
+
+    for user, ev in events:
+        new = converted.get(id(ev))
+        if new is None:
+            new = ev
+            try:
+                validate(ev)
+            except Reject:
+                pass
+            else:
+                new = ev if counts else {k: v for k, v in ev.items() if k not in COUNT_KEYS}
+                new = {**new, "prompt": piece(*PROSE_PROMPT), "output": piece(*PROSE_OUTPUT)}
+            converted[id(ev)] = new
+        out.append((user, new))
+    return out
+
+
 def max_lateness_ms(events: list[tuple[str, dict[str, Any]]]) -> int:
     """How far behind its partition's watermark (max event time seen before it) the
     latest first copy of a valid event arrives: a stream window with a grace

@@ -79,6 +79,7 @@ from _common import (
     machine_info,
     max_lateness_ms,
     table,
+    with_prose,
     with_text,
     write_json,
 )
@@ -922,12 +923,14 @@ def main() -> None:
     ap.add_argument("--events-1msg", type=int, default=200_000, help="events of the 1-event/message run")
     ap.add_argument("--events-text", type=int, default=100_000, help="events of the text mix")
     ap.add_argument("--text-share", type=float, default=0.3, help="share of text events in the text mix")
+    ap.add_argument("--events-prose", type=int, default=20_000, help="events of the prose runs (~14 KB each)")
     ap.add_argument(
         "--encodings",
         nargs="*",
-        default=["1", "100", "text"],
-        choices=["1", "100", "text"],
-        help="none: skip the throughput phase",
+        default=["1", "100", "text", "prose", "prose-nocounts"],
+        choices=["1", "100", "text", "prose", "prose-nocounts"],
+        help="none: skip the throughput phase; prose: every event carries 2-16 KB of prompt and 0.3-4 KB of "
+        "output text, 1 per message, with its counts (prose-nocounts: without, tokenized)",
     )
     ap.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=CONTENDERS)
     ap.add_argument("--latency-contenders", nargs="*", default=list(LATENCY_CONTENDERS),
@@ -982,10 +985,15 @@ def main() -> None:
             elif enc == "100":
                 evs = events_of(args.events)
                 encodings.append(("100_per_message", "100 events/msg", build_stream(evs, 100)))
-            else:
+            elif enc == "text":
                 evs = with_text(events_of(args.events_text), args.text_share, args.seed)
                 label = f"text mix {args.text_share:.0%}, 100/msg"
                 encodings.append(("text_100_per_message", label, build_stream(evs, 100)))
+            else:
+                counts = enc == "prose"
+                evs = with_prose(events_of(args.events_prose), counts, args.seed)
+                label = "prose + counts, 1/msg" if counts else "prose, no counts, 1/msg"
+                encodings.append((enc.replace("-", "_"), label, build_stream(evs, 1)))
             late = max_lateness_ms(evs)
             if late >= Settings().grace:
                 sys.exit(f"ABORT: the input has an event {late} ms behind its partition's watermark "
@@ -1026,13 +1034,23 @@ def main() -> None:
                 res["contenders"][name] = r
             tl = res["contenders"].get("tokenlord", {}).get("events_per_s")
             raw = res["contenders"].get("raw", {}).get("events_per_s")
+            tl_wall = res["contenders"].get("tokenlord", {}).get("wall_seconds")
+            raw_wall = res["contenders"].get("raw", {}).get("wall_seconds")
             for name, r in res["contenders"].items():
                 eps = r.get("events_per_s")
+                if eps:
+                    r["mb_per_s"] = eps * stream.bytes / stream.events / 1e6
+                wall = r.get("wall_seconds")
                 r["ratios"] = {"vs_tokenlord": eps / tl if eps and tl else None,
-                               "vs_raw": eps / raw if eps and raw else None}  # fmt: skip
+                               "vs_raw": eps / raw if eps and raw else None,
+                               # spawn -> exit, start-up included
+                               "vs_raw_wall": raw_wall / wall if wall and raw_wall else None,
+                               "tokenlord_vs_this_wall": wall / tl_wall if wall and tl_wall else None}  # fmt: skip
                 rows.append([
                     NAMES[name], label, _fmt_s(r.get("wall_seconds")), _fmt_s(r.get("processing_seconds")),
                     fmt_rate(eps) if eps else "—",
+                    f"{r['mb_per_s']:.0f}" if eps else "—",
+                    "—" if r["ratios"]["vs_raw"] is None else f"{r['ratios']['vs_raw']:.2f}",
                     "—" if r.get("cpu_s_per_m_events_processing") is None
                     else f"{r['cpu_s_per_m_events_processing']:.1f}",
                     "—" if r.get("cpu_s_per_m_events") is None else f"{r['cpu_s_per_m_events']:.1f}",
@@ -1108,7 +1126,7 @@ def main() -> None:
     path = write_json(args.out, doc)
     if rows:
         print()
-        print(table(["contender", "input", "wall", "processing", "events/s", "CPU-s/M ev (processing)",
+        print(table(["contender", "input", "wall", "processing", "events/s", "MB/s", "vs raw", "CPU-s/M ev (processing)",
                      "CPU-s/M ev (process)", "peak RSS", "vs tokenlord"], rows, left=2))  # fmt: skip
     if lat_rows:
         print()
