@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod guard;
 pub mod otlp;
 pub mod outcome;
+pub mod pretokenize;
 pub mod redact;
 pub mod rowbinary;
 pub mod time;

@@ -19,6 +19,7 @@ use regex_automata::meta::Regex;
 use regex_automata::{Anchored, Input};
 
 use crate::error::CoreError;
+use crate::pretokenize::{self, Family};
 
 /// Pre-tokenization pattern of Llama 3 (`llama_models/llama3/tokenizer.py`),
 /// the same as tiktoken's original `cl100k_base` pattern.
@@ -41,6 +42,8 @@ enum Counter {
     /// bpe-openai's encoder (the built-in OpenAI vocabularies).
     Bpe {
         tokenizer: &'static Tokenizer,
+        /// Its pre-tokenization pattern (ASCII pieces are found without the regex).
+        family: Family,
         /// Every token's bytes: a pre-tokenized piece that is a whole token
         /// counts 1 without running the encoder (most words are).
         singles: OnceLock<HashSet<&'static [u8]>>,
@@ -52,11 +55,12 @@ enum Counter {
 }
 
 impl EncodingDef {
-    fn built_in(name: &'static str, tokenizer: &'static Tokenizer) -> Self {
+    fn built_in(name: &'static str, tokenizer: &'static Tokenizer, family: Family) -> Self {
         EncodingDef {
             name,
             counter: Counter::Bpe {
                 tokenizer,
+                family,
                 singles: OnceLock::new(),
             },
         }
@@ -64,7 +68,11 @@ impl EncodingDef {
 
     fn count(&self, text: &str) -> u64 {
         match &self.counter {
-            Counter::Bpe { tokenizer, singles } => {
+            Counter::Bpe {
+                tokenizer,
+                family,
+                singles,
+            } => {
                 let singles = singles.get_or_init(|| {
                     let bpe: &'static BytePairEncoding = &tokenizer.bpe;
                     (0..bpe.num_tokens() as u32)
@@ -72,17 +80,18 @@ impl EncodingDef {
                         .collect()
                 });
                 // All shipped encodings are tiktoken's: no Unicode normalization.
-                tokenizer
-                    .split(text)
-                    .map(|piece| {
-                        let bytes = piece.as_bytes();
-                        if singles.contains(bytes) {
-                            1
-                        } else {
-                            self.cached(bytes, || tokenizer.bpe.count(bytes) as u64)
-                        }
-                    })
-                    .sum()
+                pretokenize::split(text, Some(*family), |rest| {
+                    tokenizer.split(rest).next().map(str::len)
+                })
+                .map(|piece| {
+                    let bytes = piece.as_bytes();
+                    if singles.contains(bytes) {
+                        1
+                    } else {
+                        self.cached(bytes, || tokenizer.bpe.count(bytes) as u64)
+                    }
+                })
+                .sum()
             }
             Counter::Ranks(r) => r
                 .pre
@@ -257,47 +266,44 @@ impl RankedBpe {
 struct Pretokenizer {
     re: Regex,
     lookahead: Vec<bool>,
+    /// The tiktoken pattern it is, if it is one (ASCII pieces without the regex).
+    family: Option<Family>,
 }
 
 impl Pretokenizer {
-    fn new(patterns: &[(String, bool)]) -> Result<Self, String> {
+    fn new(patterns: &[(String, bool)], family: Option<Family>) -> Result<Self, String> {
         let pats: Vec<&str> = patterns.iter().map(|(p, _)| p.as_str()).collect();
         let re = Regex::new_many(&pats).map_err(|e| e.to_string())?;
         Ok(Pretokenizer {
             re,
             lookahead: patterns.iter().map(|(_, l)| *l).collect(),
+            family,
         })
     }
 
     fn split<'a>(&'a self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let mut last = 0;
-        std::iter::from_fn(move || {
-            let input = Input::new(&text[last..]).anchored(Anchored::Yes);
-            let m = self.re.find(input)?;
-            let start = last;
-            let mut end = last + m.end();
-            if self.lookahead[m.pattern().as_usize()] {
-                let dropped = text[start..end]
-                    .chars()
-                    .next_back()
-                    .map_or(0, char::len_utf8);
-                if end - dropped > start {
-                    end -= dropped;
-                }
+        pretokenize::split(text, self.family, |rest| self.first(rest))
+    }
+
+    /// The length of the regex's piece at the start of `rest`.
+    fn first(&self, rest: &str) -> Option<usize> {
+        let m = self.re.find(Input::new(rest).anchored(Anchored::Yes))?;
+        let mut end = m.end();
+        if self.lookahead[m.pattern().as_usize()] {
+            let dropped = rest[..end].chars().next_back().map_or(0, char::len_utf8);
+            if end > dropped {
+                end -= dropped;
             }
-            if end == start {
-                return None;
-            }
-            last = end;
-            Some(&text[start..end])
-        })
+        }
+        Some(end)
     }
 }
 
 static O200K_BASE: LazyLock<EncodingDef> =
-    LazyLock::new(|| EncodingDef::built_in("o200k_base", bpe_openai::o200k_base()));
-static CL100K_BASE: LazyLock<EncodingDef> =
-    LazyLock::new(|| EncodingDef::built_in("cl100k_base", bpe_openai::cl100k_base()));
+    LazyLock::new(|| EncodingDef::built_in("o200k_base", bpe_openai::o200k_base(), Family::O200k));
+static CL100K_BASE: LazyLock<EncodingDef> = LazyLock::new(|| {
+    EncodingDef::built_in("cl100k_base", bpe_openai::cl100k_base(), Family::Cl100k)
+});
 
 /// Encodings loaded from files, by name (a later load of a name replaces it).
 static LOADED: LazyLock<Mutex<HashMap<String, &'static EncodingDef>>> =
@@ -528,7 +534,8 @@ fn load_ranked(file: &Path, pattern: &str) -> Result<RankedBpe, CoreError> {
     let text = fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
     let tokens = read_ranks(&text).map_err(bad)?;
     let patterns = split_patterns(pattern).map_err(|e| bad(format!("pattern: {e}")))?;
-    let pre = Pretokenizer::new(&patterns).map_err(|e| bad(format!("pattern: {e}")))?;
+    let pre = Pretokenizer::new(&patterns, Family::of_pattern(pattern))
+        .map_err(|e| bad(format!("pattern: {e}")))?;
     let count = tokens.len();
     let ranks: HashMap<Box<[u8]>, u32> = tokens
         .into_iter()
@@ -655,6 +662,34 @@ mod tests {
             .contains("not a byte-level"));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5_000))]
+
+        /// Llama 3's and Llama 4's patterns (read from files) split as their
+        /// regex does, with the ASCII fast path (pretokenize.rs) and without.
+        #[test]
+        fn llama_patterns_split_as_their_regex(
+            s in "([a-zA-Z0-9 \t\n\r'/(.\u{b}]|é|É|ſ|日|٣|\u{a0}|\u{85}|\u{301}){0,30}"
+        ) {
+            static BOTH: LazyLock<Vec<(Pretokenizer, Pretokenizer)>> = LazyLock::new(|| {
+                [LLAMA3_PATTERN, LLAMA4_PATTERN]
+                    .iter()
+                    .map(|pattern| {
+                        let patterns = split_patterns(pattern).unwrap();
+                        let fast = Pretokenizer::new(&patterns, Family::of_pattern(pattern)).unwrap();
+                        (fast, Pretokenizer::new(&patterns, None).unwrap())
+                    })
+                    .collect()
+            });
+            for ((fast, slow), family) in BOTH.iter().zip([Family::Cl100k, Family::O200k]) {
+                proptest::prop_assert_eq!(fast.family, Some(family));
+                let want: Vec<&str> = slow.split(&s).collect();
+                proptest::prop_assert_eq!(want.concat(), s.clone());
+                proptest::prop_assert_eq!(fast.split(&s).collect::<Vec<_>>(), want);
+            }
+        }
+    }
+
     #[test]
     fn tiktoken_tail_becomes_lookahead_patterns() {
         let p = split_patterns(LLAMA3_PATTERN).unwrap();
@@ -677,7 +712,7 @@ mod tests {
                 .zip(0u32..)
                 .map(|(t, r)| (t.into_boxed_slice(), r))
                 .collect(),
-            Pretokenizer::new(&[(r"\w+".to_owned(), false)]).unwrap(),
+            Pretokenizer::new(&[(r"\w+".to_owned(), false)], None).unwrap(),
         );
         let mut seed = 7u64;
         for len in 2..=SHORT {
