@@ -142,20 +142,44 @@ fn fold8(x: u64) -> u64 {
     x | upper >> 2
 }
 
-/// SipHash-2-4 of `data`.
-pub fn siphash24(k: &FingerprintKey, data: &[u8]) -> u64 {
-    sip_bytes(k, data, false)
+/// Bytes `s..e` of `text` (fewer than 8) as a little-endian u64,
+/// zero-padded: one unaligned load from the text wherever 8 bytes can be
+/// read there (copying a word's tail to a buffer on the stack first stalled
+/// the load that read it back: 12 % of fingerprinting, perf).
+#[inline(always)]
+fn load_tail(text: &[u8], s: usize, e: usize) -> u64 {
+    let n = e - s;
+    debug_assert!(n < 8);
+    let mask = (1u64 << (8 * n)) - 1;
+    if let Some(b) = text.get(s..s + 8) {
+        u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) & mask
+    } else if text.len() >= 8 {
+        let p = text.len() - 8; // p < s
+        let x = u64::from_le_bytes(text[p..].try_into().unwrap_or([0; 8]));
+        x >> (8 * (s - p)) & mask
+    } else {
+        load(&text[s..e])
+    }
 }
 
+/// SipHash-2-4 of `data`.
+pub fn siphash24(k: &FingerprintKey, data: &[u8]) -> u64 {
+    sip_at(k, data, 0, data.len(), false)
+}
+
+/// SipHash-2-4 of bytes `s..e` of `text`, ASCII case-folded if `fold`.
 #[inline(always)]
-fn sip_bytes(k: &FingerprintKey, data: &[u8], fold: bool) -> u64 {
-    let mut s = Sip::new(k);
+fn sip_at(k: &FingerprintKey, text: &[u8], s: usize, e: usize, fold: bool) -> u64 {
+    let mut st = Sip::new(k);
     let f = |x: u64| if fold { fold8(x) } else { x };
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        s.block(f(load(c)));
+    let mut i = s;
+    while i + 8 <= e {
+        st.block(f(u64::from_le_bytes(
+            text[i..i + 8].try_into().unwrap_or([0; 8]),
+        )));
+        i += 8;
     }
-    s.finish(f(load(chunks.remainder())), data.len())
+    st.finish(f(load_tail(text, i, e)), e - s)
 }
 
 /// The splitmix64 finaliser: spreads the bits of a shingle's word hashes.
@@ -289,32 +313,54 @@ const CHUNK: usize = 16;
 const WORD_WINDOW: usize = 10;
 const CHUNK_WINDOW: usize = 4;
 
-/// A hasher that passes a `u64` through (for values that are hashes already).
+/// An insert-only set of hashes for [`repetition`]: open addressing with
+/// linear probing at most half full, indexed by the top bits (the values
+/// are keyed hashes already, so they are not hashed again), its slots
+/// reused by the next call on the same thread (hashbrown's set, allocated
+/// per call, was ~20 % of fingerprinting, perf).
 #[derive(Default)]
-struct Identity(u64);
+struct Seen {
+    slots: Vec<u64>,
+    shift: u32,
+    /// 0 marks an empty slot: whether the hash 0 was inserted.
+    zero: bool,
+}
 
-impl std::hash::Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+impl Seen {
+    fn reset(&mut self, n: usize) {
+        let cap = (2 * n).next_power_of_two().max(16);
+        if self.slots.capacity() > (4 * cap).max(1 << 16) {
+            self.slots = Vec::new(); // after a huge text: not kept for small ones
         }
+        self.slots.clear();
+        self.slots.resize(cap, 0);
+        self.shift = 64 - cap.trailing_zeros();
+        self.zero = false;
     }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+
+    /// Adds `h`; false when it was there already.
+    #[inline(always)]
+    fn insert(&mut self, h: u64) -> bool {
+        if h == 0 {
+            return !std::mem::replace(&mut self.zero, true);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = (h >> self.shift) as usize;
+        loop {
+            match self.slots[i] {
+                0 => {
+                    self.slots[i] = h;
+                    return true;
+                }
+                v if v == h => return false,
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 }
 
-#[derive(Clone, Copy, Default)]
-struct BuildIdentity;
-
-impl std::hash::BuildHasher for BuildIdentity {
-    type Hasher = Identity;
-    fn build_hasher(&self) -> Identity {
-        Identity(0)
-    }
+thread_local! {
+    static SEEN: std::cell::RefCell<Seen> = std::cell::RefCell::new(Seen::default());
 }
 
 /// (bytes of units inside a window of `n` units seen before, bytes of all
@@ -324,10 +370,15 @@ fn repetition(hashes: &[u64], lens: impl Fn(usize) -> u64, n: usize) -> (u64, u6
     if hashes.len() < n {
         return (0, total);
     }
-    // The window hashes are mixes of keyed hashes already: the set uses them as
-    // they are (no second hash per window).
-    let mut seen: hashbrown::HashSet<u64, BuildIdentity> =
-        hashbrown::HashSet::with_capacity_and_hasher(hashes.len(), BuildIdentity);
+    let repeated = SEEN.with_borrow_mut(|seen| {
+        seen.reset(hashes.len() - n + 1);
+        repeated_in(hashes, &lens, n, seen)
+    });
+    (repeated, total)
+}
+
+/// The repeated bytes of [`repetition`], `seen` empty and large enough.
+fn repeated_in(hashes: &[u64], lens: &impl Fn(usize) -> u64, n: usize, seen: &mut Seen) -> u64 {
     let (mut repeated, mut marked_to) = (0u64, 0usize);
     // The window's hash, fold(acc = u ^ rotl(acc, 7)) over its n units, rolled
     // on: drop the oldest unit (rotated 7n by now), take in the next.
@@ -340,11 +391,11 @@ fn repetition(hashes: &[u64], lens: impl Fn(usize) -> u64, n: usize) -> (u64, u6
             h = h.rotate_left(7) ^ hashes[j - 1].rotate_left(oldest) ^ hashes[j + n - 1];
         }
         if !seen.insert(h) {
-            repeated += (marked_to.max(j)..j + n).map(&lens).sum::<u64>();
+            repeated += (marked_to.max(j)..j + n).map(lens).sum::<u64>();
             marked_to = j + n;
         }
     }
-    (repeated, total)
+    repeated
 }
 
 // ---------------------------------------------------------------- the print
@@ -520,7 +571,7 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
     let mut hashes: Vec<u64> = Vec::with_capacity(text.len() / 6 + 1);
     let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(text.len() / 6 + 1);
     word_ranges(text, |s, e| {
-        hashes.push(sip_bytes(k, &text[s..e], true));
+        hashes.push(sip_at(k, text, s, e, true));
         ranges.push((s, e));
     });
     if hashes.is_empty() {
@@ -809,6 +860,26 @@ mod tests {
     }
 
     #[test]
+    fn tails_load_the_same_from_anywhere_in_the_text() {
+        let k = FingerprintKey::default();
+        for len in 0..24 {
+            let text: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+            for s in 0..=len {
+                for e in s..=len {
+                    assert_eq!(
+                        sip_at(&k, &text, s, e, false),
+                        siphash24(&k, &text[s..e]),
+                        "{len} {s} {e}"
+                    );
+                    if e - s < 8 {
+                        assert_eq!(load_tail(&text, s, e), load(&text[s..e]), "{len} {s} {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn folding_is_ascii_lowercase() {
         let k = FingerprintKey::default();
         for s in [
@@ -820,7 +891,7 @@ mod tests {
         ] {
             let lower = s.to_ascii_lowercase();
             assert_eq!(
-                sip_bytes(&k, s.as_bytes(), true),
+                sip_at(&k, s.as_bytes(), 0, s.len(), true),
                 siphash24(&k, lower.as_bytes()),
                 "{s}"
             );
