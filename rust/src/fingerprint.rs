@@ -329,10 +329,7 @@ struct Seen {
 impl Seen {
     fn reset(&mut self, n: usize) {
         let cap = (2 * n).next_power_of_two().max(16);
-        if self.slots.capacity() > (4 * cap).max(1 << 16) {
-            self.slots = Vec::new(); // after a huge text: not kept for small ones
-        }
-        self.slots.clear();
+        reuse(&mut self.slots, cap);
         self.slots.resize(cap, 0);
         self.shift = 64 - cap.trailing_zeros();
         self.zero = false;
@@ -567,9 +564,38 @@ fn word_ranges(text: &[u8], mut each: impl FnMut(usize, usize)) {
     }
 }
 
+/// Empties `v` for about `n` items; a buffer grown for a huge text is dropped
+/// instead of kept (per-thread scratch space stays small).
+fn reuse<T>(v: &mut Vec<T>, n: usize) {
+    if v.capacity() > (4 * n).max(1 << 16) {
+        *v = Vec::new();
+    }
+    v.clear();
+}
+
+/// The word hashes and byte ranges of a side.
+type Words = (Vec<u64>, Vec<(usize, usize)>);
+
+thread_local! {
+    /// The words of the side being printed (buffers reused).
+    static WORDS: std::cell::RefCell<Words> = Default::default();
+}
+
 fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
-    let mut hashes: Vec<u64> = Vec::with_capacity(text.len() / 6 + 1);
-    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(text.len() / 6 + 1);
+    WORDS.with_borrow_mut(|(hashes, ranges)| {
+        reuse(hashes, text.len() / 6);
+        reuse(ranges, text.len() / 6);
+        side_of_words(k, text, with_hash, hashes, ranges)
+    })
+}
+
+fn side_of_words(
+    k: &FingerprintKey,
+    text: &[u8],
+    with_hash: bool,
+    hashes: &mut Vec<u64>,
+    ranges: &mut Vec<(usize, usize)>,
+) -> Option<Side> {
     word_ranges(text, |s, e| {
         hashes.push(sip_at(k, text, s, e, true));
         ranges.push((s, e));
@@ -599,7 +625,7 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
     let word_len = |i: usize| (ranges[i].1 - ranges[i].0) as u64;
     let words_bytes: u64 = (0..hashes.len()).map(word_len).sum();
     let repeat = if hashes.len() >= REPEAT_MIN_WORDS {
-        repetition(&hashes, word_len, WORD_WINDOW)
+        repetition(hashes, word_len, WORD_WINDOW)
     } else if words_bytes + hashes.len() as u64 > REPEAT_MIN_BYTES as u64 {
         // (the normalized text: words and one space between each two)
         // Few, long words: 16-byte chunks of the normalized text.
@@ -617,7 +643,7 @@ fn side(k: &FingerprintKey, text: &[u8], with_hash: bool) -> Option<Side> {
         (0, 0)
     };
     let repeat3 = if sketched && with_hash {
-        repetition(&hashes, word_len, 3)
+        repetition(hashes, word_len, 3)
     } else {
         (0, 0)
     };
