@@ -88,6 +88,7 @@ bench: install ## Run the benchmarks; results in benchmarks/results/*.json
 	$(PY) benchmarks/core_throughput.py
 	$(PY) benchmarks/e2e_worker.py
 	$(PY) benchmarks/tokenize_bench.py
+	$(PY) benchmarks/fingerprint_bench.py
 	$(PY) benchmarks/waste_quality.py
 	$(PY) benchmarks/red_team.py
 	$(PY) benchmarks/reliability.py

@@ -920,7 +920,7 @@ def _fmt_ms(x: float | None) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=300_000, help="events of the 100-events/message run")
-    ap.add_argument("--events-1msg", type=int, default=200_000, help="events of the 1-event/message run")
+    ap.add_argument("--events-1msg", type=int, default=1_000_000, help="events of the 1-event/message run")
     ap.add_argument("--events-text", type=int, default=100_000, help="events of the text mix")
     ap.add_argument("--text-share", type=float, default=0.3, help="share of text events in the text mix")
     ap.add_argument("--events-prose", type=int, default=20_000, help="events of the prose runs (~14 KB each)")

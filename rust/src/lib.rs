@@ -20,10 +20,3 @@ pub mod window;
 #[cfg(feature = "python")]
 mod py;
 
-/// The Rust side of the extension allocates with mimalloc (the worker's
-/// batches make and drop millions of small strings and vectors; glibc's
-/// malloc and free were ~15 % of the core's time, perf). Python's own
-/// objects keep Python's allocator.
-#[cfg(feature = "python")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
