@@ -595,7 +595,8 @@ def quix_python(wheel: str | None) -> tuple[Path, dict[str, str]]:
         if not py.exists():
             subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
         pip = [str(py), "-m", "pip", "--disable-pip-version-check", "-q", "install"]
-        subprocess.run([*pip, wheel, *QUIX_REQUIREMENTS], check=True)
+        # The wheel's dependencies are its `worker` extra (the Store needs chDB).
+        subprocess.run([*pip, f"{wheel}[worker]", *QUIX_REQUIREMENTS], check=True)
         subprocess.run([*pip, "--force-reinstall", "--no-deps", wheel], check=True)
         check = subprocess.run([str(py), "-m", "pip", "check"], capture_output=True, text=True, check=False)
         if check.returncode != 0:
