@@ -1127,8 +1127,9 @@ def main() -> None:
     path = write_json(args.out, doc)
     if rows:
         print()
-        print(table(["contender", "input", "wall", "processing", "events/s", "MB/s", "vs raw", "CPU-s/M ev (processing)",
-                     "CPU-s/M ev (process)", "peak RSS", "vs tokenlord"], rows, left=2))  # fmt: skip
+        print(table(["contender", "input", "wall", "processing", "events/s", "MB/s", "vs raw",
+                     "CPU-s/M ev (processing)", "CPU-s/M ev (process)", "peak RSS", "vs tokenlord"],
+                    rows, left=2))  # fmt: skip
     if lat_rows:
         print()
         print(table(["latency: contender", "rate", "events", "p50", "p90", "p99", "max", "kept up"], lat_rows))

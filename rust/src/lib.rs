@@ -19,4 +19,3 @@ pub mod window;
 
 #[cfg(feature = "python")]
 mod py;
-
