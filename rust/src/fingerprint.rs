@@ -150,6 +150,9 @@ fn fold8(x: u64) -> u64 {
 fn load_tail(text: &[u8], s: usize, e: usize) -> u64 {
     let n = e - s;
     debug_assert!(n < 8);
+    if n == 0 {
+        return 0;
+    }
     let mask = (1u64 << (8 * n)) - 1;
     if let Some(b) = text.get(s..s + 8) {
         u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) & mask
