@@ -91,18 +91,20 @@ def ready_store(settings: Settings) -> Store:
 
 def run_worker(settings: Settings, *, stop_at_end: bool = False) -> int:
     kafka = client_config(settings)
-    # The store opens (chDB's engine, the schema: ~0.45 s) while Kafka is checked.
+    # Kafka answers first: a worker that cannot reach it (or is refused) does
+    # not hold the chDB directory meanwhile (one process per directory).
+    ensure_topics(
+        kafka,
+        {
+            settings.events_topic: settings.partitions,
+            settings.outcomes_topic: settings.partitions,
+            # The Collector writes to it; created here too so a worker can start first.
+            **({settings.otlp_topic: settings.partitions} if settings.otlp_topic else {}),
+        },
+    )
+    # The store opens (chDB's engine, the schema: ~0.45 s) while the rest of Kafka is checked.
     with ThreadPoolExecutor(1, thread_name_prefix="tokenlord-start") as starting:
         store_ready = starting.submit(ready_store, settings)
-        ensure_topics(
-            kafka,
-            {
-                settings.events_topic: settings.partitions,
-                settings.outcomes_topic: settings.partitions,
-                # The Collector writes to it; created here too so a worker can start first.
-                **({settings.otlp_topic: settings.partitions} if settings.otlp_topic else {}),
-            },
-        )
         ensure_dlq_topic(kafka, settings)
         stop_at = None
         if stop_at_end:

@@ -125,18 +125,21 @@ def _working(proc: subprocess.Popen[bytes], log: Path, since: int, timeout: floa
 def kill9(ctx: Ctx, kills: int = 20) -> Report:
     """``kill -9`` of the worker at random moments of its work, restarted each
     time; a new slice of the stream is produced before each life. The moment
-    is 0-1 s after the life restored its first partition (a fixed delay from
+    is drawn after the life restored its first partition (a fixed delay from
     the process start would, on a fast machine, often come after the life had
-    caught up and stopped by itself: no kill at all)."""
+    caught up and stopped by itself: no kill at all), uniformly up to a bound
+    that starts at 0.5 s and shrinks whenever a life ends before its kill (a
+    faster worker, or machine, has shorter lives)."""
     # Restores in many small chunks (the default reads 20,000 events a step).
     topic, env, now_ms, log = _setup(ctx, "kill9", TOKENLORD_BATCH_SIZE="25", TOKENLORD_RESTORE_CHUNK="97")
     rng = random.Random(ctx.seed)
     parts = chunks(chaos_stream(now_ms, ctx.seed), kills + 1)
     report = Report("kill -9 at random moments")
     delays = []
+    bound = 0.5
     for i in range(kills):
         produce(ctx.brokers, topic, parts[i])
-        delay = round(rng.uniform(0.0, 1.0), 2)
+        delay = round(rng.uniform(0.0, bound), 2)
         since = log.stat().st_size if log.exists() else 0
         proc = start_worker(env, log)
         _working(proc, log, since)
@@ -146,6 +149,7 @@ def kill9(ctx: Ctx, kills: int = 20) -> Report:
         else:
             report.notes.setdefault("finished_before_kill", 0)
             report.notes["finished_before_kill"] += 1
+            bound = max(0.05, min(bound, delay) * 0.7)
     for part in parts[kills:]:
         produce(ctx.brokers, topic, part)
     report.notes.update(kills=len(delays), seed=ctx.seed, kill_after_s=delays)
