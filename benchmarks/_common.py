@@ -20,7 +20,7 @@ import random
 import subprocess
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,38 +248,56 @@ PROMPT_CHARS_MAX = 2_000
 OUTPUT_CHARS_MAX = 1_000
 
 
-def with_text(events: list[tuple[str, dict[str, Any]]], share: float, seed: int) -> list[tuple[str, dict[str, Any]]]:
-    """The same events, ``share`` of the valid ones carrying ``prompt``/``output``
-    text instead of counts (about 4 characters per original token, at most
-    PROMPT_CHARS_MAX / OUTPUT_CHARS_MAX), sliced from the simulator's text pool
-    (``tokenlord.simulate``). A gateway retry (the same event object twice) stays
-    the same event. Invalid events are left as they are (same rejections)."""
+def _valid(ev: dict[str, Any]) -> bool:
+    """Whether the worker accepts ``ev`` (py_baseline's rules)."""
     from py_baseline import Reject, validate
-    from tokenlord.simulate import _TextPool  # the simulator's seeded pseudo-text
 
-    rng = random.Random(seed ^ 0x7E57)
-    pool = _TextPool(rng)
+    try:
+        validate(ev)
+    except Reject:
+        return False
+    return True
+
+
+def _each_new(
+    events: list[tuple[str, dict[str, Any]]], convert: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """The same events, each replaced by ``convert(event)``, called once per event
+    object in stream order: a gateway retry (the same object twice) stays the
+    same event."""
     converted: dict[int, dict[str, Any]] = {}
     out: list[tuple[str, dict[str, Any]]] = []
     for user, ev in events:
         new = converted.get(id(ev))
         if new is None:
-            new = ev
-            if rng.random() < share:
-                try:
-                    validate(ev)
-                except Reject:
-                    pass
-                else:
-                    inp = ev.get("input_tokens", ev.get("gen_ai.usage.input_tokens", 0))
-                    outp = ev.get("output_tokens", ev.get("gen_ai.usage.output_tokens", 0))
-                    new = {k: v for k, v in ev.items() if k not in COUNT_KEYS}
-                    new["prompt"] = pool.slice(rng.getrandbits(30), min(4 * inp, PROMPT_CHARS_MAX))
-                    if outp:
-                        new["output"] = pool.slice(rng.getrandbits(30), min(4 * outp, OUTPUT_CHARS_MAX))
-            converted[id(ev)] = new
+            new = converted[id(ev)] = convert(ev)
         out.append((user, new))
     return out
+
+
+def with_text(events: list[tuple[str, dict[str, Any]]], share: float, seed: int) -> list[tuple[str, dict[str, Any]]]:
+    """The same events, ``share`` of the valid ones carrying ``prompt``/``output``
+    text instead of counts (about 4 characters per original token, at most
+    PROMPT_CHARS_MAX / OUTPUT_CHARS_MAX), sliced from the simulator's text pool
+    (``tokenlord.simulate``). A gateway retry stays the same event; invalid
+    events are kept."""
+    from tokenlord.simulate import _TextPool  # the simulator's seeded pseudo-text
+
+    rng = random.Random(seed ^ 0x7E57)
+    pool = _TextPool(rng)
+
+    def convert(ev: dict[str, Any]) -> dict[str, Any]:
+        if not (rng.random() < share and _valid(ev)):
+            return ev
+        inp = ev.get("input_tokens", ev.get("gen_ai.usage.input_tokens", 0))
+        outp = ev.get("output_tokens", ev.get("gen_ai.usage.output_tokens", 0))
+        new = {k: v for k, v in ev.items() if k not in COUNT_KEYS}
+        new["prompt"] = pool.slice(rng.getrandbits(30), min(4 * inp, PROMPT_CHARS_MAX))
+        if outp:
+            new["output"] = pool.slice(rng.getrandbits(30), min(4 * outp, OUTPUT_CHARS_MAX))
+        return new
+
+    return _each_new(events, convert)
 
 
 #: The text path of issue 18: every valid event carries a prompt of 2-16 KB and
@@ -294,33 +312,23 @@ def with_prose(events: list[tuple[str, dict[str, Any]]], counts: bool, seed: int
     the sizes above; with ``counts`` its reported counts are kept (the worker
     fingerprints the text), without them it has none (the worker also
     tokenizes). A gateway retry stays the same event; invalid events are kept."""
-    from py_baseline import Reject, validate
     from tokenize_bench import corpus
 
     rng = random.Random(seed ^ 0x9205E)
     pool = "\n".join(corpus(4, seed))
-    converted: dict[int, dict[str, Any]] = {}
-    out: list[tuple[str, dict[str, Any]]] = []
 
     def piece(lo: int, hi: int) -> str:
         n = rng.randrange(lo, hi)
         at = rng.randrange(0, len(pool) - n)
         return pool[at : at + n]
 
-    for user, ev in events:
-        new = converted.get(id(ev))
-        if new is None:
-            new = ev
-            try:
-                validate(ev)
-            except Reject:
-                pass
-            else:
-                new = ev if counts else {k: v for k, v in ev.items() if k not in COUNT_KEYS}
-                new = {**new, "prompt": piece(*PROSE_PROMPT), "output": piece(*PROSE_OUTPUT)}
-            converted[id(ev)] = new
-        out.append((user, new))
-    return out
+    def convert(ev: dict[str, Any]) -> dict[str, Any]:
+        if not _valid(ev):
+            return ev
+        kept = ev if counts else {k: v for k, v in ev.items() if k not in COUNT_KEYS}
+        return {**kept, "prompt": piece(*PROSE_PROMPT), "output": piece(*PROSE_OUTPUT)}
+
+    return _each_new(events, convert)
 
 
 def max_lateness_ms(events: list[tuple[str, dict[str, Any]]]) -> int:

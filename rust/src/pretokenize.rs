@@ -230,19 +230,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn regex_pieces(family: Family, text: &str) -> Vec<&str> {
-        let tokenizer = match family {
+    /// bpe-openai's tokenizer of the family: its regex split is the reference.
+    fn tokenizer(family: Family) -> &'static bpe_openai::Tokenizer {
+        match family {
             Family::Cl100k => bpe_openai::cl100k_base(),
             Family::O200k => bpe_openai::o200k_base(),
-        };
-        tokenizer.split(text).collect()
+        }
+    }
+
+    fn regex_pieces(family: Family, text: &str) -> Vec<&str> {
+        tokenizer(family).split(text).collect()
     }
 
     fn fast_pieces(family: Family, text: &str) -> Vec<&str> {
-        let tokenizer = match family {
-            Family::Cl100k => bpe_openai::cl100k_base(),
-            Family::O200k => bpe_openai::o200k_base(),
-        };
+        let tokenizer = tokenizer(family);
         split(text, Some(family), |rest| {
             tokenizer.split(rest).next().map(str::len)
         })
@@ -281,10 +282,7 @@ mod tests {
         #[test]
         fn ascii_text_needs_the_regex_only_at_its_end(s in "[ -~\t\n\r]{0,40}") {
             for family in [Family::Cl100k, Family::O200k] {
-                let tokenizer = match family {
-                    Family::Cl100k => bpe_openai::cl100k_base(),
-                    Family::O200k => bpe_openai::o200k_base(),
-                };
+                let tokenizer = tokenizer(family);
                 let left_after: std::cell::RefCell<Vec<&str>> = Default::default();
                 let fast: Vec<&str> = split(&s, Some(family), |rest| {
                     let n = tokenizer.split(rest).next().map(str::len);
